@@ -1,0 +1,214 @@
+/**
+ * Environment configuration, parsed once per isolate with zod.
+ *
+ * Every secret a function needs is validated at startup; a missing or malformed one raises a
+ * {@link ConfigError} whose message names the variable, so a misconfigured deployment fails loudly
+ * on its first request instead of half-working. Values never appear in error messages.
+ */
+import { z } from "zod";
+
+const DEFAULT_GOOGLE_SCOPES = [
+  "https://www.googleapis.com/auth/calendar.events",
+  "https://www.googleapis.com/auth/calendar.freebusy",
+  "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
+].join(" ");
+
+const csv = (v: string) => v.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
+
+const base64Key32 = z.string().refine((v) => {
+  try {
+    return atob(v.replace(/-/g, "+").replace(/_/g, "/")).length === 32;
+  } catch {
+    return false;
+  }
+}, "must be 32 random bytes, base64-encoded (openssl rand -base64 32)");
+
+const origin = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.origin === v.replace(/\/$/, "");
+  } catch {
+    return false;
+  }
+}, "each entry must be an origin such as https://app.example.com");
+
+const envSchema = z.object({
+  SUPABASE_URL: z.url(),
+  SUPABASE_DB_URL: z.string().min(1),
+  /** Legacy HS256 JWT secret. Optional when asymmetric keys (JWKS) are used. */
+  SUPABASE_JWT_SECRET: z.string().min(32).optional(),
+  /** Inline JWKS JSON; when absent the JWKS is fetched from SUPABASE_URL/auth/v1/.well-known/jwks.json. */
+  SUPABASE_JWKS: z.string().optional(),
+  /** Shared secret pg_cron / the dispatcher present to calendar-sync-worker (besides a service-role JWT). */
+  CALENDAR_WORKER_SECRET: z.string().min(32).optional(),
+
+  GOOGLE_CLIENT_ID: z.string().min(1),
+  GOOGLE_CLIENT_SECRET: z.string().min(1),
+  GOOGLE_REDIRECT_URI: z.url(),
+  GOOGLE_SCOPES: z.string().default(DEFAULT_GOOGLE_SCOPES),
+  GOOGLE_OAUTH_PROMPT: z.enum(["consent", "select_account", "none", "consent select_account"]).default(
+    "consent",
+  ),
+  GOOGLE_OAUTH_ACCESS_TYPE: z.enum(["offline", "online"]).default("offline"),
+  GOOGLE_AUTHORIZATION_ENDPOINT: z.url().default("https://accounts.google.com/o/oauth2/v2/auth"),
+  GOOGLE_TOKEN_ENDPOINT: z.url().default("https://oauth2.googleapis.com/token"),
+  GOOGLE_REVOCATION_ENDPOINT: z.url().default("https://oauth2.googleapis.com/revoke"),
+  GOOGLE_CALENDAR_API_BASE: z.url().default("https://www.googleapis.com/calendar/v3"),
+
+  OAUTH_STATE_SIGNING_SECRET: z.string().min(32, "must be at least 32 characters"),
+  TOKEN_ENCRYPTION_KEY: base64Key32,
+  TOKEN_ENCRYPTION_KEY_ID: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default("k1"),
+  /** Retired keys still accepted for decryption: "id:base64key,id2:base64key2". */
+  TOKEN_ENCRYPTION_PREVIOUS_KEYS: z.string().default(""),
+
+  CALENDAR_ALLOWED_RETURN_ORIGINS: z.string().default(""),
+  CALENDAR_DEFAULT_RETURN_URL: z.url().optional(),
+  CALENDAR_EVENT_TITLE: z.string().min(1).max(200).default("ValorWell"),
+  CALENDAR_ALLOWED_CORS_ORIGINS: z.string().default("*"),
+  /** Per-call timeout for provider HTTP requests, in milliseconds. */
+  CALENDAR_PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+});
+
+/** Parsed, typed configuration. Times are not configured here; see each module for its constants. */
+export interface Config {
+  supabaseUrl: string;
+  databaseUrl: string;
+  jwtSecret?: string;
+  jwks?: { keys: Record<string, unknown>[] };
+  workerSecret?: string;
+  google: {
+    clientId: string;
+    clientSecret: string;
+    redirectUri: string;
+    /** Scopes requested at consent, space-delimited in the request. */
+    scopes: string[];
+    prompt: string;
+    accessType: "offline" | "online";
+    authorizationEndpoint: string;
+    tokenEndpoint: string;
+    revocationEndpoint: string;
+    calendarApiBase: string;
+  };
+  stateSigningSecret: string;
+  encryption: {
+    currentKeyId: string;
+    /** key id -> raw 32-byte key */
+    keys: Map<string, Uint8Array>;
+  };
+  allowedReturnOrigins: string[];
+  defaultReturnUrl?: string;
+  eventTitle: string;
+  corsOrigins: string[];
+  /** Per-call provider timeout in ms. */
+  providerTimeoutMs: number;
+}
+
+/** Thrown when the environment is missing or has a malformed variable; the message names it. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+function decodeKey(b64: string): Uint8Array {
+  const bin = atob(b64.replace(/-/g, "+").replace(/_/g, "/"));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+/**
+ * Parse a configuration from an environment record (defaults to `Deno.env`).
+ * @throws ConfigError naming every missing or invalid variable.
+ */
+export function parseConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {
+  const input = { ...env };
+  // Supabase injects SUPABASE_DB_URL; the local stack and CI use DATABASE_URL.
+  input.SUPABASE_DB_URL ??= env.DATABASE_URL;
+  for (const key of Object.keys(input)) if (input[key] === "") delete input[key];
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  }
+  const e = parsed.data;
+  let jwks: Config["jwks"];
+  if (e.SUPABASE_JWKS) {
+    try {
+      const value = JSON.parse(e.SUPABASE_JWKS);
+      if (!Array.isArray(value?.keys)) throw new Error("no keys");
+      jwks = value;
+    } catch {
+      throw new ConfigError(
+        'invalid configuration: SUPABASE_JWKS must be a JSON Web Key Set ({"keys": [...]})',
+      );
+    }
+  }
+  const keys = new Map<string, Uint8Array>([[e.TOKEN_ENCRYPTION_KEY_ID, decodeKey(e.TOKEN_ENCRYPTION_KEY)]]);
+  for (const entry of csv(e.TOKEN_ENCRYPTION_PREVIOUS_KEYS)) {
+    const [id, b64] = entry.split(":");
+    if (!id || !b64 || !base64Key32.safeParse(b64).success) {
+      throw new ConfigError(
+        "invalid configuration: TOKEN_ENCRYPTION_PREVIOUS_KEYS entries must be id:base64key (32 bytes)",
+      );
+    }
+    if (!keys.has(id)) keys.set(id, decodeKey(b64));
+  }
+  const origins = csv(e.CALENDAR_ALLOWED_RETURN_ORIGINS);
+  for (const o of origins) {
+    if (!origin.safeParse(o).success) {
+      throw new ConfigError(
+        `invalid configuration: CALENDAR_ALLOWED_RETURN_ORIGINS: '${o}' is not an origin`,
+      );
+    }
+  }
+  return {
+    supabaseUrl: e.SUPABASE_URL.replace(/\/$/, ""),
+    databaseUrl: e.SUPABASE_DB_URL,
+    jwtSecret: e.SUPABASE_JWT_SECRET,
+    jwks,
+    workerSecret: e.CALENDAR_WORKER_SECRET,
+    google: {
+      clientId: e.GOOGLE_CLIENT_ID,
+      clientSecret: e.GOOGLE_CLIENT_SECRET,
+      redirectUri: e.GOOGLE_REDIRECT_URI,
+      scopes: csv(e.GOOGLE_SCOPES),
+      prompt: e.GOOGLE_OAUTH_PROMPT,
+      accessType: e.GOOGLE_OAUTH_ACCESS_TYPE,
+      authorizationEndpoint: e.GOOGLE_AUTHORIZATION_ENDPOINT,
+      tokenEndpoint: e.GOOGLE_TOKEN_ENDPOINT,
+      revocationEndpoint: e.GOOGLE_REVOCATION_ENDPOINT,
+      calendarApiBase: e.GOOGLE_CALENDAR_API_BASE.replace(/\/$/, ""),
+    },
+    stateSigningSecret: e.OAUTH_STATE_SIGNING_SECRET,
+    encryption: { currentKeyId: e.TOKEN_ENCRYPTION_KEY_ID, keys },
+    allowedReturnOrigins: origins.map((o) => o.replace(/\/$/, "")),
+    defaultReturnUrl: e.CALENDAR_DEFAULT_RETURN_URL,
+    eventTitle: e.CALENDAR_EVENT_TITLE,
+    corsOrigins: csv(e.CALENDAR_ALLOWED_CORS_ORIGINS),
+    providerTimeoutMs: e.CALENDAR_PROVIDER_TIMEOUT_MS,
+  };
+}
+
+let cached: Config | ConfigError | undefined;
+
+/**
+ * The isolate's configuration, parsed on first use and cached (including a failure, so every
+ * request of a misconfigured isolate answers the same clear error).
+ * @throws ConfigError
+ */
+export function getConfig(): Config {
+  if (cached === undefined) {
+    try {
+      cached = parseConfig();
+    } catch (err) {
+      cached = err instanceof ConfigError ? err : new ConfigError(String(err));
+    }
+  }
+  if (cached instanceof ConfigError) throw cached;
+  return cached;
+}
+
+/** Replace the cached configuration (tests and the local gateway, which host many handlers per process). */
+export function setConfig(config: Config | undefined): void {
+  cached = config;
+}

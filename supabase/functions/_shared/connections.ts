@@ -1,0 +1,280 @@
+/**
+ * Staff calendar connections: lookup, storing tokens, and access tokens that are refreshed
+ * single-flight across processes (ARCHITECTURE.md decision 8).
+ *
+ * Refresh holds a row lock (`SELECT ... FOR UPDATE`) on the connection, re-reads it, refreshes only
+ * if still due, and stores both tokens in the same transaction, so twenty concurrent callers with an
+ * expired token cause exactly one refresh and a rotated refresh token (Microsoft) is never lost.
+ * An `invalid_grant` marks the connection `needs_reconnect`; the caller gets a 409.
+ */
+import type { Config } from "./config.ts";
+import { connectionTokenBinding, DecryptionError, decryptToken, encryptToken } from "./crypto.ts";
+import type { Sql } from "./db/client.ts";
+import { HttpError } from "./http.ts";
+import { type CalendarProvider, ProviderError, type ProviderId, type TokenSet } from "./providers/types.ts";
+
+/** Refresh when the access token expires within this many milliseconds. */
+export const REFRESH_MARGIN_MS = 2 * 60 * 1000;
+
+/** A connection row with its token columns still encrypted. Times are Date objects (timestamptz). */
+export interface ConnectionRow {
+  id: string;
+  tenant_id: string;
+  staff_id: string;
+  provider: ProviderId;
+  access_token_encrypted: string | null;
+  refresh_token_encrypted: string | null;
+  token_expires_at: Date | null;
+  selected_calendar_id: string;
+  connection_status: "connected" | "needs_reconnect" | "disconnected";
+  granted_scopes: string[];
+  account_email: string | null;
+}
+
+const COLUMNS = [
+  "id",
+  "tenant_id",
+  "staff_id",
+  "provider",
+  "access_token_encrypted",
+  "refresh_token_encrypted",
+  "token_expires_at",
+  "selected_calendar_id",
+  "connection_status",
+  "granted_scopes",
+  "account_email",
+] as const;
+
+/** The staff member's connection for a provider (any status), or null. */
+export async function findConnection(
+  sql: Sql,
+  staffId: string,
+  provider?: ProviderId,
+): Promise<ConnectionRow | null> {
+  const rows = await sql<ConnectionRow[]>`
+    select ${sql(COLUMNS as unknown as string[])} from public.staff_calendar_connections
+    where staff_id = ${staffId} ${provider ? sql`and provider = ${provider}` : sql``}
+    order by (connection_status = 'connected') desc, updated_at desc
+    limit 1`;
+  return rows[0] ?? null;
+}
+
+/**
+ * The staff member's usable connection.
+ * @throws HttpError 409 `not_connected` when there is none (or it was disconnected), 409
+ *   `needs_reconnect` when the grant was revoked or lacks a scope.
+ */
+export async function requireConnection(
+  sql: Sql,
+  staffId: string,
+  provider?: ProviderId,
+): Promise<ConnectionRow> {
+  const conn = await findConnection(sql, staffId, provider);
+  if (!conn || conn.connection_status === "disconnected" || !conn.refresh_token_encrypted) {
+    throw new HttpError(409, "not_connected", "this staff member has not connected a calendar");
+  }
+  if (conn.connection_status === "needs_reconnect") {
+    throw new HttpError(
+      409,
+      "needs_reconnect",
+      "the calendar grant was revoked or expired; the staff member must connect the calendar again",
+    );
+  }
+  return conn;
+}
+
+/**
+ * Store a fresh grant for a staff member: encrypt the tokens and upsert the connection as
+ * `connected` with `selected_calendar_id` 'primary' (kept when reconnecting the same provider).
+ * When the provider sent no refresh token (Google after an earlier consent), the stored one is kept.
+ * @returns the connection id.
+ * @throws HttpError 409 `missing_refresh_token` when there is no refresh token at all.
+ */
+export async function storeGrant(
+  sql: Sql,
+  config: Config,
+  who: { tenantId: string; staffId: string; provider: ProviderId },
+  tokens: TokenSet,
+): Promise<string> {
+  const key = { tenant_id: who.tenantId, staff_id: who.staffId, provider: who.provider };
+  const access = await encryptToken(
+    tokens.accessToken,
+    connectionTokenBinding(key, "access_token"),
+    config.encryption,
+  );
+  const refresh = tokens.refreshToken
+    ? await encryptToken(tokens.refreshToken, connectionTokenBinding(key, "refresh_token"), config.encryption)
+    : null;
+  const rows = await sql<{ id: string; refresh_token_encrypted: string | null }[]>`
+    insert into public.staff_calendar_connections as c (
+      tenant_id, staff_id, provider, access_token_encrypted, refresh_token_encrypted, token_expires_at,
+      selected_calendar_id, connection_status, granted_scopes, account_email, last_error, connected_at
+    ) values (
+      ${who.tenantId}, ${who.staffId}, ${who.provider}, ${access}, ${refresh}, ${tokens.expiresAt},
+      'primary', 'connected', ${tokens.scopes}, ${tokens.accountEmail ?? null}, null, now()
+    )
+    on conflict (tenant_id, staff_id, provider) do update set
+      access_token_encrypted = excluded.access_token_encrypted,
+      refresh_token_encrypted = coalesce(excluded.refresh_token_encrypted, c.refresh_token_encrypted),
+      token_expires_at = excluded.token_expires_at,
+      selected_calendar_id = case when c.connection_status = 'disconnected' then 'primary'
+                                  else c.selected_calendar_id end,
+      connection_status = 'connected',
+      granted_scopes = excluded.granted_scopes,
+      account_email = coalesce(excluded.account_email, c.account_email),
+      last_error = null,
+      connected_at = now()
+    returning id, refresh_token_encrypted`;
+  if (!rows[0].refresh_token_encrypted) {
+    // Google sends a refresh token only on the first offline consent; without one we cannot work
+    // offline. Leave the row unusable rather than pretend.
+    await sql`update public.staff_calendar_connections set connection_status = 'needs_reconnect',
+      last_error = 'no refresh token was granted; reconnect with prompt=consent' where id = ${rows[0].id}`;
+    throw new HttpError(
+      409,
+      "missing_refresh_token",
+      "the provider granted no refresh token; set GOOGLE_OAUTH_PROMPT=consent and connect again",
+    );
+  }
+  return rows[0].id;
+}
+
+/** Mark a connection as needing reconnect, with a reason safe to show (no token material). */
+export async function markNeedsReconnect(sql: Sql, connectionId: string, reason: string): Promise<void> {
+  await sql`update public.staff_calendar_connections
+    set connection_status = 'needs_reconnect', last_error = ${reason.slice(0, 500)}
+    where id = ${connectionId} and connection_status = 'connected'`;
+}
+
+async function decryptColumn(
+  conn: Pick<ConnectionRow, "tenant_id" | "staff_id" | "provider">,
+  field: "access_token" | "refresh_token",
+  envelope: string,
+  config: Config,
+): Promise<string> {
+  return await decryptToken(envelope, connectionTokenBinding(conn, field), config.encryption);
+}
+
+/**
+ * Refresh under the row lock unless another process already did.
+ * @param force refresh even if not due (the provider rejected the current access token); skipped
+ *   when the stored access token changed since `seenAccess` (someone else refreshed meanwhile).
+ * @returns the current plaintext access token and its stored envelope.
+ * @throws HttpError 409 needs_reconnect when the grant is gone; ProviderError for other failures.
+ */
+async function refreshLocked(
+  sql: Sql,
+  config: Config,
+  provider: CalendarProvider,
+  connectionId: string,
+  opts: { force: boolean; seenAccess?: string | null },
+): Promise<{ access: string; envelope: string }> {
+  let reconnectReason: string | undefined;
+  const token = await sql.begin(async (tx) => {
+    const [row] = await tx<ConnectionRow[]>`
+      select ${tx(COLUMNS as unknown as string[])} from public.staff_calendar_connections
+      where id = ${connectionId} for update`;
+    if (!row || row.connection_status !== "connected" || !row.refresh_token_encrypted) {
+      throw new HttpError(
+        409,
+        "needs_reconnect",
+        "the calendar connection is no longer active; connect again",
+      );
+    }
+    const due = !row.token_expires_at || row.token_expires_at.getTime() - Date.now() <= REFRESH_MARGIN_MS;
+    const changed = opts.seenAccess !== undefined && row.access_token_encrypted !== opts.seenAccess;
+    if (row.access_token_encrypted && !due && (!opts.force || changed)) {
+      const access = await decryptColumn(row, "access_token", row.access_token_encrypted, config);
+      return { access, envelope: row.access_token_encrypted };
+    }
+    let tokens: TokenSet;
+    try {
+      const refreshToken = await decryptColumn(row, "refresh_token", row.refresh_token_encrypted, config);
+      tokens = await provider.refresh(refreshToken);
+    } catch (err) {
+      if (err instanceof DecryptionError) {
+        reconnectReason = "stored token could not be decrypted (key rotated away?); reconnect required";
+        await tx`update public.staff_calendar_connections set connection_status = 'needs_reconnect',
+          last_error = ${reconnectReason} where id = ${connectionId}`;
+        return null;
+      }
+      if (err instanceof ProviderError && err.kind === "auth") {
+        reconnectReason = `refresh refused by ${row.provider} (${
+          err.details.reason ?? "invalid_grant"
+        }); reconnect required`;
+        await tx`update public.staff_calendar_connections set connection_status = 'needs_reconnect',
+          last_error = ${reconnectReason} where id = ${connectionId}`;
+        return null;
+      }
+      throw err;
+    }
+    const access = await encryptToken(
+      tokens.accessToken,
+      connectionTokenBinding(row, "access_token"),
+      config.encryption,
+    );
+    const refresh = tokens.refreshToken
+      ? await encryptToken(
+        tokens.refreshToken,
+        connectionTokenBinding(row, "refresh_token"),
+        config.encryption,
+      )
+      : row.refresh_token_encrypted;
+    await tx`update public.staff_calendar_connections set
+      access_token_encrypted = ${access}, refresh_token_encrypted = ${refresh},
+      token_expires_at = ${tokens.expiresAt}, last_error = null
+      where id = ${connectionId}`;
+    return { access: tokens.accessToken, envelope: access };
+  });
+  if (token === null) {
+    throw new HttpError(409, "needs_reconnect", reconnectReason ?? "reconnect required");
+  }
+  return token;
+}
+
+/**
+ * Run `fn` with a valid access token for the connection. Refreshes first when the token expires
+ * within {@link REFRESH_MARGIN_MS}; if the provider still answers 401 (kind `auth`), refreshes once
+ * more and retries; a second 401 marks the connection `needs_reconnect`.
+ * @throws HttpError 409 `needs_reconnect`, or whatever `fn` throws (ProviderError).
+ */
+export async function withAccessToken<T>(
+  deps: { sql: Sql; config: Config; provider: CalendarProvider },
+  conn: ConnectionRow,
+  fn: (accessToken: string) => Promise<T>,
+): Promise<T> {
+  const { sql, config, provider } = deps;
+  const due = !conn.token_expires_at || conn.token_expires_at.getTime() - Date.now() <= REFRESH_MARGIN_MS;
+  let current: { access: string; envelope: string };
+  if (due || !conn.access_token_encrypted) {
+    current = await refreshLocked(sql, config, provider, conn.id, { force: false });
+  } else {
+    try {
+      const access = await decryptColumn(conn, "access_token", conn.access_token_encrypted, config);
+      current = { access, envelope: conn.access_token_encrypted };
+    } catch {
+      current = await refreshLocked(sql, config, provider, conn.id, { force: true });
+    }
+  }
+  try {
+    return await fn(current.access);
+  } catch (err) {
+    if (!(err instanceof ProviderError && err.kind === "auth")) throw err;
+  }
+  // The provider rejected a token we believed valid (revoked access token, clock skew): refresh
+  // once, unless another process already replaced the token we used.
+  current = await refreshLocked(sql, config, provider, conn.id, {
+    force: true,
+    seenAccess: current.envelope,
+  });
+  try {
+    return await fn(current.access);
+  } catch (err) {
+    if (err instanceof ProviderError && err.kind === "auth") {
+      const reason = `${conn.provider} rejected a freshly refreshed access token; reconnect required`;
+      await markNeedsReconnect(sql, conn.id, reason);
+      throw new HttpError(409, "needs_reconnect", reason);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The one interface every calendar provider implements (Google now, Microsoft Graph later).
+ * Handlers and the sync engine only talk to this; provider quirks stay in the provider module.
+ */
+
+/** Provider ids stored in `staff_calendar_connections.provider`. */
+export type ProviderId = "google" | "microsoft";
+
+/**
+ * How a provider failure is classified, once, in the client (ARCHITECTURE.md decision 6):
+ * - `auth`: the grant is revoked/expired or the token is rejected after a refresh; reconnect needed
+ * - `rate_limited`: retry after `retryAfterMs` (from Retry-After when given)
+ * - `transient`: 5xx, timeouts, network errors; retry with backoff
+ * - `not_found`: the calendar or event does not exist (or is not visible)
+ * - `gone`: the resource was deleted (Google 410 `deleted`), or a sync token expired
+ * - `conflict`: id already exists (Google 409 `duplicate`) or a stale etag (412)
+ * - `insufficient_scope`: the grant lacks a scope this call needs (reconnect with consent)
+ * - `invalid`: a permanent client error (400); do not retry
+ */
+export type ProviderErrorKind =
+  | "auth"
+  | "rate_limited"
+  | "transient"
+  | "not_found"
+  | "gone"
+  | "conflict"
+  | "insufficient_scope"
+  | "invalid";
+
+/** A classified provider failure. Never carries a token; `reason` is the provider's reason code. */
+export class ProviderError extends Error {
+  constructor(
+    readonly kind: ProviderErrorKind,
+    message: string,
+    readonly details: { status?: number; reason?: string; retryAfterMs?: number } = {},
+  ) {
+    super(message);
+    this.name = "ProviderError";
+  }
+}
+
+/** Tokens from a code exchange or refresh. `expiresAt` is absolute. */
+export interface TokenSet {
+  accessToken: string;
+  /** Present on first offline consent (Google) and on every refresh (Microsoft rotation). */
+  refreshToken?: string;
+  expiresAt: Date;
+  /** Scopes actually granted (may be a subset of those requested). */
+  scopes: string[];
+  /** Account identifier if the provider revealed it (email), for display only. */
+  accountEmail?: string;
+}
+
+/** A calendar the user can pick; the shape `calendar-list-calendars` answers. */
+export interface CalendarSummary {
+  id: string;
+  summary: string;
+  primary: boolean;
+  /** Google calendarList accessRole: freeBusyReader | reader | writer | owner. */
+  access_role: string;
+}
+
+/** A half-open busy interval, ISO 8601 UTC strings (`2026-01-05T09:00:00Z`). */
+export interface BusyInterval {
+  start: string;
+  end: string;
+}
+
+/** The minimal event we write: start, end and a fixed title; no patient data, ever. */
+export interface EventWrite {
+  calendarId: string;
+  /** The appointment id the event represents; providers derive their idempotency key from it. */
+  appointmentId: string;
+  /** Provider event id from an earlier successful write, when known. */
+  eventId?: string | null;
+  /** Instant, ISO 8601 with offset. */
+  start: string;
+  end: string;
+  title: string;
+  /** IANA zone for display in the calendar (e.g. "America/New_York"); optional. */
+  timeZone?: string | null;
+}
+
+export interface EventWriteResult {
+  eventId: string;
+  etag?: string;
+  /** Which provider call made the result: create, update (patch) or restore (a deleted id revived). */
+  operation: "created" | "updated" | "restored";
+}
+
+/** Parameters for the consent URL. */
+export interface AuthorizationRequest {
+  state: string;
+  codeChallenge: string;
+  loginHint?: string;
+}
+
+/** One provider behind one interface. All methods throw {@link ProviderError} on provider failure. */
+export interface CalendarProvider {
+  readonly id: ProviderId;
+  /** Scopes the grant must include; a consent that unticked one is refused with a clear reason. */
+  readonly requiredScopes: readonly string[];
+  /** The consent page URL (PKCE S256, offline access, configured prompt). */
+  authorizationUrl(req: AuthorizationRequest): URL;
+  /** Exchange an authorization code. `callbackUrl` is the full callback URL the provider redirected to. */
+  exchangeCode(args: { callbackUrl: URL; codeVerifier: string; state: string }): Promise<TokenSet>;
+  /** Refresh. A revoked or expired grant throws kind `auth` (OAuth `invalid_grant`). */
+  refresh(refreshToken: string): Promise<TokenSet>;
+  /** Revoke a token at the provider; a token that is already invalid is not an error. */
+  revoke(token: string): Promise<void>;
+  /** Scopes in `granted` that satisfy each required scope (a broader scope satisfies a narrower one). */
+  missingScopes(granted: string[]): string[];
+  listCalendars(accessToken: string): Promise<CalendarSummary[]>;
+  /**
+   * Busy intervals of the calendars between timeMin and timeMax (ISO 8601 with offset), merged and
+   * sorted, chunking the range into windows the provider accepts. A per-calendar error throws;
+   * an unknown calendar is never reported as free.
+   */
+  busy(accessToken: string, args: { calendarIds: string[]; timeMin: string; timeMax: string }): Promise<
+    BusyInterval[]
+  >;
+  /** Create or update the appointment's event idempotently (retries never duplicate). */
+  upsertEvent(accessToken: string, write: EventWrite): Promise<EventWriteResult>;
+  /** Delete an event; "already gone" (404/410) is success. */
+  deleteEvent(accessToken: string, args: { calendarId: string; eventId: string }): Promise<void>;
+  /** The event id the provider would use for an appointment (Google: base32hex from the uuid). */
+  eventIdFor(appointmentId: string): string;
+}

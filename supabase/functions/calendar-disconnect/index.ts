@@ -1,0 +1,4 @@
+import { disconnect } from "../_shared/handlers/disconnect.ts";
+import { serve } from "../_shared/serve.ts";
+
+serve(disconnect);

@@ -1,0 +1,4 @@
+import { syncAppointment } from "../_shared/handlers/sync-appointment.ts";
+import { serve } from "../_shared/serve.ts";
+
+serve(syncAppointment);
