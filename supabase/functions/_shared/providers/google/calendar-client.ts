@@ -1,0 +1,179 @@
+/**
+ * A thin fetch client for the Calendar v3 calls we make (ARCHITECTURE.md decision 6;
+ * provider-apis.md A3, A4, A6-A8). One request per method, a per-request timeout, responses
+ * validated with zod, and every failure classified once by ./errors.ts.
+ */
+import type { z } from "zod";
+import { ProviderError } from "../types.ts";
+import { classifyGoogleResponse, classifyTransportError } from "./errors.ts";
+import { DEFAULT_TIMEOUT_MS, type GoogleHttpOptions, isLoopbackHttp } from "./transport.ts";
+import {
+  type CalendarListPage,
+  calendarListPage,
+  type FreeBusyResponse,
+  freeBusyResponse,
+  type GoogleEvent,
+  googleEvent,
+} from "./schemas.ts";
+
+/** calendarList.list page size: the documented maximum (A3). */
+export const CALENDAR_LIST_PAGE_SIZE = 250;
+
+/** The writable part of an event we send: title, instants, and `status` when reviving a deleted event. */
+export interface GoogleEventBody {
+  id?: string;
+  summary?: string;
+  start?: { dateTime: string; timeZone?: string };
+  end?: { dateTime: string; timeZone?: string };
+  status?: "confirmed";
+}
+
+/** A freeBusy.query request (A4). Instants are RFC 3339 with offset. */
+export interface FreeBusyRequest {
+  timeMin: string;
+  timeMax: string;
+  items: { id: string }[];
+}
+
+type Method = "GET" | "POST" | "PATCH" | "DELETE";
+
+/** Calendar v3 over fetch. Every method throws {@link ProviderError} on failure. */
+export class GoogleCalendarClient {
+  readonly #base: string;
+  readonly #fetch: typeof fetch;
+  readonly #timeoutMs: number;
+
+  /**
+   * @param baseUrl Calendar API base, e.g. `https://www.googleapis.com/calendar/v3`. Must be https,
+   *   except on a loopback host (the local sandbox).
+   * @throws ProviderError `invalid` for a plain-http base on a non-loopback host.
+   */
+  constructor(baseUrl: string, options: GoogleHttpOptions = {}) {
+    const url = new URL(baseUrl);
+    if (url.protocol !== "https:" && !isLoopbackHttp(url)) {
+      throw new ProviderError("invalid", "GOOGLE_CALENDAR_API_BASE must use https (http only on loopback)");
+    }
+    this.#base = baseUrl.replace(/\/$/, "");
+    this.#fetch = options.fetch ?? fetch;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** The configured per-request timeout in milliseconds. */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  async #request<T>(
+    operation: string,
+    accessToken: string,
+    method: Method,
+    path: string,
+    opts: { query?: Record<string, string | undefined>; body?: unknown; schema?: z.ZodType<T> },
+  ): Promise<T> {
+    const url = new URL(this.#base + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${accessToken}`,
+      accept: "application/json",
+    };
+    if (opts.body !== undefined) headers["content-type"] = "application/json";
+    let status: number;
+    let responseHeaders: Headers;
+    let text: string;
+    try {
+      const res = await this.#fetch(url, {
+        method,
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+      status = res.status;
+      responseHeaders = res.headers;
+      text = await res.text();
+    } catch (err) {
+      throw classifyTransportError(err, operation, this.#timeoutMs);
+    }
+    let json: unknown = undefined;
+    if (text) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+    }
+    if (status < 200 || status > 299) throw classifyGoogleResponse(status, json, responseHeaders, operation);
+    if (!opts.schema) return undefined as T;
+    const parsed = opts.schema.safeParse(json);
+    if (!parsed.success) {
+      // A 2xx that is not the documented shape: a proxy page or a partial answer. Retrying is the cure.
+      const where = parsed.error.issues[0]?.path.join(".") || "body";
+      throw new ProviderError("transient", `Google ${operation} answered an unexpected body (at ${where})`, {
+        status,
+        reason: "unexpected_response",
+      });
+    }
+    return parsed.data;
+  }
+
+  /** One page of `GET /users/me/calendarList` (maxResults 250). */
+  calendarListPage(accessToken: string, pageToken?: string): Promise<CalendarListPage> {
+    return this.#request("calendarList.list", accessToken, "GET", "/users/me/calendarList", {
+      query: { maxResults: String(CALENDAR_LIST_PAGE_SIZE), pageToken },
+      schema: calendarListPage,
+    });
+  }
+
+  /** `POST /freeBusy` for one window and at most 50 calendars, in UTC. Per-calendar errors are returned, not thrown. */
+  freeBusy(accessToken: string, req: FreeBusyRequest): Promise<FreeBusyResponse> {
+    return this.#request("freeBusy.query", accessToken, "POST", "/freeBusy", {
+      body: { timeMin: req.timeMin, timeMax: req.timeMax, timeZone: "UTC", items: req.items },
+      schema: freeBusyResponse,
+    });
+  }
+
+  /** `POST /calendars/{calendarId}/events?sendUpdates=none` (200 with the event; 409 for an existing or deleted id). */
+  insertEvent(accessToken: string, calendarId: string, body: GoogleEventBody): Promise<GoogleEvent> {
+    return this.#request("events.insert", accessToken, "POST", `${eventsPath(calendarId)}`, {
+      query: { sendUpdates: "none" },
+      body,
+      schema: googleEvent,
+    });
+  }
+
+  /** `GET /calendars/{calendarId}/events/{eventId}`; a deleted event answers with `status: "cancelled"`. */
+  getEvent(accessToken: string, calendarId: string, eventId: string): Promise<GoogleEvent> {
+    return this.#request("events.get", accessToken, "GET", eventPath(calendarId, eventId), {
+      schema: googleEvent,
+    });
+  }
+
+  /** `PATCH /calendars/{calendarId}/events/{eventId}?sendUpdates=none` (patch semantics; 200 with the event). */
+  patchEvent(
+    accessToken: string,
+    calendarId: string,
+    eventId: string,
+    body: GoogleEventBody,
+  ): Promise<GoogleEvent> {
+    return this.#request("events.patch", accessToken, "PATCH", eventPath(calendarId, eventId), {
+      query: { sendUpdates: "none" },
+      body,
+      schema: googleEvent,
+    });
+  }
+
+  /** `DELETE /calendars/{calendarId}/events/{eventId}?sendUpdates=none` (204; 410 when already deleted, 404 unknown). */
+  async deleteEvent(accessToken: string, calendarId: string, eventId: string): Promise<void> {
+    await this.#request<undefined>("events.delete", accessToken, "DELETE", eventPath(calendarId, eventId), {
+      query: { sendUpdates: "none" },
+    });
+  }
+}
+
+/** Calendar ids contain `#` and `@` (e.g. `en.usa#holiday@group.v.calendar.google.com`): encode them. */
+function eventsPath(calendarId: string): string {
+  return `/calendars/${encodeURIComponent(calendarId)}/events`;
+}
+
+function eventPath(calendarId: string, eventId: string): string {
+  return `${eventsPath(calendarId)}/${encodeURIComponent(eventId)}`;
+}

@@ -1,0 +1,305 @@
+/**
+ * Google Calendar behind the {@link CalendarProvider} interface: OAuth (./oauth.ts), calendar list,
+ * busy times chunked into windows Google accepts, and idempotent event writes keyed by an id derived
+ * from the appointment id (provider-apis.md A6, Part C #3).
+ */
+import type { Config } from "../../config.ts";
+import {
+  formatInstant,
+  mergeIntervals,
+  parseInstant,
+  splitRange,
+  type TimeRange,
+} from "../../time-ranges.ts";
+import {
+  type AuthorizationRequest,
+  type BusyInterval,
+  type CalendarProvider,
+  type CalendarSummary,
+  type EventWrite,
+  type EventWriteResult,
+  ProviderError,
+  type TokenSet,
+} from "../types.ts";
+import { GoogleCalendarClient, type GoogleEventBody } from "./calendar-client.ts";
+import { eventIdFor } from "./event-id.ts";
+import { GoogleOAuth } from "./oauth.ts";
+import type { GoogleEvent } from "./schemas.ts";
+import { missingGoogleScopes } from "./scopes.ts";
+import type { GoogleHttpOptions } from "./transport.ts";
+
+/**
+ * Longest freeBusy window we send, in days. Google's limit is undocumented; long ranges fail with
+ * "The requested time range is too long." beyond about 90 days (Part C #10), so stay well inside.
+ */
+export const FREEBUSY_MAX_WINDOW_DAYS = 60;
+/** Most calendars per freeBusy request (`calendarExpansionMax` max 50; A4). */
+export const FREEBUSY_MAX_CALENDARS = 50;
+/** Safety stop for calendarList paging (250 per page: 25 000 calendars). */
+const MAX_CALENDAR_LIST_PAGES = 100;
+
+type Times = Required<Pick<GoogleEventBody, "summary" | "start" | "end">>;
+
+/** Google Calendar provider. Every network method throws {@link ProviderError}. */
+export class GoogleProvider implements CalendarProvider {
+  readonly id = "google" as const;
+  readonly requiredScopes: readonly string[];
+  readonly #oauth: GoogleOAuth;
+  readonly #api: GoogleCalendarClient;
+
+  /**
+   * @param config Config.google (endpoints, client credentials, scopes, prompt, access type).
+   * @param options `fetch` for tests; `timeoutMs` per request (default 10 000 ms).
+   * @throws ProviderError `invalid` when the Calendar API base is plain http on a non-loopback host.
+   */
+  constructor(config: Config["google"], options: GoogleHttpOptions = {}) {
+    this.requiredScopes = Object.freeze([...config.scopes]);
+    this.#oauth = new GoogleOAuth(config, options);
+    this.#api = new GoogleCalendarClient(config.calendarApiBase, options);
+  }
+
+  authorizationUrl(req: AuthorizationRequest): URL {
+    return this.#oauth.authorizationUrl(req);
+  }
+
+  exchangeCode(args: { callbackUrl: URL; codeVerifier: string; state: string }): Promise<TokenSet> {
+    return this.#oauth.exchangeCode(args);
+  }
+
+  refresh(refreshToken: string): Promise<TokenSet> {
+    return this.#oauth.refresh(refreshToken);
+  }
+
+  revoke(token: string): Promise<void> {
+    return this.#oauth.revoke(token);
+  }
+
+  missingScopes(granted: string[]): string[] {
+    return missingGoogleScopes(granted, this.requiredScopes);
+  }
+
+  eventIdFor(appointmentId: string): string {
+    return eventIdFor(appointmentId);
+  }
+
+  /**
+   * Every calendar in the user's calendar list (all pages, 250 per page), as
+   * `{id, summary: summaryOverride ?? summary ?? id, primary, access_role}`, in Google's order.
+   */
+  async listCalendars(accessToken: string): Promise<CalendarSummary[]> {
+    const out: CalendarSummary[] = [];
+    let pageToken: string | undefined;
+    for (let page = 0; page < MAX_CALENDAR_LIST_PAGES; page++) {
+      const res = await this.#api.calendarListPage(accessToken, pageToken);
+      for (const item of res.items) {
+        if (item.deleted) continue;
+        out.push({
+          id: item.id,
+          summary: item.summaryOverride ?? item.summary ?? item.id,
+          primary: !!item.primary,
+          access_role: item.accessRole,
+        });
+      }
+      pageToken = res.nextPageToken;
+      if (!pageToken) return out;
+    }
+    throw new ProviderError("transient", "Google calendarList.list did not stop paging", {
+      reason: "too_many_pages",
+    });
+  }
+
+  /**
+   * Busy intervals of `calendarIds` within `[timeMin, timeMax)`, merged, sorted and clipped to the
+   * range, as UTC strings ending in `Z`. The range is split into windows of at most
+   * {@link FREEBUSY_MAX_WINDOW_DAYS} days and the calendars into batches of at most
+   * {@link FREEBUSY_MAX_CALENDARS}; requests run one after another.
+   *
+   * @param args.timeMin ISO 8601 with offset; `timeMax` likewise, not before it (equal gives `[]`).
+   * @throws ProviderError `invalid` for a malformed or inverted range; `not_found` when a calendar is
+   *   unknown or not visible (Google's per-calendar `notFound`); `transient` for any other
+   *   per-calendar error, so an unknown calendar is never reported as free; and whatever the
+   *   request itself throws (`auth`, `rate_limited`, ...).
+   */
+  async busy(
+    accessToken: string,
+    args: { calendarIds: string[]; timeMin: string; timeMax: string },
+  ): Promise<BusyInterval[]> {
+    let windows: TimeRange[];
+    let min: number;
+    let max: number;
+    try {
+      min = parseInstant(args.timeMin);
+      max = parseInstant(args.timeMax);
+      windows = splitRange(args.timeMin, args.timeMax, FREEBUSY_MAX_WINDOW_DAYS);
+    } catch (err) {
+      if (err instanceof RangeError) throw new ProviderError("invalid", `busy: ${err.message}`);
+      throw err;
+    }
+    const ids = [...new Set(args.calendarIds)];
+    if (ids.some((id) => !id)) throw new ProviderError("invalid", "busy: calendar ids must be non-empty");
+    if (ids.length === 0 || windows.length === 0) return [];
+    const collected: TimeRange[] = [];
+    for (const window of windows) {
+      for (let i = 0; i < ids.length; i += FREEBUSY_MAX_CALENDARS) {
+        const batch = ids.slice(i, i + FREEBUSY_MAX_CALENDARS);
+        const res = await this.#api.freeBusy(accessToken, {
+          timeMin: window.start,
+          timeMax: window.end,
+          items: batch.map((id) => ({ id })),
+        });
+        for (const id of batch) {
+          // Google keys the answer by the id as requested; tolerate a case-normalised email key.
+          const entry = res.calendars[id] ??
+            Object.entries(res.calendars).find(([k]) => k.toLowerCase() === id.toLowerCase())?.[1];
+          if (!entry) {
+            throw new ProviderError(
+              "transient",
+              `Google freeBusy.query answered nothing for calendar ${id}`,
+              {
+                reason: "missing_calendar",
+              },
+            );
+          }
+          const error = entry.errors?.[0];
+          if (error) {
+            const reason = error.reason ?? "unknown";
+            throw new ProviderError(
+              reason === "notFound" ? "not_found" : "transient",
+              `Google freeBusy.query could not read calendar ${id}: ${reason}`,
+              { reason },
+            );
+          }
+          collected.push(...entry.busy);
+        }
+      }
+    }
+    let merged: TimeRange[];
+    try {
+      merged = mergeIntervals(collected);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      throw new ProviderError("transient", "Google freeBusy.query answered a malformed busy period", {
+        reason: "unexpected_response",
+      });
+    }
+    const out: BusyInterval[] = [];
+    for (const interval of merged) {
+      const start = Math.max(parseInstant(interval.start), min);
+      const end = Math.min(parseInstant(interval.end), max);
+      if (end > start) out.push({ start: formatInstant(start), end: formatInstant(end) });
+    }
+    return out;
+  }
+
+  /**
+   * Create or update the appointment's event so that retries never duplicate it (A6-A8, Part C #3).
+   * The body holds only `summary` (the title), `start` and `end` (`{dateTime, timeZone?}`, sent in UTC),
+   * plus `status: "confirmed"` when reviving a deleted event. All writes use `sendUpdates=none`.
+   *
+   * - With `write.eventId`: PATCH it -> `updated`. A 404 inserts with the derived id (as below); a 410,
+   *   an answer with `status: "cancelled"`, or a 403 on an event that turns out to be cancelled
+   *   (Google refuses plain patches of deleted events, ruby-client#1811) revives it with a PATCH
+   *   carrying `status: "confirmed"` -> `restored`.
+   * - Without: insert with id {@link eventIdFor}(appointmentId) -> `created`. A 409 `duplicate` means
+   *   an earlier attempt (or a deleted event) holds the id: GET it; cancelled -> revive (`restored`),
+   *   otherwise PATCH the times (`updated`).
+   *
+   * @throws ProviderError `invalid` for a non-UUID appointment id, a malformed or empty time range,
+   *   or an empty calendar id; otherwise as classified by ./errors.ts.
+   */
+  async upsertEvent(accessToken: string, write: EventWrite): Promise<EventWriteResult> {
+    const derivedId = eventIdFor(write.appointmentId);
+    const times = eventTimes(write);
+    const cal = write.calendarId;
+    if (!cal) throw new ProviderError("invalid", "upsertEvent: calendarId is required");
+    if (!write.eventId) return await this.#insertOrAdopt(accessToken, cal, derivedId, times);
+    let patched: GoogleEvent;
+    try {
+      patched = await this.#api.patchEvent(accessToken, cal, write.eventId, times);
+    } catch (err) {
+      if (!(err instanceof ProviderError)) throw err;
+      if (err.kind === "not_found") return await this.#insertOrAdopt(accessToken, cal, derivedId, times);
+      if (err.kind === "gone") return await this.#revive(accessToken, cal, write.eventId, times);
+      if (err.kind === "invalid" && err.details.status === 403) {
+        const current = await this.#api.getEvent(accessToken, cal, write.eventId);
+        if (current.status === "cancelled") return await this.#revive(accessToken, cal, write.eventId, times);
+      }
+      throw err;
+    }
+    if (patched.status === "cancelled") return await this.#revive(accessToken, cal, write.eventId, times);
+    return result(patched, "updated");
+  }
+
+  /** Insert with the derived id; on 409 adopt the event already holding it. */
+  async #insertOrAdopt(
+    accessToken: string,
+    cal: string,
+    id: string,
+    times: Times,
+  ): Promise<EventWriteResult> {
+    try {
+      return result(await this.#api.insertEvent(accessToken, cal, { id, ...times }), "created");
+    } catch (err) {
+      if (!(err instanceof ProviderError && err.kind === "conflict" && err.details.status === 409)) throw err;
+    }
+    let existing: GoogleEvent;
+    try {
+      existing = await this.#api.getEvent(accessToken, cal, id);
+    } catch (err) {
+      if (err instanceof ProviderError && err.kind === "gone") {
+        return await this.#revive(accessToken, cal, id, times);
+      }
+      throw err;
+    }
+    if (existing.status === "cancelled") return await this.#revive(accessToken, cal, id, times);
+    const patched = await this.#api.patchEvent(accessToken, cal, id, times);
+    // Deleted between our GET and PATCH: revive it rather than report a cancelled event as synced.
+    if (patched.status === "cancelled") return await this.#revive(accessToken, cal, id, times);
+    return result(patched, "updated");
+  }
+
+  async #revive(accessToken: string, cal: string, id: string, times: Times): Promise<EventWriteResult> {
+    const event = await this.#api.patchEvent(accessToken, cal, id, { ...times, status: "confirmed" });
+    return result(event, "restored");
+  }
+
+  /**
+   * Delete an event (`sendUpdates=none`). Already gone counts as success: 404 (unknown) and 410
+   * (deleted before) both resolve.
+   */
+  async deleteEvent(accessToken: string, args: { calendarId: string; eventId: string }): Promise<void> {
+    if (!args.calendarId || !args.eventId) {
+      throw new ProviderError("invalid", "deleteEvent: calendarId and eventId are required");
+    }
+    try {
+      await this.#api.deleteEvent(accessToken, args.calendarId, args.eventId);
+    } catch (err) {
+      if (err instanceof ProviderError && (err.kind === "not_found" || err.kind === "gone")) return;
+      throw err;
+    }
+  }
+}
+
+function result(event: GoogleEvent, operation: EventWriteResult["operation"]): EventWriteResult {
+  return { eventId: event.id, ...(event.etag ? { etag: event.etag } : {}), operation };
+}
+
+/** The event body for a write: title and instants (normalised to UTC `Z`), with the display zone. */
+function eventTimes(write: EventWrite): Times {
+  let start: number;
+  let end: number;
+  try {
+    start = parseInstant(write.start);
+    end = parseInstant(write.end);
+  } catch (err) {
+    if (err instanceof RangeError) throw new ProviderError("invalid", `upsertEvent: ${err.message}`);
+    throw err;
+  }
+  if (end <= start) throw new ProviderError("invalid", "upsertEvent: end must be after start");
+  const zone = write.timeZone ? { timeZone: write.timeZone } : {};
+  return {
+    summary: write.title,
+    start: { dateTime: formatInstant(start), ...zone },
+    end: { dateTime: formatInstant(end), ...zone },
+  };
+}

@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import {
+  classifyGoogleResponse,
+  classifyTransportError,
+  googleErrorReason,
+  parseRetryAfter,
+} from "../../supabase/functions/_shared/providers/google/errors.ts";
+import { ProviderError, type ProviderErrorKind } from "../../supabase/functions/_shared/providers/types.ts";
+
+/** The provider reference's payloads (DOC / OBSERVED provenance; see its README.md). */
+const PAYLOADS = Deno.env.get("PROVIDER_PAYLOADS_DIR") ?? "/work/shared/provider-reference/payloads";
+
+/** Expected kind and reason for every google-error-*.json in the reference. */
+const EXPECTED: Record<string, { kind: ProviderErrorKind; reason: string }> = {
+  "google-error-400-invalid-resource-id.json": { kind: "invalid", reason: "invalid" },
+  "google-error-400-syncTokenWithRequestRestrictions.json": {
+    kind: "invalid",
+    reason: "syncTokenWithRequestRestrictions",
+  },
+  "google-error-400-timeRangeEmpty.json": { kind: "invalid", reason: "timeRangeEmpty" },
+  "google-error-401-authError-docs.json": { kind: "auth", reason: "authError" },
+  "google-error-401-authError-observed-2024.json": { kind: "auth", reason: "authError" },
+  "google-error-403-forbiddenForNonOrganizer.json": { kind: "invalid", reason: "forbiddenForNonOrganizer" },
+  "google-error-403-quotaExceeded.json": { kind: "rate_limited", reason: "quotaExceeded" },
+  "google-error-403-rateLimitExceeded.json": { kind: "rate_limited", reason: "rateLimitExceeded" },
+  "google-error-403-userRateLimitExceeded.json": { kind: "rate_limited", reason: "userRateLimitExceeded" },
+  "google-error-404-notFound.json": { kind: "not_found", reason: "notFound" },
+  "google-error-409-conflict.json": { kind: "conflict", reason: "conflict" },
+  "google-error-409-duplicate.json": { kind: "conflict", reason: "duplicate" },
+  "google-error-410-deleted.json": { kind: "gone", reason: "deleted" },
+  "google-error-410-fullSyncRequired.json": { kind: "gone", reason: "fullSyncRequired" },
+  "google-error-410-updatedMinTooLongAgo.json": { kind: "gone", reason: "updatedMinTooLongAgo" },
+  "google-error-412-conditionNotMet.json": { kind: "conflict", reason: "conditionNotMet" },
+  "google-error-429-rateLimitExceeded.json": { kind: "rate_limited", reason: "rateLimitExceeded" },
+  "google-error-500-backendError.json": { kind: "transient", reason: "backendError" },
+};
+
+Deno.test("classifyGoogleResponse: every google-error payload of the reference", async () => {
+  const files = [...Deno.readDirSync(PAYLOADS)]
+    .map((e) => e.name)
+    .filter((n) => /^google-error-.*\.json$/.test(n))
+    .sort();
+  assert.deepEqual(files, Object.keys(EXPECTED).sort(), "a payload file has no expectation (or vanished)");
+  for (const file of files) {
+    const body = JSON.parse(await Deno.readTextFile(`${PAYLOADS}/${file}`));
+    const status = Number(/^google-error-(\d{3})-/.exec(file)![1]);
+    assert.equal(body.error.code, status, `${file}: status in the name matches the body`);
+    const err = classifyGoogleResponse(status, body, new Headers(), "events.test");
+    assert.ok(err instanceof ProviderError);
+    assert.equal(err.kind, EXPECTED[file].kind, file);
+    assert.equal(err.details.reason, EXPECTED[file].reason, file);
+    assert.equal(err.details.status, status, file);
+    assert.equal(err.details.retryAfterMs, undefined, `${file}: no Retry-After header, no delay`);
+    assert.match(err.message, new RegExp(`^Google events\\.test failed: HTTP ${status} `), file);
+  }
+});
+
+Deno.test("classifyGoogleResponse: insufficient scope in its three spellings", () => {
+  const classic = { error: { errors: [{ reason: "insufficientPermissions" }], code: 403, message: "x" } };
+  const modern = {
+    error: {
+      code: 403,
+      message: "Request had insufficient authentication scopes.",
+      errors: [{ message: "Insufficient Permission", domain: "global", reason: "insufficientPermissions" }],
+      status: "PERMISSION_DENIED",
+      details: [{
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        reason: "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+      }],
+    },
+  };
+  const statusOnly = {
+    error: {
+      code: 403,
+      message: "Request had insufficient authentication scopes.",
+      status: "PERMISSION_DENIED",
+    },
+  };
+  for (const body of [classic, modern, statusOnly]) {
+    assert.equal(classifyGoogleResponse(403, body, new Headers(), "op").kind, "insufficient_scope");
+  }
+  const header = new Headers({ "www-authenticate": 'Bearer realm="x", error="insufficient_scope"' });
+  assert.equal(classifyGoogleResponse(403, undefined, header, "op").kind, "insufficient_scope");
+  const otherDenied = {
+    error: { code: 403, message: "The caller does not have permission", status: "PERMISSION_DENIED" },
+  };
+  assert.equal(classifyGoogleResponse(403, otherDenied, new Headers(), "op").kind, "invalid");
+});
+
+Deno.test("classifyGoogleResponse: status table without a Google body", () => {
+  const table: [number, ProviderErrorKind][] = [
+    [400, "invalid"],
+    [401, "auth"],
+    [403, "invalid"],
+    [404, "not_found"],
+    [405, "invalid"],
+    [408, "transient"],
+    [409, "conflict"],
+    [410, "gone"],
+    [412, "conflict"],
+    [422, "invalid"],
+    [429, "rate_limited"],
+    [500, "transient"],
+    [502, "transient"],
+    [503, "transient"],
+    [504, "transient"],
+  ];
+  for (const [status, kind] of table) {
+    const err = classifyGoogleResponse(status, "<html>proxy page</html>", new Headers(), "op");
+    assert.equal(err.kind, kind, String(status));
+    assert.equal(err.details.reason, undefined);
+  }
+});
+
+Deno.test("classifyGoogleResponse: Retry-After becomes retryAfterMs", () => {
+  const body = {
+    error: { errors: [{ reason: "rateLimitExceeded" }], code: 429, message: "Rate Limit Exceeded" },
+  };
+  const now = Date.parse("2026-01-05T09:00:00Z");
+  const seconds = classifyGoogleResponse(429, body, new Headers({ "retry-after": "7" }), "op", now);
+  assert.equal(seconds.kind, "rate_limited");
+  assert.equal(seconds.details.retryAfterMs, 7000);
+  const date = classifyGoogleResponse(
+    403,
+    { error: { errors: [{ reason: "userRateLimitExceeded" }], code: 403 } },
+    new Headers({ "retry-after": "Mon, 05 Jan 2026 09:00:30 GMT" }),
+    "op",
+    now,
+  );
+  assert.equal(date.kind, "rate_limited");
+  assert.equal(date.details.retryAfterMs, 30_000);
+  const unavailable = classifyGoogleResponse(503, undefined, new Headers({ "retry-after": "2" }), "op", now);
+  assert.equal(unavailable.kind, "transient");
+  assert.equal(unavailable.details.retryAfterMs, 2000);
+});
+
+Deno.test("parseRetryAfter: seconds, HTTP-dates, and garbage", () => {
+  const now = Date.parse("2026-01-05T09:00:00Z");
+  assert.equal(parseRetryAfter("0", now), 0);
+  assert.equal(parseRetryAfter("120", now), 120_000);
+  assert.equal(parseRetryAfter(" 5 ", now), 5000);
+  assert.equal(parseRetryAfter("Mon, 05 Jan 2026 09:01:00 GMT", now), 60_000);
+  assert.equal(parseRetryAfter("Monday, 05-Jan-26 09:01:00 GMT", now), 60_000, "RFC 850 form");
+  assert.equal(parseRetryAfter("Mon, 05 Jan 2026 08:00:00 GMT", now), 0, "a past date means now");
+  assert.equal(parseRetryAfter(null, now), undefined);
+  assert.equal(parseRetryAfter(undefined, now), undefined);
+  assert.equal(parseRetryAfter("", now), undefined);
+  assert.equal(parseRetryAfter("-5", now), undefined);
+  assert.equal(parseRetryAfter("1.5", now), undefined);
+  assert.equal(parseRetryAfter("soon", now), undefined);
+  assert.equal(parseRetryAfter("2026-01-05T09:01:00Z", now), undefined, "not an HTTP-date");
+});
+
+Deno.test("googleErrorReason: first reason, else the canonical status, else nothing", () => {
+  assert.equal(
+    googleErrorReason({ error: { errors: [{ domain: "global" }, { reason: "b" }], code: 400 } }),
+    "b",
+  );
+  assert.equal(googleErrorReason({ error: { code: 401, status: "UNAUTHENTICATED" } }), "UNAUTHENTICATED");
+  assert.equal(googleErrorReason({ error: "invalid_grant" }), undefined);
+  assert.equal(googleErrorReason(undefined), undefined);
+});
+
+Deno.test("classifyTransportError: timeouts, aborts and network errors are transient; bugs rethrow", () => {
+  const timeout = classifyTransportError(new DOMException("Signal timed out.", "TimeoutError"), "op", 300);
+  assert.equal(timeout.kind, "transient");
+  assert.equal(timeout.details.reason, "timeout");
+  assert.match(timeout.message, /300 ms/);
+  assert.equal(classifyTransportError(new DOMException("x", "AbortError"), "op").kind, "transient");
+  const network = classifyTransportError(
+    new TypeError("error sending request for url (https://x/?token=secret)"),
+    "op",
+  );
+  assert.equal(network.kind, "transient");
+  assert.doesNotMatch(network.message, /secret/, "the underlying message is never quoted");
+  const existing = new ProviderError("gone", "already classified");
+  assert.equal(classifyTransportError(existing, "op"), existing);
+  assert.throws(() => classifyTransportError(new RangeError("bug"), "op"), RangeError);
+  const coded = Object.assign(new TypeError("bad argument"), { code: "ERR_INVALID_ARG_TYPE" });
+  assert.throws(() => classifyTransportError(coded, "op"), TypeError);
+});
