@@ -1,7 +1,95 @@
-import { HttpError } from "../http.ts";
+/**
+ * `calendar-auth-start` (and the seed's `google-calendar-auth-start`): the consent URL for the
+ * signed-in staff member.
+ *
+ * Gateway verify_jwt is off; the Supabase JWT is verified here (auth.ts). The staff member is the
+ * one whose `staff.profile_id` is the token's `sub`; nothing in the request names a staff member.
+ *
+ * Input, GET query or POST JSON (unknown fields refused):
+ * - `return_to?` absolute http(s) URL whose origin is listed in CALENDAR_ALLOWED_RETURN_ORIGINS; the
+ *   callback sends the browser there (else to CALENDAR_DEFAULT_RETURN_URL) with its result markers.
+ * - `provider?` "google" (default) | "microsoft" (refused until Microsoft is configured).
+ * - `login_hint?` email (or provider subject) to preselect the account on the consent page.
+ *
+ * Output 200: `{url, expires_at}`: the provider's consent URL (scopes from GOOGLE_SCOPES,
+ * `access_type`, configured `prompt`, `include_granted_scopes=true`, S256 challenge, signed state)
+ * and when the state expires (ISO 8601 UTC, 10 minutes). Open `url` in the browser (navigate, not
+ * fetch); the state inside it is single-use.
+ *
+ * Errors: 401 `missing_authorization` / `invalid_token`; 403 `forbidden_role` (anon key),
+ * `user_required` (service role), `not_staff`; 409 `ambiguous_staff`; 400 `invalid_json`,
+ * `invalid_request`, `invalid_return_to`, `provider_not_configured`; 405; 413; 414; 415.
+ */
+import { z } from "zod";
+import { authenticateUser } from "../auth.ts";
+import type { Config } from "../config.ts";
+import { getSql } from "../db/client.ts";
+import { HttpError, json, requireMethod } from "../http.ts";
+import { createAuthState } from "../oauth-state.ts";
+import { providerFor } from "../providers/index.ts";
+import { NO_STORE, readQueryOrJson } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";
+import { requireOwnStaff } from "../staff.ts";
 
-/** Placeholder until implemented. */
-export const authStart: FunctionHandler = () => {
-  return Promise.reject(new HttpError(501, "not_implemented", "calendar-auth-start is not implemented yet"));
+const inputSchema = z.strictObject({
+  return_to: z.string().min(1).max(2048).optional(),
+  provider: z.enum(["google", "microsoft"]).default("google"),
+  login_hint: z.string().regex(/^[^\s\p{Cc}]{1,320}$/u, "must be an email address or account id").optional(),
+});
+
+/**
+ * Whether `value` is an absolute http(s) URL, without credentials, on an allowed origin.
+ * @returns the normalised URL string, or null when it is not acceptable.
+ */
+export function acceptableReturnUrl(
+  value: string,
+  config: Pick<Config, "allowedReturnOrigins">,
+): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return null;
+  if (url.username || url.password) return null;
+  return config.allowedReturnOrigins.includes(url.origin) ? url.toString() : null;
+}
+
+export const authStart: FunctionHandler = async (req, ctx) => {
+  requireMethod(req, "GET", "POST");
+  const { config } = ctx;
+  const caller = await authenticateUser(req, config);
+  const input = await readQueryOrJson(req, inputSchema);
+  if (input.provider !== "google") {
+    throw new HttpError(
+      400,
+      "provider_not_configured",
+      `the ${input.provider} provider is not configured on this deployment; use "google"`,
+    );
+  }
+  let returnTo: string | null = null;
+  if (input.return_to !== undefined) {
+    returnTo = acceptableReturnUrl(input.return_to, config);
+    if (!returnTo) {
+      throw new HttpError(
+        400,
+        "invalid_return_to",
+        "return_to must be an absolute URL on an origin listed in CALENDAR_ALLOWED_RETURN_ORIGINS",
+      );
+    }
+  }
+  const sql = getSql(config);
+  const staff = await requireOwnStaff(sql, caller.userId);
+  // Build the provider before writing anything: a misconfigured provider must not leave a state row.
+  const provider = providerFor(input.provider, config);
+  const { state, codeChallenge, expiresAt } = await createAuthState(sql, config, {
+    tenantId: staff.tenant_id,
+    staffId: staff.id,
+    provider: input.provider,
+    returnTo,
+  });
+  const url = provider.authorizationUrl({ state, codeChallenge, loginHint: input.login_hint });
+  ctx.log("oauth_start", { staff_id: staff.id, tenant_id: staff.tenant_id, provider: input.provider });
+  return json({ url: url.toString(), expires_at: expiresAt.toISOString() }, 200, NO_STORE);
 };
