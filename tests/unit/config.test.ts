@@ -1,0 +1,144 @@
+/**
+ * Environment parsing: defaults, required secrets named in the error (never their values), key and
+ * origin formats, and the DATABASE_URL fallback the local stack uses.
+ */
+import assert from "node:assert/strict";
+import { ConfigError, parseConfig } from "../../supabase/functions/_shared/config.ts";
+
+const KEY = btoa(String.fromCharCode(...new Uint8Array(32).fill(7)));
+const KEY2 = btoa(String.fromCharCode(...new Uint8Array(32).fill(8)));
+
+function env(over: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    SUPABASE_URL: "http://127.0.0.1:54321/",
+    SUPABASE_DB_URL: "postgres://postgres@127.0.0.1:5432/app",
+    SUPABASE_JWT_SECRET: "super-secret-jwt-token-with-at-least-32-characters-long",
+    GOOGLE_CLIENT_ID: "client.apps.googleusercontent.com",
+    GOOGLE_CLIENT_SECRET: "GOCSPX-secret-value",
+    GOOGLE_REDIRECT_URI: "http://127.0.0.1:54321/functions/v1/calendar-auth-callback",
+    OAUTH_STATE_SIGNING_SECRET: "state-signing-secret-of-at-least-32-chars!!",
+    TOKEN_ENCRYPTION_KEY: KEY,
+    ...over,
+  };
+}
+
+function rejects(over: Record<string, string | undefined>, pattern: RegExp): ConfigError {
+  let caught: unknown;
+  try {
+    parseConfig(env(over));
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof ConfigError, `expected ConfigError for ${JSON.stringify(Object.keys(over))}`);
+  assert.match(caught.message, pattern);
+  return caught;
+}
+
+Deno.test("config: a minimal environment gets Google's endpoints, offline consent and the default scopes", () => {
+  const c = parseConfig(env());
+  assert.equal(c.supabaseUrl, "http://127.0.0.1:54321");
+  assert.equal(c.google.authorizationEndpoint, "https://accounts.google.com/o/oauth2/v2/auth");
+  assert.equal(c.google.tokenEndpoint, "https://oauth2.googleapis.com/token");
+  assert.equal(c.google.revocationEndpoint, "https://oauth2.googleapis.com/revoke");
+  assert.equal(c.google.calendarApiBase, "https://www.googleapis.com/calendar/v3");
+  assert.equal(c.google.accessType, "offline");
+  assert.equal(c.google.prompt, "consent");
+  assert.ok(c.google.scopes.includes("https://www.googleapis.com/auth/calendar.events"));
+  assert.ok(c.google.scopes.includes("https://www.googleapis.com/auth/calendar.freebusy"));
+  assert.equal(c.eventTitle, "ValorWell");
+  assert.equal(c.encryption.currentKeyId, "k1");
+  assert.equal(c.encryption.keys.get("k1")?.length, 32);
+  assert.deepEqual(c.allowedReturnOrigins, []);
+  assert.equal(c.defaultReturnUrl, undefined);
+  assert.equal(c.providerTimeoutMs, 10_000);
+});
+
+Deno.test("config: a missing secret is named, and its siblings' values never appear", () => {
+  for (
+    const name of [
+      "GOOGLE_CLIENT_ID",
+      "GOOGLE_CLIENT_SECRET",
+      "OAUTH_STATE_SIGNING_SECRET",
+      "TOKEN_ENCRYPTION_KEY",
+    ]
+  ) {
+    const err = rejects({ [name]: undefined }, new RegExp(name));
+    assert.ok(!err.message.includes("GOCSPX-secret-value"));
+    assert.ok(!err.message.includes(KEY));
+  }
+});
+
+Deno.test("config: empty strings count as missing (an unset secret in a .env file)", () => {
+  rejects({ GOOGLE_CLIENT_SECRET: "" }, /GOOGLE_CLIENT_SECRET/);
+});
+
+Deno.test("config: DATABASE_URL stands in for SUPABASE_DB_URL", () => {
+  const c = parseConfig(env({ SUPABASE_DB_URL: undefined, DATABASE_URL: "postgres://x@localhost/y" }));
+  assert.equal(c.databaseUrl, "postgres://x@localhost/y");
+  rejects({ SUPABASE_DB_URL: undefined }, /SUPABASE_DB_URL/);
+});
+
+Deno.test("config: the token key must be 32 bytes of base64, and the message says how to make one", () => {
+  const short = btoa("too short");
+  const err = rejects({ TOKEN_ENCRYPTION_KEY: short }, /TOKEN_ENCRYPTION_KEY/);
+  assert.match(err.message, /32 random bytes/);
+  assert.ok(!err.message.includes(short));
+  rejects({ TOKEN_ENCRYPTION_KEY: "!!!not base64!!!" }, /TOKEN_ENCRYPTION_KEY/);
+});
+
+Deno.test("config: the state secret needs at least 32 characters", () => {
+  rejects({ OAUTH_STATE_SIGNING_SECRET: "short" }, /OAUTH_STATE_SIGNING_SECRET/);
+});
+
+Deno.test("config: previous keys are parsed for rotation; malformed entries are refused", () => {
+  const c = parseConfig(env({ TOKEN_ENCRYPTION_KEY_ID: "k2", TOKEN_ENCRYPTION_PREVIOUS_KEYS: `k1:${KEY2}` }));
+  assert.equal(c.encryption.currentKeyId, "k2");
+  assert.deepEqual([...c.encryption.keys.keys()].sort(), ["k1", "k2"]);
+  rejects({ TOKEN_ENCRYPTION_PREVIOUS_KEYS: "k0" }, /TOKEN_ENCRYPTION_PREVIOUS_KEYS/);
+  rejects({ TOKEN_ENCRYPTION_PREVIOUS_KEYS: `k0:${btoa("short")}` }, /TOKEN_ENCRYPTION_PREVIOUS_KEYS/);
+  rejects({ TOKEN_ENCRYPTION_KEY_ID: "has space" }, /TOKEN_ENCRYPTION_KEY_ID/);
+});
+
+Deno.test("config: return origins are a list of bare origins; a path or garbage is refused", () => {
+  const c = parseConfig(
+    env({ CALENDAR_ALLOWED_RETURN_ORIGINS: "https://app.example.com, http://localhost:3000/" }),
+  );
+  assert.deepEqual(c.allowedReturnOrigins, ["https://app.example.com", "http://localhost:3000"]);
+  rejects(
+    { CALENDAR_ALLOWED_RETURN_ORIGINS: "https://app.example.com/settings" },
+    /CALENDAR_ALLOWED_RETURN_ORIGINS/,
+  );
+  rejects({ CALENDAR_ALLOWED_RETURN_ORIGINS: "not-a-url" }, /CALENDAR_ALLOWED_RETURN_ORIGINS/);
+});
+
+Deno.test("config: scopes and CORS origins split on commas or spaces; prompt and access type are enums", () => {
+  const c = parseConfig(env({
+    GOOGLE_SCOPES:
+      "https://www.googleapis.com/auth/calendar.events  https://www.googleapis.com/auth/calendar.freebusy",
+    CALENDAR_ALLOWED_CORS_ORIGINS: "https://a.example.com,https://b.example.com",
+  }));
+  assert.equal(c.google.scopes.length, 2);
+  assert.deepEqual(c.corsOrigins, ["https://a.example.com", "https://b.example.com"]);
+  rejects({ GOOGLE_OAUTH_PROMPT: "always" }, /GOOGLE_OAUTH_PROMPT/);
+  rejects({ GOOGLE_OAUTH_ACCESS_TYPE: "forever" }, /GOOGLE_OAUTH_ACCESS_TYPE/);
+});
+
+Deno.test("config: endpoint overrides (the sandbox) and the provider timeout bounds", () => {
+  const c = parseConfig(env({
+    GOOGLE_TOKEN_ENDPOINT: "http://127.0.0.1:54329/google/token",
+    GOOGLE_CALENDAR_API_BASE: "http://127.0.0.1:54329/google/calendar/v3/",
+    CALENDAR_PROVIDER_TIMEOUT_MS: "2500",
+  }));
+  assert.equal(c.google.tokenEndpoint, "http://127.0.0.1:54329/google/token");
+  assert.equal(c.google.calendarApiBase, "http://127.0.0.1:54329/google/calendar/v3");
+  assert.equal(c.providerTimeoutMs, 2500);
+  rejects({ CALENDAR_PROVIDER_TIMEOUT_MS: "5" }, /CALENDAR_PROVIDER_TIMEOUT_MS/);
+  rejects({ GOOGLE_TOKEN_ENDPOINT: "not a url" }, /GOOGLE_TOKEN_ENDPOINT/);
+});
+
+Deno.test("config: SUPABASE_JWKS must be a key set", () => {
+  const c = parseConfig(env({ SUPABASE_JWKS: JSON.stringify({ keys: [] }) }));
+  assert.deepEqual(c.jwks, { keys: [] });
+  rejects({ SUPABASE_JWKS: "{}" }, /SUPABASE_JWKS/);
+  rejects({ SUPABASE_JWKS: "not json" }, /SUPABASE_JWKS/);
+});
