@@ -1,0 +1,99 @@
+/**
+ * What the worker does with a failure, decided in one place from the classified error
+ * (ARCHITECTURE.md decision 6):
+ *
+ * | error                                            | decision | code                 |
+ * |--------------------------------------------------|----------|----------------------|
+ * | HttpError 409 from connections.ts (grant revoked, | park     | needs_reconnect /    |
+ * |   not connected)                                 |          | not_connected        |
+ * | ProviderError `auth`                             | park (+ mark needs_reconnect) | needs_reconnect |
+ * | ProviderError `insufficient_scope`               | park (+ mark needs_reconnect) | insufficient_scope |
+ * | ProviderError `rate_limited`                     | retry (Retry-After floor, whole account) | rate_limited |
+ * | ProviderError `transient`                        | retry    | provider_unavailable |
+ * | ProviderError `conflict`, `gone`                 | retry    | provider_conflict    |
+ * | ProviderError `not_found` (the calendar)         | fail     | calendar_not_found   |
+ * | ProviderError `invalid`                          | fail     | provider_error       |
+ * | {@link InvalidAppointmentError}                  | fail     | invalid_appointment  |
+ * | anything else (database hiccup, bug)             | retry    | internal_error       |
+ *
+ * "park" releases the row without consuming an attempt: it waits (pending) until the staff member
+ * reconnects. "retry" consumes an attempt; after the maximum the row is failed (dead letter).
+ * "fail" is permanent: the row is failed at once with a message a developer can act on.
+ * Messages carry ids, codes and provider reasons only, never tokens or patient data.
+ */
+import { HttpError } from "../http.ts";
+import { ProviderError } from "../providers/types.ts";
+
+/** The appointment itself cannot become an event (end before start, ...). Permanent. */
+export class InvalidAppointmentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidAppointmentError";
+  }
+}
+
+/** The worker's decision for a failed row. */
+export type FailureDecision =
+  | { decision: "park"; code: string; message: string; markNeedsReconnect: boolean }
+  | { decision: "retry"; code: string; message: string; retryAfterMs?: number; rateLimited: boolean }
+  | { decision: "fail"; code: string; message: string };
+
+const MAX_MESSAGE = 500;
+
+function clip(text: string): string {
+  return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 3)}...` : text;
+}
+
+/**
+ * Decide what to do with an error thrown while processing a row.
+ * @param calendarId the calendar the failed call targeted, named in `calendar_not_found` messages.
+ */
+export function decideFailure(err: unknown, calendarId?: string | null): FailureDecision {
+  if (err instanceof InvalidAppointmentError) {
+    return { decision: "fail", code: "invalid_appointment", message: clip(err.message) };
+  }
+  if (err instanceof HttpError && err.status === 409) {
+    return { decision: "park", code: err.code, message: clip(err.message), markNeedsReconnect: false };
+  }
+  if (err instanceof ProviderError) {
+    const message = clip(err.message);
+    switch (err.kind) {
+      case "auth":
+        return { decision: "park", code: "needs_reconnect", message, markNeedsReconnect: true };
+      case "insufficient_scope":
+        return { decision: "park", code: "insufficient_scope", message, markNeedsReconnect: true };
+      case "rate_limited":
+        return {
+          decision: "retry",
+          code: "rate_limited",
+          message,
+          rateLimited: true,
+          ...(err.details.retryAfterMs !== undefined ? { retryAfterMs: err.details.retryAfterMs } : {}),
+        };
+      case "transient":
+        return { decision: "retry", code: "provider_unavailable", message, rateLimited: false };
+      case "conflict":
+      case "gone":
+        return { decision: "retry", code: "provider_conflict", message, rateLimited: false };
+      case "not_found":
+        return {
+          decision: "fail",
+          code: "calendar_not_found",
+          message: clip(
+            `calendar ${calendarId ? `'${calendarId}' ` : ""}was not found at the provider (deleted, or no ` +
+              `longer shared with this account); choose another calendar, then re-queue: ${err.message}`,
+          ),
+        };
+      case "invalid":
+        return { decision: "fail", code: "provider_error", message };
+    }
+  }
+  const name = err instanceof Error ? err.name : typeof err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return {
+    decision: "retry",
+    code: "internal_error",
+    message: clip(`${name}: ${detail}`),
+    rateLimited: false,
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * The outbox's SQL: claiming rows with a lease, and recording each outcome. The trigger, the
+ * backfill and the enqueue function live in the migration 20261123000200_calendar_sync_outbox.sql.
+ *
+ * Claims use `FOR UPDATE SKIP LOCKED` and a lease (`lease_owner`, `lease_expires_at`), so parallel
+ * workers never take the same row and a crashed worker's rows are claimable again once its lease
+ * expires. Only rows whose staff member's connection is `connected` are claimed: the rest are
+ * parked and resume by themselves after a reconnect. Every outcome is written only while the lease
+ * is still ours (`lease_owner` = the claim's owner), and marks a row done only if it was not
+ * re-queued since the claim (`queue_version` unchanged); otherwise it stays pending for another pass.
+ */
+import type { Sql } from "../db/client.ts";
+import type { ProviderId } from "../providers/types.ts";
+
+/** A claimed calendar_sync_log row, as the worker needs it. */
+export interface ClaimedRow {
+  id: string;
+  tenant_id: string;
+  appointment_id: string | null;
+  /** The appointment id, kept after a hard delete; the provider event id derives from it. */
+  appointment_key: string;
+  staff_id: string;
+  provider: ProviderId;
+  google_event_id: string | null;
+  google_calendar_id: string | null;
+  desired_action: "upsert" | "delete" | null;
+  retry_count: number;
+  /** bigint as text: compared back in SQL to detect a re-queue during processing. */
+  queue_version: string;
+  lease_owner: string;
+}
+
+/** An appointment's state at processing time, with whether its status wants an event. */
+export interface AppointmentState {
+  id: string;
+  tenant_id: string;
+  staff_id: string | null;
+  starts_at: Date;
+  ends_at: Date;
+  wants_event: boolean;
+  /** The staff member's IANA zone, for display in the calendar; null when unknown. */
+  time_zone: string | null;
+}
+
+/** What a claim may take. */
+export interface ClaimRequest {
+  owner: string;
+  limit: number;
+  leaseMs: number;
+  /** Only these row ids (calendar-sync-appointment); due or not. */
+  ids?: string[];
+  /** Skip rows of these staff members (rate-limited accounts in this run). */
+  excludeStaffIds?: string[];
+}
+
+const ROW_COLUMNS = `l.id, l.tenant_id, l.appointment_id, l.appointment_key, l.staff_id, l.provider,
+  l.google_event_id, l.google_calendar_id, l.desired_action, l.retry_count,
+  l.queue_version::text as queue_version, l.lease_owner`;
+
+/**
+ * Claim up to `limit` pending rows that are due (or the given ids), unleased or with an expired
+ * lease, whose staff connection is `connected`; oldest due first. Locked rows (an app transaction
+ * queuing them right now, another worker claiming) are skipped, never waited for.
+ */
+export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow[]> {
+  if (req.limit <= 0 || (req.ids && req.ids.length === 0)) return [];
+  const exclude = req.excludeStaffIds ?? [];
+  return await sql<ClaimedRow[]>`
+    with due as (
+      select l.id from public.calendar_sync_log l
+      where l.sync_status = 'pending'
+        ${req.ids ? sql`and l.id = any(${req.ids}::uuid[])` : sql`and l.next_attempt_at <= now()`}
+        and (l.lease_expires_at is null or l.lease_expires_at <= now())
+        ${exclude.length > 0 ? sql`and l.staff_id <> all(${exclude}::uuid[])` : sql``}
+        and exists (
+          select 1 from public.staff_calendar_connections c
+          where c.staff_id = l.staff_id and c.provider = l.provider and c.connection_status = 'connected'
+        )
+      order by l.next_attempt_at, l.id
+      limit ${req.limit}
+      for update of l skip locked
+    )
+    update public.calendar_sync_log l
+    set lease_owner = ${req.owner},
+      lease_expires_at = now() + ${Math.ceil(req.leaseMs)}::integer * interval '1 millisecond'
+    from due where l.id = due.id
+    returning ${sql.unsafe(ROW_COLUMNS)}`;
+}
+
+/** Pending rows due now that a worker could claim (connected staff, no live lease). */
+export async function countDue(sql: Sql): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    select count(*)::int as n from public.calendar_sync_log l
+    where l.sync_status = 'pending' and l.next_attempt_at <= now()
+      and (l.lease_expires_at is null or l.lease_expires_at <= now())
+      and exists (
+        select 1 from public.staff_calendar_connections c
+        where c.staff_id = l.staff_id and c.provider = l.provider and c.connection_status = 'connected'
+      )`;
+  return row.n;
+}
+
+/** The appointment as it is now, or null once it was hard-deleted. */
+export async function loadAppointment(
+  sql: Sql,
+  appointmentId: string | null,
+): Promise<AppointmentState | null> {
+  if (!appointmentId) return null;
+  const [row] = await sql<AppointmentState[]>`
+    select a.id, a.tenant_id, a.staff_id, a.starts_at, a.ends_at,
+      calendar_private.appointment_wants_event(a.status) as wants_event,
+      s.time_zone
+    from public.appointments a
+    left join public.staff s on s.id = a.staff_id
+    where a.id = ${appointmentId}`;
+  return row ?? null;
+}
+
+/** The provider's answer for a successful row: the event that now exists, or none after a delete. */
+export interface SuccessRecord {
+  action: "upsert" | "delete";
+  eventId: string | null;
+  calendarId: string | null;
+  etag: string | null;
+}
+
+/**
+ * Record a success. The event facts (id, calendar, etag) are stored whenever the lease is still
+ * ours, and the event ledger is updated even when it is not (the event exists either way); the row
+ * becomes `synced` only if it was not re-queued since the claim.
+ * @returns "synced", "requeued" (stays pending for another pass) or "lost" (lease taken over).
+ */
+export async function recordSuccess(
+  sql: Sql,
+  row: ClaimedRow,
+  result: SuccessRecord,
+): Promise<"synced" | "requeued" | "lost"> {
+  const ledger = result.action === "upsert" && result.eventId && result.calendarId
+    ? sql`insert into calendar_private.event_ledger
+          (staff_id, provider, appointment_key, tenant_id, calendar_id, event_id)
+        values (${row.staff_id}, ${row.provider}, ${row.appointment_key}, ${row.tenant_id},
+          ${result.calendarId}, ${result.eventId})
+        on conflict (staff_id, provider, appointment_key) do update set
+          calendar_id = excluded.calendar_id, event_id = excluded.event_id, updated_at = now()
+        returning 1`
+    : sql`delete from calendar_private.event_ledger
+        where staff_id = ${row.staff_id} and provider = ${row.provider}
+          and appointment_key = ${row.appointment_key}
+        returning 1`;
+  const rows = await sql<{ settled: boolean }[]>`
+    with ledger as (${ledger}),
+    done as (
+      update public.calendar_sync_log l set
+        google_event_id = ${result.eventId},
+        google_calendar_id = ${result.calendarId},
+        event_etag = ${result.etag},
+        last_synced_at = now(),
+        error_message = null,
+        last_error_code = null,
+        sync_status = case when l.queue_version = ${row.queue_version}::bigint then 'synced' else 'pending' end,
+        desired_action = case when l.queue_version = ${row.queue_version}::bigint then null
+                              else l.desired_action end,
+        next_attempt_at = case when l.queue_version = ${row.queue_version}::bigint then null
+                               else l.next_attempt_at end,
+        pending_since = case when l.queue_version = ${row.queue_version}::bigint then null
+                             else l.pending_since end,
+        retry_count = case when l.queue_version = ${row.queue_version}::bigint then 0 else l.retry_count end,
+        lease_owner = null,
+        lease_expires_at = null
+      where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}
+      returning l.sync_status = 'synced' as settled
+    )
+    select settled from done`;
+  if (rows.length === 0) return "lost";
+  return rows[0].settled ? "synced" : "requeued";
+}
+
+/**
+ * Record a retryable failure: one more attempt counted, next attempt after `delayMs`, or `failed`
+ * once `maxAttempts` is reached. A row re-queued since the claim keeps its fresh schedule.
+ * @returns the row's status afterwards, or "lost" when the lease was taken over.
+ */
+export async function recordRetry(
+  sql: Sql,
+  row: ClaimedRow,
+  failure: { code: string; message: string; delayMs: number; maxAttempts: number },
+): Promise<"pending" | "failed" | "lost"> {
+  const v = row.queue_version;
+  const rows = await sql<{ sync_status: "pending" | "failed" }[]>`
+    update public.calendar_sync_log l set
+      error_message = ${failure.message},
+      last_error_code = ${failure.code},
+      retry_count = case when l.queue_version = ${v}::bigint then l.retry_count + 1 else l.retry_count end,
+      sync_status = case when l.queue_version = ${v}::bigint and l.retry_count + 1 >= ${failure.maxAttempts}
+                         then 'failed' else 'pending' end,
+      next_attempt_at = case when l.queue_version <> ${v}::bigint then l.next_attempt_at
+                             when l.retry_count + 1 >= ${failure.maxAttempts} then null
+                             else now() + ${
+    Math.ceil(failure.delayMs)
+  }::integer * interval '1 millisecond' end,
+      lease_owner = null,
+      lease_expires_at = null
+    where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}
+    returning l.sync_status`;
+  return rows[0]?.sync_status ?? "lost";
+}
+
+/**
+ * Record a permanent failure: `failed` with the error (dead letter), unless the row was re-queued
+ * since the claim (then it stays pending with the error noted, and is tried again).
+ */
+export async function recordFailure(
+  sql: Sql,
+  row: ClaimedRow,
+  failure: { code: string; message: string },
+): Promise<"failed" | "pending" | "lost"> {
+  const v = row.queue_version;
+  const rows = await sql<{ sync_status: "pending" | "failed" }[]>`
+    update public.calendar_sync_log l set
+      error_message = ${failure.message},
+      last_error_code = ${failure.code},
+      sync_status = case when l.queue_version = ${v}::bigint then 'failed' else 'pending' end,
+      next_attempt_at = case when l.queue_version = ${v}::bigint then null else l.next_attempt_at end,
+      lease_owner = null,
+      lease_expires_at = null
+    where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}
+    returning l.sync_status`;
+  return rows[0]?.sync_status ?? "lost";
+}
+
+/**
+ * Give a row back without counting an attempt: parked (the connection needs a reconnect; it is
+ * due again at once so it resumes right after one), or deferred to `notBefore` (its account is
+ * rate limited). The error, when given, is recorded for the status view.
+ */
+export async function releaseRow(
+  sql: Sql,
+  row: ClaimedRow,
+  opts: { notBefore?: Date; error?: { code: string; message: string } } = {},
+): Promise<void> {
+  await sql`
+    update public.calendar_sync_log l set
+      lease_owner = null,
+      lease_expires_at = null,
+      next_attempt_at = greatest(coalesce(l.next_attempt_at, now()), ${opts.notBefore ?? null}::timestamptz),
+      error_message = coalesce(${opts.error?.message ?? null}, l.error_message),
+      last_error_code = coalesce(${opts.error?.code ?? null}, l.last_error_code)
+    where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}`;
+}
+
+/**
+ * Push back every unleased pending row of a rate-limited account to `notBefore`, so the whole
+ * account honours Retry-After rather than each row discovering the limit by itself.
+ */
+export async function deferStaff(
+  sql: Sql,
+  staffId: string,
+  provider: ProviderId,
+  notBefore: Date,
+): Promise<void> {
+  await sql`
+    update public.calendar_sync_log l set next_attempt_at = ${notBefore}
+    where l.staff_id = ${staffId} and l.provider = ${provider} and l.sync_status = 'pending'
+      and l.next_attempt_at < ${notBefore}
+      and (l.lease_expires_at is null or l.lease_expires_at <= now())`;
+}
+
+/** Note the last successful sync on the connections that had one (for the status view). */
+export async function touchConnections(sql: Sql, staffIds: Iterable<string>): Promise<void> {
+  const ids = [...new Set(staffIds)];
+  if (ids.length === 0) return;
+  await sql`
+    update public.staff_calendar_connections set last_sync_at = now()
+    where staff_id = any(${ids}::uuid[]) and connection_status = 'connected'`;
+}

@@ -1,0 +1,201 @@
+/**
+ * One claimed outbox row through the provider: read the appointment as it is now, decide whether
+ * its event should exist on this staff member's calendar, make the idempotent call(s), and record
+ * the outcome. Shared by calendar-sync-worker (many rows) and calendar-sync-appointment (one
+ * appointment's rows).
+ *
+ * The appointment's current state decides, not the queued `desired_action`: the event should exist
+ * iff the appointment exists, is assigned to this row's staff member and its status wants an event
+ * (`calendar_private.appointment_wants_event`). So a row re-queued many times, or processed late,
+ * still converges to the latest state.
+ *
+ * - upsert: events carry start, end, the configured title and the staff member's zone only. When
+ *   the row's event sits on another calendar than the one now selected, it is deleted there first
+ *   and created on the new one. The event id derives from the appointment id, so retries never
+ *   duplicate (provider-apis.md A6).
+ * - delete: the stored event id, else the derived one; "already gone" is success.
+ */
+import type { Config } from "../config.ts";
+import { type ConnectionRow, findConnection, markNeedsReconnect, withAccessToken } from "../connections.ts";
+import type { Sql } from "../db/client.ts";
+import type { CalendarProvider, ProviderId } from "../providers/types.ts";
+import { retryDelayMs } from "./backoff.ts";
+import { decideFailure, InvalidAppointmentError } from "./failures.ts";
+import type { WorkerOptions } from "./options.ts";
+import {
+  type ClaimedRow,
+  deferStaff,
+  loadAppointment,
+  recordFailure,
+  recordRetry,
+  recordSuccess,
+  releaseRow,
+  type SuccessRecord,
+} from "./outbox.ts";
+
+/** What processing a row came to. `synced` includes a row re-queued meanwhile (it stays pending). */
+export type RowOutcome =
+  | {
+    status: "synced";
+    action: "upsert" | "delete";
+    /** create/restore/update for upserts; null for deletes. */
+    operation: "created" | "updated" | "restored" | null;
+    eventId: string | null;
+    calendarId: string | null;
+    /** False when the row was re-queued during processing (another pass follows) or the lease was lost. */
+    settled: boolean;
+  }
+  | {
+    status: "retry" | "failed" | "parked";
+    action: "upsert" | "delete";
+    code: string;
+    message: string;
+    /** When the next attempt is due (retry, or a deferral behind a rate limit). */
+    retryAt?: Date;
+  };
+
+/** Everything processing needs besides the row. */
+export interface ProcessDeps {
+  sql: Sql;
+  config: Config;
+  options: WorkerOptions;
+  provider: (id: ProviderId) => CalendarProvider;
+  /** Called when an account answered rate_limited, with the time before which it should rest. */
+  onRateLimited?: (staffId: string, until: Date) => void;
+  /** Uniform [0, 1) source for backoff jitter. */
+  random?: () => number;
+}
+
+/** Process a claimed row and record its outcome; never throws for provider or data problems. */
+export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<RowOutcome> {
+  const { sql } = deps;
+  let action: "upsert" | "delete" = row.desired_action ?? "upsert";
+  let conn: ConnectionRow | null = null;
+  let calendarId: string | null = row.google_calendar_id;
+  try {
+    conn = await findConnection(sql, row.staff_id, row.provider);
+    if (!conn || conn.connection_status !== "connected" || !conn.refresh_token_encrypted) {
+      // Disconnected or needs reconnect since the claim: wait for a reconnect, no attempt used.
+      const code = conn?.connection_status === "needs_reconnect" ? "needs_reconnect" : "not_connected";
+      const message = code === "needs_reconnect"
+        ? "the calendar grant was revoked or expired; waiting for the staff member to reconnect"
+        : "the staff member has no connected calendar; waiting for a connection";
+      await releaseRow(sql, row);
+      return { status: "parked", action, code, message };
+    }
+    const appointment = await loadAppointment(sql, row.appointment_id);
+    const wanted = appointment !== null && appointment.staff_id === row.staff_id && appointment.wants_event;
+    action = wanted ? "upsert" : "delete";
+    const provider = deps.provider(row.provider);
+    let result: SuccessRecord;
+    let operation: "created" | "updated" | "restored" | null = null;
+    if (wanted) {
+      if (appointment.ends_at.getTime() < appointment.starts_at.getTime()) {
+        throw new InvalidAppointmentError(
+          `appointment ${appointment.id} ends before it starts (ends_at < starts_at); fix its times`,
+        );
+      }
+      const target = conn.selected_calendar_id;
+      calendarId = target;
+      const written = await withAccessToken({ sql, config: deps.config, provider }, conn, async (token) => {
+        let eventId = row.google_calendar_id === target ? row.google_event_id : null;
+        if (row.google_event_id && row.google_calendar_id && row.google_calendar_id !== target) {
+          // The staff member chose another calendar: move the event (delete there, create here).
+          await provider.deleteEvent(token, {
+            calendarId: row.google_calendar_id,
+            eventId: row.google_event_id,
+          });
+          eventId = null;
+        }
+        return await provider.upsertEvent(token, {
+          calendarId: target,
+          appointmentId: row.appointment_key,
+          eventId,
+          start: appointment.starts_at.toISOString(),
+          end: appointment.ends_at.toISOString(),
+          title: deps.config.eventTitle,
+          timeZone: appointment.time_zone,
+        });
+      });
+      operation = written.operation;
+      result = { action, eventId: written.eventId, calendarId: target, etag: written.etag ?? null };
+    } else {
+      const target = row.google_calendar_id ?? conn.selected_calendar_id;
+      calendarId = target;
+      const eventId = row.google_event_id ?? provider.eventIdFor(row.appointment_key);
+      await withAccessToken({ sql, config: deps.config, provider }, conn, async (token) => {
+        await provider.deleteEvent(token, { calendarId: target, eventId });
+      });
+      result = { action, eventId: null, calendarId: null, etag: null };
+    }
+    const recorded = await recordSuccess(sql, row, result);
+    return {
+      status: "synced",
+      action,
+      operation,
+      eventId: result.eventId,
+      calendarId: result.calendarId,
+      settled: recorded === "synced",
+    };
+  } catch (err) {
+    return await recordError(row, action, err, calendarId, conn, deps);
+  }
+}
+
+async function recordError(
+  row: ClaimedRow,
+  action: "upsert" | "delete",
+  err: unknown,
+  calendarId: string | null,
+  conn: ConnectionRow | null,
+  deps: ProcessDeps,
+): Promise<RowOutcome> {
+  const { sql, options } = deps;
+  const decision = decideFailure(err, calendarId);
+  try {
+    if (decision.decision === "park") {
+      if (decision.markNeedsReconnect && conn) await markNeedsReconnect(sql, conn.id, decision.message);
+      await releaseRow(sql, row, { error: { code: decision.code, message: decision.message } });
+      return { status: "parked", action, code: decision.code, message: decision.message };
+    }
+    if (decision.decision === "fail") {
+      const status = await recordFailure(sql, row, decision);
+      return {
+        status: status === "failed" ? "failed" : "retry",
+        action,
+        code: decision.code,
+        message: decision.message,
+      };
+    }
+    const delayMs = retryDelayMs(
+      row.retry_count + 1,
+      {
+        baseMs: options.backoffBaseMs,
+        capMs: options.backoffCapMs,
+        retryAfterMaxMs: options.retryAfterMaxMs,
+      },
+      decision.retryAfterMs,
+      deps.random,
+    );
+    const retryAt = new Date(Date.now() + delayMs);
+    const status = await recordRetry(sql, row, { ...decision, delayMs, maxAttempts: options.maxAttempts });
+    if (decision.rateLimited) {
+      // The whole account rests: its other rows wait at least as long as this one.
+      const rest = new Date(Date.now() + Math.max(delayMs, decision.retryAfterMs ?? 0));
+      await deferStaff(sql, row.staff_id, row.provider, rest);
+      deps.onRateLimited?.(row.staff_id, rest);
+    }
+    return {
+      status: status === "failed" ? "failed" : "retry",
+      action,
+      code: decision.code,
+      message: decision.message,
+      ...(status === "pending" ? { retryAt } : {}),
+    };
+  } catch (recordErr) {
+    // The database itself failed; the lease expires and another pass retries the row.
+    const name = recordErr instanceof Error ? recordErr.name : "error";
+    console.error(JSON.stringify({ level: "error", event: "sync_record_failed", row_id: row.id, name }));
+    return { status: "retry", action, code: "internal_error", message: "could not record the outcome" };
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The outbox worker: one bounded drain of due calendar_sync_log rows (ARCHITECTURE.md decision 7).
+ *
+ * Rows are claimed as slots free up (never more than `concurrency` held at once, so no claimed
+ * row waits long enough for its lease to matter), processed with at most `concurrency` provider
+ * calls in flight, and each row by one call chain at a time. A run stops claiming after
+ * `maxRunMs` and returns once the rows in flight are recorded, so it fits the edge runtime's wall
+ * clock; whatever is left is picked up by the next kick or the pg_cron sweep. A rate-limited
+ * account is skipped for the rest of the run (its rows are deferred in the database too).
+ */
+import type { Config } from "../config.ts";
+import type { Sql } from "../db/client.ts";
+import { providerFor } from "../providers/index.ts";
+import type { CalendarProvider, ProviderId } from "../providers/types.ts";
+import type { WorkerOptions } from "./options.ts";
+import { type ClaimedRow, claimRows, countDue, touchConnections } from "./outbox.ts";
+import { type ProcessDeps, processRow, type RowOutcome } from "./process.ts";
+
+/** The answer of one drain (and of calendar-sync-worker). Counts are rows. */
+export interface DrainSummary {
+  /** Rows claimed in this run. */
+  claimed: number;
+  /** Rows whose provider call succeeded (including rows re-queued meanwhile, which run again). */
+  synced: number;
+  /** Rows scheduled for another attempt (transient failure or rate limit). */
+  retried: number;
+  /** Rows that became `failed` (permanent error, or the last attempt). */
+  failed: number;
+  /** Rows released without an attempt because their connection needs a reconnect. */
+  parked: number;
+  /** Rows still due now after this run (another drain should follow when > 0). */
+  remaining: number;
+}
+
+/** What a drain needs. `provider` defaults to {@link providerFor} with the config. */
+export interface DrainDeps {
+  sql: Sql;
+  config: Config;
+  options: WorkerOptions;
+  provider?: (id: ProviderId) => CalendarProvider;
+  /** Names this worker's leases (default: a random uuid per run). */
+  owner?: string;
+  /** Called with each row's outcome (tests, logs). */
+  onOutcome?: (row: ClaimedRow, outcome: RowOutcome) => void;
+}
+
+/** A provider factory that builds each provider once per run. */
+export function cachedProviders(config: Config): (id: ProviderId) => CalendarProvider {
+  const cache = new Map<ProviderId, CalendarProvider>();
+  return (id) => {
+    let p = cache.get(id);
+    if (!p) {
+      p = providerFor(id, config);
+      cache.set(id, p);
+    }
+    return p;
+  };
+}
+
+/**
+ * Process claimed rows with at most `concurrency` in flight.
+ * @returns each row's outcome, in the order given.
+ */
+export async function processRows(
+  rows: ClaimedRow[],
+  deps: ProcessDeps,
+  concurrency: number,
+): Promise<RowOutcome[]> {
+  const out: RowOutcome[] = new Array(rows.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < rows.length) {
+      const i = next++;
+      out[i] = await processRow(rows[i], deps);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, rows.length) }, lane));
+  return out;
+}
+
+/**
+ * Drain due rows for at most `options.maxRunMs` (claiming stops then; rows in flight finish).
+ * Never throws for provider failures; a database failure while claiming ends the run early and is
+ * rethrown after the rows in flight are recorded.
+ */
+export async function drain(deps: DrainDeps): Promise<DrainSummary> {
+  const { sql, options } = deps;
+  const owner = deps.owner ?? `worker:${crypto.randomUUID()}`;
+  const deadline = Date.now() + options.maxRunMs;
+  const summary: DrainSummary = { claimed: 0, synced: 0, retried: 0, failed: 0, parked: 0, remaining: 0 };
+  const resting = new Map<string, number>();
+  const syncedStaff = new Set<string>();
+  const processDeps: ProcessDeps = {
+    sql,
+    config: deps.config,
+    options,
+    provider: deps.provider ?? cachedProviders(deps.config),
+    onRateLimited: (staffId, until) => resting.set(staffId, until.getTime()),
+  };
+  const inFlight = new Set<Promise<void>>();
+  let exhausted = false;
+  let claimError: unknown;
+
+  const start = (row: ClaimedRow) => {
+    const p = processRow(row, processDeps).then((outcome) => {
+      count(summary, outcome);
+      if (outcome.status === "synced") syncedStaff.add(row.staff_id);
+      deps.onOutcome?.(row, outcome);
+    }).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  };
+
+  while (true) {
+    const free = options.concurrency - inFlight.size;
+    const wantMore = !exhausted && claimError === undefined && Date.now() < deadline;
+    // Claim when at least half the slots are free (or none is busy), to keep claims batched.
+    if (wantMore && free > 0 && (free * 2 >= options.concurrency || inFlight.size === 0)) {
+      const now = Date.now();
+      for (const [staffId, until] of resting) if (until <= now) resting.delete(staffId);
+      try {
+        const rows = await claimRows(sql, {
+          owner,
+          limit: free,
+          leaseMs: options.leaseMs,
+          excludeStaffIds: [...resting.keys()],
+        });
+        summary.claimed += rows.length;
+        for (const row of rows) start(row);
+        if (rows.length < free) exhausted = true;
+      } catch (err) {
+        claimError = err;
+      }
+    }
+    if (inFlight.size === 0) {
+      if (exhausted || claimError !== undefined || Date.now() >= deadline) break;
+      continue;
+    }
+    await Promise.race(inFlight);
+    // A finished row may have been re-queued, or new rows may have arrived: look again.
+    if (exhausted && Date.now() < deadline && inFlight.size < options.concurrency) exhausted = false;
+  }
+  await touchConnections(sql, syncedStaff).catch(() => {});
+  if (claimError !== undefined) throw claimError;
+  summary.remaining = await countDue(sql);
+  return summary;
+}
+
+function count(summary: DrainSummary, outcome: RowOutcome): void {
+  switch (outcome.status) {
+    case "synced":
+      summary.synced++;
+      break;
+    case "retry":
+      summary.retried++;
+      break;
+    case "failed":
+      summary.failed++;
+      break;
+    case "parked":
+      summary.parked++;
+      break;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * What the worker does with each kind of failure (sync/failures.ts): park without an attempt,
+ * retry with backoff, or fail at once with a clear code.
+ */
+import assert from "node:assert/strict";
+import { HttpError } from "../../supabase/functions/_shared/http.ts";
+import { ProviderError } from "../../supabase/functions/_shared/providers/types.ts";
+import { decideFailure, InvalidAppointmentError } from "../../supabase/functions/_shared/sync/failures.ts";
+
+Deno.test("a revoked grant parks the row (HttpError 409 from connections.ts)", () => {
+  const d = decideFailure(new HttpError(409, "needs_reconnect", "reconnect required"));
+  assert.deepEqual(d, {
+    decision: "park",
+    code: "needs_reconnect",
+    message: "reconnect required",
+    markNeedsReconnect: false,
+  });
+});
+
+Deno.test("a provider auth or scope failure parks the row and marks the connection", () => {
+  for (
+    const [kind, code] of [["auth", "needs_reconnect"], ["insufficient_scope", "insufficient_scope"]] as const
+  ) {
+    const d = decideFailure(new ProviderError(kind, "Google events.insert failed: HTTP 401"));
+    assert.equal(d.decision, "park");
+    assert.equal(d.code, code);
+    assert.ok(d.decision === "park" && d.markNeedsReconnect);
+  }
+});
+
+Deno.test("rate limits retry with the provider's Retry-After and rest the account", () => {
+  const d = decideFailure(
+    new ProviderError("rate_limited", "HTTP 429", { status: 429, retryAfterMs: 7_000 }),
+  );
+  assert.deepEqual(d, {
+    decision: "retry",
+    code: "rate_limited",
+    message: "HTTP 429",
+    rateLimited: true,
+    retryAfterMs: 7_000,
+  });
+  const noHeader = decideFailure(new ProviderError("rate_limited", "HTTP 403 rateLimitExceeded"));
+  assert.ok(noHeader.decision === "retry" && noHeader.retryAfterMs === undefined);
+});
+
+Deno.test("transient, conflict and gone failures retry without resting the account", () => {
+  const cases = [["transient", "provider_unavailable"], ["conflict", "provider_conflict"], [
+    "gone",
+    "provider_conflict",
+  ]];
+  for (const [kind, code] of cases) {
+    const d = decideFailure(new ProviderError(kind as "transient", "x"));
+    assert.equal(d.decision, "retry", kind);
+    assert.equal(d.code, code);
+    assert.ok(d.decision === "retry" && !d.rateLimited);
+  }
+});
+
+Deno.test("a missing calendar fails permanently and names the calendar", () => {
+  const d = decideFailure(
+    new ProviderError("not_found", "Google events.insert failed: HTTP 404 notFound"),
+    "team@x",
+  );
+  assert.equal(d.decision, "fail");
+  assert.equal(d.code, "calendar_not_found");
+  assert.match(d.message, /calendar 'team@x' was not found/);
+  assert.match(d.message, /choose another calendar/);
+});
+
+Deno.test("invalid requests and invalid appointments fail permanently", () => {
+  assert.deepEqual(decideFailure(new ProviderError("invalid", "HTTP 400 invalid")), {
+    decision: "fail",
+    code: "provider_error",
+    message: "HTTP 400 invalid",
+  });
+  const bad = decideFailure(new InvalidAppointmentError("appointment x ends before it starts"));
+  assert.equal(bad.decision, "fail");
+  assert.equal(bad.code, "invalid_appointment");
+});
+
+Deno.test("anything unexpected retries as internal_error, with a bounded message", () => {
+  const d = decideFailure(new TypeError("x".repeat(2_000)));
+  assert.equal(d.decision, "retry");
+  assert.equal(d.code, "internal_error");
+  assert.ok(d.message.startsWith("TypeError: "));
+  assert.ok(d.message.length <= 500);
+  assert.equal(decideFailure("weird").code, "internal_error");
+});

@@ -1,0 +1,58 @@
+/** Worker tunables from the environment (sync/options.ts): defaults, overrides, and clear errors. */
+import assert from "node:assert/strict";
+import { ConfigError } from "../../supabase/functions/_shared/config.ts";
+import { DEFAULT_WORKER_OPTIONS, parseWorkerOptions } from "../../supabase/functions/_shared/sync/options.ts";
+
+Deno.test("defaults: 8 in flight, 8 attempts, 2 s base, 15 min cap, 25 s per run, 2 min lease", () => {
+  assert.deepEqual(parseWorkerOptions({}), {
+    concurrency: 8,
+    maxAttempts: 8,
+    leaseMs: 120_000,
+    backoffBaseMs: 2_000,
+    backoffCapMs: 900_000,
+    retryAfterMaxMs: 3_600_000,
+    maxRunMs: 25_000,
+  });
+  assert.deepEqual(DEFAULT_WORKER_OPTIONS, parseWorkerOptions({}));
+});
+
+Deno.test("every tunable can be set; empty strings count as unset", () => {
+  const o = parseWorkerOptions({
+    CALENDAR_SYNC_CONCURRENCY: "4",
+    CALENDAR_SYNC_MAX_ATTEMPTS: "3",
+    CALENDAR_SYNC_LEASE_MS: "3000",
+    CALENDAR_SYNC_BACKOFF_BASE_MS: "50",
+    CALENDAR_SYNC_BACKOFF_CAP_MS: "400",
+    CALENDAR_SYNC_RETRY_AFTER_MAX_MS: "2000",
+    CALENDAR_SYNC_MAX_RUN_MS: "",
+  });
+  assert.deepEqual(o, {
+    concurrency: 4,
+    maxAttempts: 3,
+    leaseMs: 3_000,
+    backoffBaseMs: 50,
+    backoffCapMs: 400,
+    retryAfterMaxMs: 2_000,
+    maxRunMs: 25_000,
+  });
+});
+
+Deno.test("a cap below the base is raised to the base", () => {
+  const o = parseWorkerOptions({ CALENDAR_SYNC_BACKOFF_BASE_MS: "500", CALENDAR_SYNC_BACKOFF_CAP_MS: "10" });
+  assert.equal(o.backoffCapMs, 500);
+});
+
+Deno.test("a malformed value is a ConfigError naming the variable, not a silent default", () => {
+  for (
+    const [key, value] of [["CALENDAR_SYNC_CONCURRENCY", "0"], ["CALENDAR_SYNC_LEASE_MS", "soon"], [
+      "CALENDAR_SYNC_MAX_ATTEMPTS",
+      "2.5",
+    ]]
+  ) {
+    assert.throws(() => parseWorkerOptions({ [key]: value }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, new RegExp(key));
+      return true;
+    });
+  }
+});
