@@ -18,13 +18,16 @@
  * for a delete, the row that held the event), plus `error: {code, message}` and `request_id` when
  * something went wrong (a superset of the error envelope), and `next_attempt_at` for a retry.
  * - 200 synced (a delete answers null ids);
- * - 202 pending: a worker holds the row right now, or the provider failed transiently / rate
- *   limited us and a retry is scheduled (`error` says which);
+ * - 202 pending: a worker holds the row right now (it finishes the job);
+ * - 429 `rate_limited`, 503 `provider_unavailable` / `internal_error`, 502 `provider_conflict`: this
+ *   attempt failed, the row stays pending (retry_count + 1, error_message set) and the worker retries
+ *   it at `next_attempt_at`; `Retry-After` says when, in seconds;
  * - 409 `not_connected` (no connected calendar), `needs_reconnect` (grant revoked; the row waits
  *   parked and resumes after the reconnect), `insufficient_scope`, `calendar_not_found`,
  *   `action_conflicts_with_state`;
  * - 422 `invalid_appointment` (ends before it starts), `appointment_has_no_staff`;
- * - 502 `provider_error` (the provider refused the request), or a row that ran out of attempts.
+ * - 502 `provider_error` (the provider refused the request); a row that ran out of attempts is
+ *   `failed` and answers the status of its last error (429, 503 or 502).
  * Errors before any work: 400 `invalid_json` / `invalid_request`, 401 `missing_authorization` /
  * `invalid_token`, 403 `forbidden_role` / `not_staff` / `forbidden_tenant`, 404
  * `appointment_not_found`, 405, 413, 415.
@@ -34,6 +37,7 @@ import { authenticate } from "../auth.ts";
 import { findConnection } from "../connections.ts";
 import { getSql } from "../db/client.ts";
 import { HttpError, json, readJson, requireMethod } from "../http.ts";
+import { DEFAULT_RETRY_AFTER_SECONDS } from "../provider-http.ts";
 import { NO_STORE } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";
 import { staffForUser } from "../staff.ts";
@@ -64,6 +68,16 @@ const FAILED_STATUS: Record<string, number> = {
   invalid_appointment: 422,
   calendar_not_found: 409,
   provider_error: 502,
+  rate_limited: 429,
+  provider_unavailable: 503,
+};
+
+/** HTTP status for a failed attempt that the worker will retry, by the row's error code. */
+const RETRY_STATUS: Record<string, number> = {
+  rate_limited: 429,
+  provider_unavailable: 503,
+  provider_conflict: 502,
+  internal_error: 503,
 };
 
 export const syncAppointment: FunctionHandler = async (req, ctx) => {
@@ -225,9 +239,14 @@ async function respond(
     );
   }
   if (outcome.status === "retry") {
+    // The row stays pending and the worker retries it, but this call failed at the provider: answer
+    // the provider status (ARCHITECTURE.md "Contracts": 429, 502/503) with a Retry-After hint.
     const body = withError(answer(appointmentId, action, "pending", eventId, calendarId), error, requestId);
     if (outcome.retryAt) body.next_attempt_at = outcome.retryAt.toISOString();
-    return json(body, 202, NO_STORE);
+    const seconds = outcome.retryAt
+      ? Math.max(1, Math.ceil((outcome.retryAt.getTime() - Date.now()) / 1000))
+      : DEFAULT_RETRY_AFTER_SECONDS.transient;
+    return json(body, RETRY_STATUS[outcome.code] ?? 503, { ...NO_STORE, "retry-after": String(seconds) });
   }
   const status = FAILED_STATUS[outcome.code] ?? 502;
   return json(
