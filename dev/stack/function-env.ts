@@ -1,0 +1,53 @@
+/**
+ * The environment the functions run with in the local stack: every variable of
+ * supabase/functions/_shared/config.ts, with the Google endpoints pointing at the provider sandbox
+ * (dev/sandbox/CONTRACT.md) and the secrets from secrets.ts.
+ */
+import type { LocalSecrets } from "./secrets.ts";
+
+/** Origins a local app may ask the OAuth callback to return to. */
+export const LOCAL_RETURN_ORIGINS = ["http://127.0.0.1:3000", "http://localhost:3000"];
+
+/** Where the callback sends the browser when auth-start had no `return_to`. */
+export const LOCAL_DEFAULT_RETURN_URL = "http://127.0.0.1:3000/settings/calendar";
+
+/**
+ * Build the function environment.
+ * - `supabaseUrl`: the gateway's base URL (http://127.0.0.1:PORT, no trailing slash); the OAuth
+ *   redirect URI is `${supabaseUrl}/functions/v1/calendar-auth-callback`.
+ * - `databaseUrl`: postgres URL, given as both SUPABASE_DB_URL and DATABASE_URL.
+ * - `sandboxUrl`: the provider sandbox base URL; Google endpoints live under `/google`.
+ * - `extra`: overrides applied last (e.g. GOOGLE_SCOPES, CALENDAR_PROVIDER_TIMEOUT_MS).
+ * Values are secrets: never log the result.
+ */
+export function functionEnv(o: {
+  supabaseUrl: string;
+  databaseUrl: string;
+  sandboxUrl: string;
+  secrets: LocalSecrets;
+  extra?: Record<string, string>;
+}): Record<string, string> {
+  const base = o.supabaseUrl.replace(/\/$/, "");
+  const google = `${o.sandboxUrl.replace(/\/$/, "")}/google`;
+  return {
+    SUPABASE_URL: base,
+    SUPABASE_DB_URL: o.databaseUrl,
+    DATABASE_URL: o.databaseUrl,
+    SUPABASE_JWT_SECRET: o.secrets.jwtSecret,
+    CALENDAR_WORKER_SECRET: o.secrets.workerSecret,
+    GOOGLE_CLIENT_ID: o.secrets.googleClientId,
+    GOOGLE_CLIENT_SECRET: o.secrets.googleClientSecret,
+    GOOGLE_REDIRECT_URI: `${base}/functions/v1/calendar-auth-callback`,
+    GOOGLE_AUTHORIZATION_ENDPOINT: `${google}/o/oauth2/v2/auth`,
+    GOOGLE_TOKEN_ENDPOINT: `${google}/token`,
+    GOOGLE_REVOCATION_ENDPOINT: `${google}/revoke`,
+    GOOGLE_CALENDAR_API_BASE: `${google}/calendar/v3`,
+    OAUTH_STATE_SIGNING_SECRET: o.secrets.stateSigningSecret,
+    TOKEN_ENCRYPTION_KEY: o.secrets.tokenEncryptionKey,
+    TOKEN_ENCRYPTION_KEY_ID: "k1",
+    CALENDAR_ALLOWED_RETURN_ORIGINS: LOCAL_RETURN_ORIGINS.join(","),
+    CALENDAR_DEFAULT_RETURN_URL: LOCAL_DEFAULT_RETURN_URL,
+    CALENDAR_ALLOWED_CORS_ORIGINS: "*",
+    ...o.extra,
+  };
+}
