@@ -1,0 +1,55 @@
+/**
+ * The outbox worker as its own OS process, for the concurrency, crash and convergence tests and the
+ * benchmark: real processes draining the same database over real HTTP to the provider sandbox.
+ *
+ * Runs `drain()` (supabase/functions/_shared/sync/worker.ts) in a loop until SIGTERM/SIGINT (the
+ * current drain finishes first) or until killed (SIGKILL, the crash test). Between drains that
+ * claimed nothing it sleeps WORKER_IDLE_MS. Configuration comes from the environment exactly as for
+ * the functions (DATABASE_URL, GOOGLE_*, TOKEN_ENCRYPTION_KEY, ...; see _shared/config.ts) plus the
+ * CALENDAR_SYNC_* tunables (_shared/sync/options.ts), and:
+ *   WORKER_NAME      prefix of this process's lease owner (default "worker")
+ *   WORKER_IDLE_MS   pause after an empty drain, ms (default 50)
+ *   WORKER_MAX_DB    postgres connections (default concurrency + 2)
+ *
+ * stdout, one JSON object per line: `{"event":"ready","owner":...}` once, then
+ * `{"event":"drain", claimed, synced, retried, failed, parked, remaining}` for every drain that
+ * claimed something, and `{"event":"stopped"}` on a graceful stop. Ids and counts only.
+ */
+import { parseConfig } from "../../supabase/functions/_shared/config.ts";
+import { createSql } from "../../supabase/functions/_shared/db/client.ts";
+import { parseWorkerOptions } from "../../supabase/functions/_shared/sync/options.ts";
+import { cachedProviders, drain } from "../../supabase/functions/_shared/sync/worker.ts";
+
+const env = Deno.env.toObject();
+const config = parseConfig(env);
+const options = parseWorkerOptions(env);
+const name = env.WORKER_NAME || "worker";
+const idleMs = Number(env.WORKER_IDLE_MS || 50);
+const owner = `${name}:${crypto.randomUUID()}`;
+const sql = createSql(config.databaseUrl, { max: Number(env.WORKER_MAX_DB || options.concurrency + 2) });
+const provider = cachedProviders(config);
+
+let stopping = false;
+const stop = () => {
+  stopping = true;
+};
+Deno.addSignalListener("SIGTERM", stop);
+Deno.addSignalListener("SIGINT", stop);
+
+const emit = (event: string, fields: Record<string, unknown> = {}) =>
+  console.log(JSON.stringify({ event, name, ...fields }));
+
+emit("ready", { owner });
+while (!stopping) {
+  try {
+    const summary = await drain({ sql, config, options, provider, owner });
+    if (summary.claimed > 0) emit("drain", { ...summary });
+    else await new Promise((r) => setTimeout(r, idleMs));
+  } catch (err) {
+    emit("drain_error", { name: err instanceof Error ? err.name : "error" });
+    await new Promise((r) => setTimeout(r, idleMs * 4));
+  }
+}
+await sql.end({ timeout: 5 });
+emit("stopped");
+Deno.exit(0);
