@@ -8,6 +8,8 @@
  * parked and resume by themselves after a reconnect. Every outcome is written only while the lease
  * is still ours (`lease_owner` = the claim's owner), and marks a row done only if it was not
  * re-queued since the claim (`queue_version` unchanged); otherwise it stays pending for another pass.
+ * A running worker renews its leases while calls are in flight ({@link extendLeases}), so a short
+ * lease only decides how soon a dead worker's rows come back.
  */
 import type { Sql } from "../db/client.ts";
 import type { ProviderId } from "../providers/types.ts";
@@ -171,8 +173,43 @@ export async function recordSuccess(
       returning l.sync_status = 'synced' as settled
     )
     select settled from done`;
-  if (rows.length === 0) return "lost";
+  if (rows.length === 0) {
+    // Our lease was taken over (it expired mid-call) or the row was dropped and queued afresh (a
+    // disconnect and reconnect): whoever holds the (appointment, staff) row now may have written
+    // before us, so our write can be stale. Re-queue that row: its holder finishes with
+    // "requeued" and runs again, or the next drain does; either way the latest state wins.
+    await requeueMapping(sql, row);
+    return "lost";
+  }
   return rows[0].settled ? "synced" : "requeued";
+}
+
+/** Mark the current row of the claimed row's (appointment, staff, provider) pending again, if any. */
+async function requeueMapping(sql: Sql, row: ClaimedRow): Promise<void> {
+  await sql`
+    update public.calendar_sync_log l set
+      sync_status = 'pending',
+      desired_action = coalesce(l.desired_action, 'upsert'),
+      next_attempt_at = now(),
+      pending_since = coalesce(l.pending_since, now()),
+      retry_count = 0,
+      queue_version = l.queue_version + 1
+    where l.appointment_key = ${row.appointment_key} and l.staff_id = ${row.staff_id}
+      and l.provider = ${row.provider}`;
+}
+
+/**
+ * Extend the leases this worker still holds on `ids` by `leaseMs` from now, while their provider
+ * calls are in flight, so only a worker that stopped (crashed, killed) ever loses its rows.
+ * @returns how many leases were extended.
+ */
+export async function extendLeases(sql: Sql, owner: string, ids: string[], leaseMs: number): Promise<number> {
+  if (ids.length === 0) return 0;
+  const result = await sql`
+    update public.calendar_sync_log l
+    set lease_expires_at = now() + ${Math.ceil(leaseMs)}::integer * interval '1 millisecond'
+    where l.id = any(${ids}::uuid[]) and l.lease_owner = ${owner}`;
+  return result.count;
 }
 
 /**

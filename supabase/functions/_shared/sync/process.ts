@@ -90,9 +90,14 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
     let result: SuccessRecord;
     let operation: "created" | "updated" | "restored" | null = null;
     if (wanted) {
-      if (appointment.ends_at.getTime() < appointment.starts_at.getTime()) {
+      if (appointment.ends_at.getTime() <= appointment.starts_at.getTime()) {
+        // Calendars refuse an event that ends before (or when) it starts; say which row to fix.
         throw new InvalidAppointmentError(
-          `appointment ${appointment.id} ends before it starts (ends_at < starts_at); fix its times`,
+          `appointment ${appointment.id} ${
+            appointment.ends_at.getTime() < appointment.starts_at.getTime()
+              ? "ends before it starts (ends_at < starts_at)"
+              : "has no duration (ends_at = starts_at)"
+          }; fix its times`,
         );
       }
       const target = conn.selected_calendar_id;

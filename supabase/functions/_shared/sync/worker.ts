@@ -7,13 +7,16 @@
  * `maxRunMs` and returns once the rows in flight are recorded, so it fits the edge runtime's wall
  * clock; whatever is left is picked up by the next kick or the pg_cron sweep. A rate-limited
  * account is skipped for the rest of the run (its rows are deferred in the database too).
+ * While rows are in flight their leases are renewed every third of `leaseMs`, so a slow provider
+ * never lets another worker take a row this one is still writing; only a stopped worker's leases
+ * run out.
  */
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/client.ts";
 import { providerFor } from "../providers/index.ts";
 import type { CalendarProvider, ProviderId } from "../providers/types.ts";
 import type { WorkerOptions } from "./options.ts";
-import { type ClaimedRow, claimRows, countDue, touchConnections } from "./outbox.ts";
+import { type ClaimedRow, claimRows, countDue, extendLeases, touchConnections } from "./outbox.ts";
 import { type ProcessDeps, processRow, type RowOutcome } from "./process.ts";
 
 /** The answer of one drain (and of calendar-sync-worker). Counts are rows. */
@@ -98,51 +101,75 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
     onRateLimited: (staffId, until) => resting.set(staffId, until.getTime()),
   };
   const inFlight = new Set<Promise<void>>();
+  const held = new Set<string>();
   let exhausted = false;
   let claimError: unknown;
 
   const start = (row: ClaimedRow) => {
+    held.add(row.id);
     const p = processRow(row, processDeps).then((outcome) => {
       count(summary, outcome);
       if (outcome.status === "synced") syncedStaff.add(row.staff_id);
       deps.onOutcome?.(row, outcome);
-    }).finally(() => inFlight.delete(p));
+    }).finally(() => {
+      held.delete(row.id);
+      inFlight.delete(p);
+    });
     inFlight.add(p);
   };
 
-  while (true) {
-    const free = options.concurrency - inFlight.size;
-    const wantMore = !exhausted && claimError === undefined && Date.now() < deadline;
-    // Claim when at least half the slots are free (or none is busy), to keep claims batched.
-    if (wantMore && free > 0 && (free * 2 >= options.concurrency || inFlight.size === 0)) {
-      const now = Date.now();
-      for (const [staffId, until] of resting) if (until <= now) resting.delete(staffId);
-      try {
-        const rows = await claimRows(sql, {
-          owner,
-          limit: free,
-          leaseMs: options.leaseMs,
-          excludeStaffIds: [...resting.keys()],
-        });
-        summary.claimed += rows.length;
-        for (const row of rows) start(row);
-        if (rows.length < free) exhausted = true;
-      } catch (err) {
-        claimError = err;
-      }
-    }
-    if (inFlight.size === 0) {
-      if (exhausted || claimError !== undefined || Date.now() >= deadline) break;
-      continue;
-    }
-    await Promise.race(inFlight);
-    // A finished row may have been re-queued, or new rows may have arrived: look again.
-    if (exhausted && Date.now() < deadline && inFlight.size < options.concurrency) exhausted = false;
+  // Lease renewal: one UPDATE for all rows in flight, never two at once. A failed renewal is
+  // harmless (the next one retries; outcomes are only written while the lease is ours).
+  let renewal: Promise<unknown> | null = null;
+  const renew = setInterval(() => {
+    if (renewal || held.size === 0) return;
+    renewal = extendLeases(sql, owner, [...held], options.leaseMs).catch(() => 0).finally(() => {
+      renewal = null;
+    });
+  }, Math.max(100, Math.floor(options.leaseMs / 3)));
+
+  try {
+    await runLoop();
+  } finally {
+    clearInterval(renew);
+    await renewal;
   }
   await touchConnections(sql, syncedStaff).catch(() => {});
   if (claimError !== undefined) throw claimError;
   summary.remaining = await countDue(sql);
   return summary;
+
+  async function runLoop(): Promise<void> {
+    while (true) {
+      const free = options.concurrency - inFlight.size;
+      const wantMore = !exhausted && claimError === undefined && Date.now() < deadline;
+      // Claim when at least half the slots are free (or none is busy), to keep claims batched.
+      if (wantMore && free > 0 && (free * 2 >= options.concurrency || inFlight.size === 0)) {
+        const now = Date.now();
+        for (const [staffId, until] of resting) if (until <= now) resting.delete(staffId);
+        try {
+          const rows = await claimRows(sql, {
+            owner,
+            limit: free,
+            leaseMs: options.leaseMs,
+            excludeStaffIds: [...resting.keys()],
+          });
+          summary.claimed += rows.length;
+          for (const row of rows) start(row);
+          if (rows.length < free) exhausted = true;
+        } catch (err) {
+          claimError = err;
+        }
+      }
+      if (inFlight.size === 0) {
+        if (exhausted || claimError !== undefined || Date.now() >= deadline) break;
+        continue;
+      }
+      await Promise.race(inFlight);
+      // A finished row may have been re-queued, or new rows may have arrived: look again.
+      if (exhausted && Date.now() < deadline && inFlight.size < options.concurrency) exhausted = false;
+    }
+  }
 }
 
 function count(summary: DrainSummary, outcome: RowOutcome): void {
