@@ -44,7 +44,12 @@ async function route(req: Request): Promise<{ name: string; res: Response }> {
   if (!path.startsWith(PREFIX)) {
     return { name: "-", res: gatewayAnswer(404, "NOT_FOUND", "Requested function was not found") };
   }
-  const name = decodeURIComponent(path.slice(PREFIX.length).split("/")[0]).slice(0, 80);
+  let name: string;
+  try {
+    name = decodeURIComponent(path.slice(PREFIX.length).split("/")[0]).slice(0, 80);
+  } catch {
+    return { name: "-", res: gatewayAnswer(404, "NOT_FOUND", "Requested function was not found") };
+  }
   const handler = handlers.get(name);
   if (!handler) return { name, res: gatewayAnswer(404, "NOT_FOUND", "Requested function was not found") };
   // Browsers send preflights without credentials: they reach the function (which answers CORS).
