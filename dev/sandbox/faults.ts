@@ -1,0 +1,235 @@
+/**
+ * Test instrumentation for `/google/**`: injected faults and latency, call counters, and in-flight
+ * tracking per event (to prove the sync engine never writes one event from two places at once).
+ */
+import { z } from "zod";
+
+/** Endpoint names used by faults and counters (CONTRACT.md). */
+export const ENDPOINTS = [
+  "oauth.authorize",
+  "oauth.token.authorization_code",
+  "oauth.token.refresh_token",
+  "oauth.revoke",
+  "calendarList.list",
+  "freeBusy.query",
+  "events.insert",
+  "events.get",
+  "events.list",
+  "events.patch",
+  "events.update",
+  "events.delete",
+] as const;
+export type EndpointName = typeof ENDPOINTS[number];
+
+/** `POST /_admin/faults` body. `times`: how often it fires (-1 = until cleared); `probability` uses the seeded RNG. */
+export const faultSchema = z.strictObject({
+  match: z.strictObject({
+    endpoint: z.enum(ENDPOINTS).optional(),
+    method: z.string().min(1).transform((m) => m.toUpperCase()).optional(),
+    pathPrefix: z.string().startsWith("/").optional(),
+    email: z.string().min(1).transform((e) => e.toLowerCase()).optional(),
+  }).default({}),
+  response: z.union([
+    z.strictObject({
+      status: z.number().int().min(400).max(599),
+      reason: z.string().min(1).optional(),
+      message: z.string().min(1).optional(),
+      retryAfterSeconds: z.number().int().min(0).optional(),
+    }),
+    z.strictObject({
+      timeout: z.literal(true),
+      hangMs: z.number().int().min(0).max(600_000).optional(),
+      /** True: the request is carried out first and only its answer is held (a lost response). */
+      executed: z.boolean().optional(),
+    }),
+  ]),
+  times: z.number().int().min(-1).refine((n) => n !== 0, "times must be -1 or at least 1").default(1),
+  probability: z.number().min(0).max(1).default(1),
+});
+export type FaultSpec = z.infer<typeof faultSchema>;
+export type FaultResponse = FaultSpec["response"];
+
+/** `POST /_admin/latency` body: `ms` plus a uniform random `0..jitterMs`; `{ms:0}` turns it off. */
+export const latencySchema = z.strictObject({
+  ms: z.number().int().min(0).max(600_000),
+  jitterMs: z.number().int().min(0).max(600_000).default(0),
+});
+
+/** What a request looks like to fault matching. `path` is the URL path only (never the query). */
+export interface CallInfo {
+  endpoint: EndpointName | "unknown";
+  method: string;
+  path: string;
+  email: string | null;
+}
+
+interface Fault extends FaultSpec {
+  id: string;
+  fired: number;
+}
+
+/** mulberry32: a tiny seeded PRNG so probabilistic faults are reproducible for a given seed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Active faults and latency settings. */
+export class FaultBoard {
+  private faults: Fault[] = [];
+  private random: () => number;
+  private latency = { ms: 0, jitterMs: 0 };
+
+  constructor(private readonly seed: number) {
+    this.random = seededRandom(seed);
+  }
+
+  add(spec: FaultSpec): string {
+    const id = crypto.randomUUID();
+    this.faults.push({ ...spec, id, fired: 0 });
+    return id;
+  }
+
+  list(): Array<FaultSpec & { id: string; fired: number }> {
+    return this.faults.map((f) => ({ ...f }));
+  }
+
+  /** Clear faults and latency, and restart the RNG so a reset run repeats the same choices. */
+  reset(): void {
+    this.faults = [];
+    this.latency = { ms: 0, jitterMs: 0 };
+    this.random = seededRandom(this.seed);
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+  }
+
+  setLatency(l: { ms: number; jitterMs: number }): void {
+    this.latency = l;
+  }
+
+  /** Delay for the next call, in ms (0 when latency is off). */
+  nextDelayMs(): number {
+    const { ms, jitterMs } = this.latency;
+    return ms + (jitterMs > 0 ? Math.floor(this.random() * (jitterMs + 1)) : 0);
+  }
+
+  /**
+   * The first matching fault that fires for this call, consuming one of its `times`. The RNG is only
+   * drawn for faults that match, so unrelated traffic does not change which calls fail.
+   */
+  take(call: CallInfo): FaultResponse | undefined {
+    for (const f of this.faults) {
+      const m = f.match;
+      if (m.endpoint && m.endpoint !== call.endpoint) continue;
+      if (m.method && m.method !== call.method) continue;
+      if (m.pathPrefix && !call.path.startsWith(m.pathPrefix)) continue;
+      if (m.email && m.email !== call.email) continue;
+      if (f.probability < 1 && this.random() >= f.probability) continue;
+      f.fired++;
+      if (f.times > 0 && f.fired >= f.times) this.faults = this.faults.filter((x) => x !== f);
+      return f.response;
+    }
+    return undefined;
+  }
+}
+
+/** One recorded call. `at` is RFC 3339. */
+export interface CallRecord extends CallInfo {
+  status: number;
+  at: string;
+}
+
+const RECENT_LIMIT = 500;
+
+/** Call counters for `GET /_admin/calls`. */
+export class CallLog {
+  private total = 0;
+  private byEndpoint: Record<string, number> = {};
+  private recent: CallRecord[] = [];
+
+  record(call: CallInfo, status: number): void {
+    this.total++;
+    this.byEndpoint[call.endpoint] = (this.byEndpoint[call.endpoint] ?? 0) + 1;
+    this.recent.push({ ...call, status, at: new Date().toISOString() });
+    if (this.recent.length > RECENT_LIMIT) this.recent.splice(0, this.recent.length - RECENT_LIMIT);
+  }
+
+  reset(): void {
+    this.total = 0;
+    this.byEndpoint = {};
+    this.recent = [];
+  }
+
+  snapshot(): { total: number; byEndpoint: Record<string, number>; recent: CallRecord[] } {
+    return { total: this.total, byEndpoint: { ...this.byEndpoint }, recent: [...this.recent] };
+  }
+}
+
+/** In-flight events.* requests per (calendarId, eventId), with the maximum ever seen per key. */
+export class ConcurrencyTracker {
+  private inFlight = new Map<string, number>();
+  private max = new Map<string, number>();
+
+  /** Count a request as in flight; call the returned function exactly once when it is answered. */
+  enter(calendarId: string, eventId: string): () => void {
+    const key = JSON.stringify([calendarId, eventId]);
+    const n = (this.inFlight.get(key) ?? 0) + 1;
+    this.inFlight.set(key, n);
+    if (n > (this.max.get(key) ?? 0)) this.max.set(key, n);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.inFlight.get(key) ?? 1) - 1;
+      if (left <= 0) this.inFlight.delete(key);
+      else this.inFlight.set(key, left);
+    };
+  }
+
+  /** Maxima only; requests still in flight keep being counted correctly. */
+  reset(): void {
+    this.max = new Map([...this.inFlight]);
+  }
+
+  report(): {
+    maxInFlightPerEvent: number;
+    violations: Array<{ calendarId: string; eventId: string; maxInFlight: number }>;
+  } {
+    let overall = 0;
+    const violations = [];
+    for (const [key, n] of this.max) {
+      overall = Math.max(overall, n);
+      if (n > 1) {
+        const [calendarId, eventId] = JSON.parse(key) as [string, string];
+        violations.push({ calendarId, eventId, maxInFlight: n });
+      }
+    }
+    return { maxInFlightPerEvent: overall, violations };
+  }
+}
+
+/**
+ * Wait `ms`, ending early when any signal aborts. Resolves true when the full time passed. The timer is
+ * always cleared, so test sanitizers see no leaks.
+ */
+export function sleep(ms: number, signals: AbortSignal[]): Promise<boolean> {
+  if (ms <= 0 || signals.some((s) => s.aborted)) return Promise.resolve(ms <= 0);
+  return new Promise((resolve) => {
+    const done = (full: boolean) => {
+      clearTimeout(timer);
+      for (const s of signals) s.removeEventListener("abort", onAbort);
+      resolve(full);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    for (const s of signals) s.addEventListener("abort", onAbort, { once: true });
+  });
+}
