@@ -1,0 +1,246 @@
+/**
+ * The admin API under `/_admin` (CONTRACT.md "Admin API"): tests use it to shape the provider's world
+ * (accounts, calendars, events, grants), to inject faults and latency, to read call counters and the
+ * per-event concurrency report, and to play the user on the consent page. JSON in and out; mistakes
+ * get the project's envelope `{"error":{"code","message"},"request_id"}` with a 4xx.
+ */
+import { z } from "zod";
+import { AdminError, GoogleApiError, jsonResponse } from "./errors.ts";
+import { type EventBody, insertEvent } from "./event-model.ts";
+import { faultSchema, latencySchema } from "./faults.ts";
+import type { SandboxRuntime } from "./runtime.ts";
+import { ACCESS_ROLES, type Account, type CalendarRecord } from "./state.ts";
+
+const email = z.string().trim().regex(/^[^\s@/]+@[^\s@/]+$/, "must be an email address")
+  .transform((e) => e.toLowerCase());
+
+const accountBody = z.strictObject({
+  email,
+  calendars: z.array(z.strictObject({
+    id: z.string().min(1).optional(),
+    summary: z.string().min(1),
+    accessRole: z.enum(ACCESS_ROLES).optional(),
+  })).optional(),
+});
+
+const dateTimeInput = z.union([
+  z.string().min(1).transform((dateTime) => ({ dateTime })),
+  z.strictObject({
+    date: z.string().optional(),
+    dateTime: z.string().optional(),
+    timeZone: z.string().optional(),
+  }),
+]);
+
+const eventBody = z.strictObject({
+  start: dateTimeInput,
+  end: dateTimeInput,
+  summary: z.string().optional(),
+  transparency: z.enum(["opaque", "transparent"]).optional(),
+  status: z.enum(["confirmed", "tentative"]).optional(),
+  id: z.string().optional(),
+});
+
+const emailBody = z.strictObject({ email });
+
+const authorizeBody = z.strictObject({
+  authorizationUrl: z.url(),
+  login: z.string().min(1),
+  scopes: z.array(z.string().min(1)).optional(),
+  decision: z.enum(["approve", "deny"]),
+});
+
+const ok = (body: unknown = { ok: true }) => jsonResponse(body);
+
+/**
+ * Handle one `/_admin/**` request. `dispatch` is the sandbox's own handler: `/_admin/authorize` sends
+ * the browser's two requests through it, so faults, latency and counters apply as for a real browser.
+ * @throws AdminError for unknown routes (404) and invalid input (400); the router answers it.
+ */
+export async function handleAdmin(
+  sb: SandboxRuntime,
+  req: Request,
+  url: URL,
+  dispatch: (req: Request) => Promise<Response>,
+): Promise<Response> {
+  let seg: string[];
+  try {
+    seg = url.pathname.split("/").filter(Boolean).slice(1).map(decodeURIComponent);
+  } catch {
+    throw new AdminError(400, "invalid_request", "Malformed path encoding");
+  }
+  const route = `${req.method} ${
+    seg.map((s, i) => (seg[0] === "accounts" && (i === 1 || i === 3) ? "*" : s)).join("/")
+  }`;
+  switch (route) {
+    case "POST reset":
+      sb.state.reset();
+      sb.faults.reset();
+      sb.calls.reset();
+      sb.concurrency.reset();
+      return ok();
+    case "POST accounts": {
+      const body = await readJson(req, accountBody);
+      const account = sb.state.ensureAccount(body.email);
+      for (const c of body.calendars ?? []) sb.state.putCalendar(account, c);
+      return ok(accountView(account));
+    }
+    case "GET accounts/*":
+      return ok(accountView(accountOf(sb, seg[1])));
+    case "GET accounts/*/calendars/*/events": {
+      const cal = calendarOf(sb, seg[1], seg[3]);
+      const includeDeleted = url.searchParams.get("includeDeleted") === "true";
+      const items = Object.values(cal.events).map((s) => s.resource)
+        .filter((ev) => includeDeleted || ev.status !== "cancelled");
+      return ok({ items });
+    }
+    case "POST accounts/*/calendars/*/events": {
+      const cal = calendarOf(sb, seg[1], seg[3]);
+      const body = await readJson(req, eventBody);
+      try {
+        return ok(insertEvent(sb.state, cal, accountOf(sb, seg[1]).email, body as EventBody));
+      } catch (err) {
+        if (err instanceof GoogleApiError) throw new AdminError(400, "invalid_request", err.item.message);
+        throw err;
+      }
+    }
+    case "DELETE accounts/*/calendars/*": {
+      const cal = calendarOf(sb, seg[1], seg[3]);
+      sb.state.deleteCalendar(seg[1], cal.id);
+      return ok();
+    }
+    case "POST grants/revoke": {
+      const body = await readJson(req, emailBody);
+      const grants = sb.state.grantsFor({ email: body.email }).filter((g) => !g.revoked);
+      for (const g of grants) sb.state.revokeGrant(g);
+      return ok({ revoked: grants.length });
+    }
+    case "POST tokens/expire": {
+      const body = await readJson(req, emailBody);
+      return ok({ expired: sb.state.expireAccessTokens(body.email) });
+    }
+    case "GET grants": {
+      const filter = url.searchParams.get("email");
+      const grants = sb.state.grantsFor(filter ? { email: filter } : {}).map((g) => ({
+        email: g.email,
+        clientId: g.clientId,
+        scopes: g.scopes,
+        revoked: g.revoked,
+        hasRefreshToken: !!g.refreshToken,
+        refreshCount: g.refreshCount,
+        createdAt: g.createdAt,
+      }));
+      return ok({ grants });
+    }
+    case "POST faults":
+      return ok({ id: sb.faults.add(await readJson(req, faultSchema)) });
+    case "GET faults":
+      return ok({ faults: sb.faults.list() });
+    case "DELETE faults":
+      sb.faults.clearFaults();
+      return ok();
+    case "POST latency":
+      sb.faults.setLatency(await readJson(req, latencySchema));
+      return ok();
+    case "GET calls":
+      return ok(sb.calls.snapshot());
+    case "POST calls/reset":
+      sb.calls.reset();
+      return ok();
+    case "GET concurrency":
+      return ok(sb.concurrency.report());
+    case "POST concurrency/reset":
+      sb.concurrency.reset();
+      return ok();
+    case "POST authorize":
+      return ok(await authorize(await readJson(req, authorizeBody), url.origin, dispatch));
+  }
+  throw new AdminError(404, "not_found", `No admin route for ${req.method} ${url.pathname}`);
+}
+
+async function readJson<T extends z.ZodType>(req: Request, schema: T): Promise<z.infer<T>> {
+  let raw: unknown;
+  try {
+    const text = await req.text();
+    raw = text ? JSON.parse(text) : {};
+  } catch {
+    throw new AdminError(400, "invalid_json", "The request body is not valid JSON");
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new AdminError(400, "invalid_request", `${issue.path.join(".") || "body"}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+function accountOf(sb: SandboxRuntime, emailParam: string): Account {
+  const account = sb.state.account(emailParam);
+  if (!account) throw new AdminError(404, "not_found", `No sandbox account ${emailParam}`);
+  return account;
+}
+
+function calendarOf(sb: SandboxRuntime, emailParam: string, calendarId: string): CalendarRecord {
+  accountOf(sb, emailParam);
+  const cal = sb.state.calendar(emailParam, calendarId);
+  if (!cal) throw new AdminError(404, "not_found", `Account ${emailParam} has no calendar ${calendarId}`);
+  return cal;
+}
+
+function accountView(account: Account) {
+  return {
+    email: account.email,
+    calendars: Object.values(account.calendars).map((c) => ({
+      id: c.id,
+      summary: c.summary,
+      accessRole: c.accessRole,
+      primary: c.primary,
+    })),
+  };
+}
+
+/**
+ * What a browser does with an authorization URL: load the consent page, then submit it with `login`,
+ * the ticked `scopes` (default: all requested) and the decision. Answers `{redirect}` (the Location).
+ * An error page (bad client, redirect mismatch, injected fault) becomes an AdminError with its status
+ * and Google's error code.
+ */
+async function authorize(
+  body: z.infer<typeof authorizeBody>,
+  origin: string,
+  dispatch: (req: Request) => Promise<Response>,
+): Promise<{ redirect: string }> {
+  const target = new URL(body.authorizationUrl);
+  if (!target.pathname.endsWith("/google/o/oauth2/v2/auth")) {
+    throw new AdminError(
+      400,
+      "invalid_request",
+      "authorizationUrl is not the sandbox authorization endpoint",
+    );
+  }
+  const page = await dispatch(new Request(new URL(`/google/o/oauth2/v2/auth${target.search}`, origin)));
+  const html = await page.text();
+  if (page.status === 302) return { redirect: page.headers.get("location")! };
+  if (page.status !== 200) throw pageError(page.status, html);
+  const requestId = /name="request_id" value="([^"]+)"/.exec(html)?.[1];
+  if (!requestId) throw new AdminError(502, "no_consent_form", "The consent page had no form");
+  const form = new URLSearchParams({ request_id: requestId, login: body.login, decision: body.decision });
+  const scopes = body.scopes ?? (target.searchParams.get("scope") ?? "").split(" ").filter(Boolean);
+  for (const s of scopes) form.append("scope", s);
+  const res = await dispatch(
+    new Request(new URL("/google/o/oauth2/v2/auth/decision", origin), { method: "POST", body: form }),
+  );
+  const text = await res.text();
+  if (res.status === 302) return { redirect: res.headers.get("location")! };
+  throw pageError(res.status, text);
+}
+
+function pageError(status: number, html: string): AdminError {
+  const m = /Error (\d+): ([a-z_]+)/.exec(html);
+  const err = /class="err">([^<]*)</.exec(html)?.[1];
+  return new AdminError(
+    status >= 400 ? status : 502,
+    m?.[2] ?? "consent_failed",
+    err ?? `The consent page answered HTTP ${status}${m ? ` ${m[2]}` : ""}`,
+  );
+}

@@ -1,0 +1,24 @@
+/**
+ * Everything one running sandbox holds, handed to every route handler: the world state, registered
+ * OAuth clients, and the test instrumentation (faults, latency, counters, concurrency tracking).
+ */
+import type { ClientRegistry } from "./clients.ts";
+import type { CallLog, ConcurrencyTracker, FaultBoard } from "./faults.ts";
+import type { SandboxState } from "./state.ts";
+
+/** One sandbox instance's live objects. */
+export interface SandboxRuntime {
+  state: SandboxState;
+  clients: ClientRegistry;
+  faults: FaultBoard;
+  calls: CallLog;
+  concurrency: ConcurrencyTracker;
+  /** Aborted when the server closes, so requests held by latency or a timeout fault end at once. */
+  closing: AbortSignal;
+}
+
+/** Decode an `application/x-www-form-urlencoded` body (case-insensitive content type check). */
+export function formBody(req: Request, bodyText: string): URLSearchParams | undefined {
+  const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  return type === "application/x-www-form-urlencoded" ? new URLSearchParams(bodyText) : undefined;
+}
