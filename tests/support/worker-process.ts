@@ -10,6 +10,7 @@
  *   WORKER_NAME      prefix of this process's lease owner (default "worker")
  *   WORKER_IDLE_MS   pause after an empty drain, ms (default 50)
  *   WORKER_MAX_DB    postgres connections (default concurrency + 2)
+ *   WORKER_EXIT_ON_STDIN_EOF  "1": stop gracefully when stdin closes (the parent test went away)
  *
  * stdout, one JSON object per line: `{"event":"ready","owner":...}` once, then
  * `{"event":"drain", claimed, synced, retried, failed, parked, remaining}` for every drain that
@@ -35,6 +36,15 @@ const stop = () => {
 };
 Deno.addSignalListener("SIGTERM", stop);
 Deno.addSignalListener("SIGINT", stop);
+if (env.WORKER_EXIT_ON_STDIN_EOF === "1") {
+  // A parent that dies without stopping us closes our stdin; do not outlive it.
+  (async () => {
+    try {
+      for await (const _ of Deno.stdin.readable) { /* ignore input */ }
+    } catch { /* closed */ }
+    stop();
+  })();
+}
 
 const emit = (event: string, fields: Record<string, unknown> = {}) =>
   console.log(JSON.stringify({ event, name, ...fields }));
