@@ -1,0 +1,313 @@
+/**
+ * One complete local stack per test file: a scratch database (bootstrap + migrations), the provider
+ * sandbox (in this process, dev/sandbox/server.ts), and the gateway hosting every function as a
+ * separate OS process, wired together with fresh secrets. Tests talk to it over real HTTP.
+ *
+ * ```ts
+ * const stack = await startTestStack();
+ * const staff = await stack.createStaff({});
+ * const { location } = await stack.connect(staff);           // the whole OAuth redirect flow
+ * const res = await stack.invoke("calendar-list-calendars", { jwt: staff.jwt });
+ * await stack.close();
+ * ```
+ */
+import postgres from "postgres";
+import { startSandbox } from "../../dev/sandbox/server.ts";
+import { createScratchDatabase } from "../../dev/stack/database.ts";
+import { functionEnv } from "../../dev/stack/function-env.ts";
+import { type GatewayProcess, startGatewayProcess } from "../../dev/stack/gateway.ts";
+import { mintJwt } from "../../dev/stack/jwt.ts";
+import { generateSecrets, type LocalSecrets } from "../../dev/stack/secrets.ts";
+
+/** A staff member: auth.users row, staff row, sandbox account with the same email, and a session JWT. */
+export interface TestStaff {
+  /** staff.id */
+  id: string;
+  tenantId: string;
+  /** auth.users.id = staff.profile_id = the JWT's sub */
+  profileId: string;
+  email: string;
+  /** A user access token (role authenticated, 1 h). */
+  jwt: string;
+}
+
+/** The provider sandbox's admin API (dev/sandbox/CONTRACT.md, "Admin API"). */
+export interface SandboxClient {
+  /** Base URL, http://127.0.0.1:PORT; Google endpoints under /google. */
+  url: string;
+  /** Call any admin endpoint; JSON in and out. @throws Error with status and body on a non-2xx answer. */
+  admin<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+  /** Events as stored in the sandbox; `calendarId` defaults to the primary calendar (the email). */
+  // deno-lint-ignore no-explicit-any
+  events(email: string, calendarId?: string, includeDeleted?: boolean): Promise<any[]>;
+  /** Provider call counters since the last reset (endpoint names per CONTRACT.md). */
+  calls(): Promise<{ total: number; byEndpoint: Record<string, number> }>;
+  resetCalls(): Promise<void>;
+  /** Inject a fault (CONTRACT.md `POST /_admin/faults`); @returns its id. */
+  fault(spec: unknown): Promise<string>;
+  clearFaults(): Promise<void>;
+  /** Added latency on every /google/** call, ms. */
+  latency(ms: number, jitterMs?: number): Promise<void>;
+}
+
+/** Options of {@link TestStack.invoke}. */
+export interface InvokeOptions {
+  /** Default POST (like supabase-js functions.invoke). */
+  method?: string;
+  /** Sent as JSON (content-type application/json). */
+  body?: unknown;
+  /** Sent verbatim (content-type application/json unless `headers` says otherwise). */
+  rawBody?: string;
+  /** Bearer token. Default (undefined): the anon key, as supabase-js sends without a session;
+   * null: no Authorization header at all. */
+  jwt?: string | null;
+  /** Extra headers (override the defaults). */
+  headers?: Record<string, string>;
+  /** Query parameters. */
+  query?: Record<string, string>;
+}
+
+/** A running stack; see the module doc. */
+export interface TestStack {
+  /** Scratch database URL (superuser). */
+  dbUrl: string;
+  /** Superuser connection to the scratch DB, for setup and assertions only. */
+  sql: postgres.Sql;
+  sandbox: SandboxClient;
+  /** http://127.0.0.1:PORT/functions/v1 */
+  functionsUrl: string;
+  /** What the functions run with (secrets, endpoints); never log it. */
+  env: Record<string, string>;
+  secrets: LocalSecrets;
+  /** Service role key (role service_role, no sub). */
+  serviceRoleJwt: string;
+  /** Anon key (role anon). */
+  anonJwt: string;
+  /** A user access token for `sub` (auth.users id); `extra` claims are merged last. */
+  userJwt(sub: string, extra?: Record<string, unknown>): Promise<string>;
+  /** @returns the new tenant's id. */
+  createTenant(name?: string): Promise<string>;
+  /** Inserts auth.users + staff (profile_id) and creates the sandbox account with that email.
+   * Defaults: a new tenant, a unique `staff-<random>@example.com`, role "staff". */
+  createStaff(o: { tenantId?: string; email?: string; role?: "staff" | "admin" }): Promise<TestStaff>;
+  /** Call a function through the gateway, `redirect: "manual"`. The caller consumes the body. */
+  invoke(name: string, o?: InvokeOptions): Promise<Response>;
+  /**
+   * The whole OAuth redirect flow as a browser would do it: POST `<prefix>-auth-start` with the
+   * staff JWT (body `{return_to?}`) -> consent URL; the sandbox consent decision
+   * (`POST /_admin/authorize` with login = staff email) -> redirect URL; GET that URL (the
+   * gateway's auth-callback) without following redirects.
+   * @returns the callback's `Location` ("" if none) and its response (body already buffered, so
+   *   reading it is optional).
+   * @throws Error when auth-start does not answer 200 or the sandbox refuses the authorization.
+   */
+  connect(staff: TestStaff, o?: {
+    scopes?: string[];
+    decision?: "approve" | "deny";
+    returnTo?: string;
+    functionPrefix?: "calendar" | "google-calendar";
+  }): Promise<{ location: string; response: Response }>;
+  /** Insert an appointment (times ISO 8601 with offset); default status "scheduled". @returns its id. */
+  createAppointment(
+    o: { tenantId: string; staffId: string; startsAt: string; endsAt: string; status?: string },
+  ): Promise<string>;
+  /** The gateway's recent output lines (request log and function logs), for diagnosing failures. */
+  gatewayLogs(): string[];
+  /** Stop the gateway process and the sandbox, close `sql`, drop the scratch database. Idempotent. */
+  close(): Promise<void>;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+function sandboxClient(url: string): SandboxClient {
+  const admin = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`sandbox ${method} ${path} answered ${res.status}: ${text.slice(0, 500)}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+  const enc = encodeURIComponent;
+  return {
+    url,
+    admin,
+    events: async (email, calendarId = email, includeDeleted = false) =>
+      (await admin<{ items: unknown[] }>(
+        "GET",
+        `/_admin/accounts/${enc(email)}/calendars/${enc(calendarId)}/events${
+          includeDeleted ? "?includeDeleted=true" : ""
+        }`,
+      )).items,
+    calls: async () => {
+      const { total, byEndpoint } = await admin<{ total: number; byEndpoint: Record<string, number> }>(
+        "GET",
+        "/_admin/calls",
+      );
+      return { total, byEndpoint };
+    },
+    resetCalls: async () => void await admin("POST", "/_admin/calls/reset"),
+    fault: async (spec) => (await admin<{ id: string }>("POST", "/_admin/faults", spec)).id,
+    clearFaults: async () => void await admin("DELETE", "/_admin/faults"),
+    latency: async (ms, jitterMs) => void await admin("POST", "/_admin/latency", { ms, jitterMs }),
+  };
+}
+
+/**
+ * Start a stack: scratch database on TEST_DATABASE_URL's server (see createScratchDatabase), the
+ * sandbox (random port, `sandboxSeed` default 42) with this stack's OAuth client, and the gateway
+ * (random port) with {@link functionEnv} plus `env` overrides.
+ * @throws when any part fails to start (what did start is stopped again).
+ */
+export async function startTestStack(
+  o: { env?: Record<string, string>; sandboxSeed?: number } = {},
+): Promise<TestStack> {
+  const secrets = generateSecrets();
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
+  };
+  try {
+    const db = await createScratchDatabase("stack");
+    cleanups.push(() => db.drop());
+    const sql = postgres(db.url, { max: 4, onnotice: () => {} });
+    cleanups.push(() => sql.end({ timeout: 5 }));
+
+    // The gateway's URL must be known before it starts (it is the OAuth redirect URI the sandbox
+    // registers), so pick a free port first; retry on the rare race for it.
+    let gateway: GatewayProcess | undefined;
+    let sandbox: Awaited<ReturnType<typeof startSandbox>> | undefined;
+    let env: Record<string, string> = {};
+    for (let attempt = 1; !gateway; attempt++) {
+      const port = freePort();
+      const supabaseUrl = `http://127.0.0.1:${port}`;
+      sandbox = await startSandbox({
+        port: 0,
+        hostname: "127.0.0.1",
+        clients: [{
+          clientId: secrets.googleClientId,
+          clientSecret: secrets.googleClientSecret,
+          redirectUris: [
+            `${supabaseUrl}/functions/v1/calendar-auth-callback`,
+            `${supabaseUrl}/functions/v1/google-calendar-auth-callback`,
+          ],
+        }],
+        seed: o.sandboxSeed ?? 42,
+      });
+      env = functionEnv({ supabaseUrl, databaseUrl: db.url, sandboxUrl: sandbox.url, secrets, extra: o.env });
+      try {
+        gateway = await startGatewayProcess({ env, port });
+      } catch (err) {
+        await sandbox.close();
+        if (attempt >= 3 || !/AddrInUse|address already in use/i.test(String(err))) throw err;
+      }
+    }
+    const gw = gateway;
+    const sb = sandbox!;
+    cleanups.push(() => sb.close());
+    cleanups.push(() => gw.close());
+
+    const functionsUrl = `${gw.url}/functions/v1`;
+    const issuer = `${env.SUPABASE_URL}/auth/v1`;
+    const anonJwt = await mintJwt(secrets.jwtSecret, { role: "anon" });
+    const serviceRoleJwt = await mintJwt(secrets.jwtSecret, { role: "service_role" });
+    const sandboxApi = sandboxClient(sb.url);
+    const userJwt = (sub: string, extra?: Record<string, unknown>) =>
+      mintJwt(secrets.jwtSecret, {
+        role: "authenticated",
+        sub,
+        email: typeof extra?.email === "string" ? extra.email : undefined,
+        issuer,
+        extra,
+      });
+
+    const createTenant = async (name = "Test clinic") => {
+      const [row] = await sql`insert into public.tenants (name) values (${name}) returning id`;
+      return row.id as string;
+    };
+
+    const invoke = async (name: string, io: InvokeOptions = {}) => {
+      const url = new URL(`${functionsUrl}/${name}`);
+      for (const [k, v] of Object.entries(io.query ?? {})) url.searchParams.set(k, v);
+      const headers: Record<string, string> = { apikey: anonJwt };
+      const jwt = io.jwt === undefined ? anonJwt : io.jwt;
+      if (jwt !== null) headers.authorization = `Bearer ${jwt}`;
+      let body: string | undefined;
+      if (io.rawBody !== undefined) body = io.rawBody;
+      else if (io.body !== undefined) body = JSON.stringify(io.body);
+      if (body !== undefined) headers["content-type"] = "application/json";
+      Object.assign(headers, io.headers);
+      return await fetch(url, { method: io.method ?? "POST", headers, body, redirect: "manual" });
+    };
+
+    const stack: TestStack = {
+      dbUrl: db.url,
+      sql,
+      sandbox: sandboxApi,
+      functionsUrl,
+      env,
+      secrets,
+      serviceRoleJwt,
+      anonJwt,
+      userJwt,
+      createTenant,
+      async createStaff(so) {
+        const tenantId = so.tenantId ?? await createTenant();
+        const email = so.email ?? `staff-${crypto.randomUUID().slice(0, 8)}@example.com`;
+        const [user] = await sql`insert into auth.users (email) values (${email}) returning id`;
+        const [staff] = await sql`
+          insert into public.staff (tenant_id, profile_id, email, role)
+          values (${tenantId}, ${user.id}, ${email}, ${so.role ?? "staff"}) returning id`;
+        await sandboxApi.admin("POST", "/_admin/accounts", { email });
+        return { id: staff.id, tenantId, profileId: user.id, email, jwt: await userJwt(user.id, { email }) };
+      },
+      invoke,
+      async connect(staff, co = {}) {
+        const prefix = co.functionPrefix ?? "calendar";
+        const start = await invoke(`${prefix}-auth-start`, {
+          jwt: staff.jwt,
+          body: co.returnTo === undefined ? {} : { return_to: co.returnTo },
+        });
+        const startText = await start.text();
+        if (start.status !== 200) {
+          throw new Error(`${prefix}-auth-start answered ${start.status}: ${startText.slice(0, 500)}`);
+        }
+        const { url } = JSON.parse(startText) as { url: string };
+        const { redirect } = await sandboxApi.admin<{ redirect: string }>("POST", "/_admin/authorize", {
+          authorizationUrl: url,
+          login: staff.email,
+          scopes: co.scopes,
+          decision: co.decision ?? "approve",
+        });
+        const res = await fetch(redirect, { redirect: "manual" });
+        // Buffer the body so callers need not consume it (no leaked streams in Deno's test sanitizer).
+        const buffered = new Response(await res.arrayBuffer(), {
+          status: res.status,
+          statusText: res.statusText,
+          headers: res.headers,
+        });
+        return { location: res.headers.get("location") ?? "", response: buffered };
+      },
+      async createAppointment(ao) {
+        const [row] = await sql`
+          insert into public.appointments (tenant_id, staff_id, starts_at, ends_at, status)
+          values (${ao.tenantId}, ${ao.staffId}, ${ao.startsAt}, ${ao.endsAt}, ${ao.status ?? "scheduled"})
+          returning id`;
+        return row.id as string;
+      },
+      gatewayLogs: () => gw.logs(),
+      close: cleanup,
+    };
+    return stack;
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
