@@ -1,0 +1,111 @@
+/**
+ * Issue 3, crash proof: a worker process is killed with SIGKILL in the middle of a batch (sandbox
+ * latency keeps its provider calls in flight; no exception, no cleanup, the process just vanishes).
+ * Its leased rows stay leased until CALENDAR_SYNC_LEASE_MS passes; then a second worker process takes
+ * them over and everything converges: every appointment exactly once on the calendar with its
+ * times, whether or not the killed worker's last calls reached the provider.
+ */
+import assert from "node:assert/strict";
+import { compareWithAppointments, formatReport } from "../support/calendar-projection.ts";
+import { waitFor } from "../support/poll.ts";
+import { startTestStack, type TestStaff } from "../support/stack.ts";
+import { spawnWorker, type WorkerProcess } from "../support/workers.ts";
+
+const ROWS = 300;
+const LEASE_MS = 2_000;
+
+Deno.test("a worker killed mid-batch: after the lease another worker converges everything, no duplicates", async () => {
+  const stack = await startTestStack();
+  const workers: WorkerProcess[] = [];
+  try {
+    const tenantId = await stack.createTenant("Crash clinic");
+    const staff: TestStaff[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = await stack.createStaff({ tenantId, email: `crash-staff${i}@example.com` });
+      await stack.connect(s);
+      staff.push(s);
+    }
+    const ids = staff.map((s) => s.id);
+    const extra = { CALENDAR_SYNC_LEASE_MS: String(LEASE_MS), WORKER_IDLE_MS: "20" };
+    await stack.sandbox.latency(150, 100);
+
+    await stack.sql`
+      insert into public.appointments (tenant_id, staff_id, starts_at, ends_at)
+      select ${tenantId}, (${ids}::uuid[])[1 + (g % 3)],
+        date_trunc('hour', now()) + make_interval(days => 2 + g / 8, hours => g % 8),
+        date_trunc('hour', now()) + make_interval(days => 2 + g / 8, hours => g % 8, mins => 50)
+      from generate_series(0, ${ROWS - 1}) g`;
+
+    const victim = await spawnWorker({ env: stack.env, name: "victim", extra });
+    workers.push(victim);
+    // Kill it once it has finished some rows and holds others with calls in flight.
+    const held = await waitFor(
+      "the victim to be mid-batch",
+      async () => {
+        const [r] = await stack.sql<{ synced: number; leased: number }[]>`
+          select count(*) filter (where sync_status = 'synced')::int as synced,
+            count(*) filter (where sync_status = 'pending' and lease_owner like 'victim:%'
+              and lease_expires_at > now())::int as leased
+          from public.calendar_sync_log`;
+        return r;
+      },
+      (r) => r.synced >= 20 && r.leased >= 4,
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
+    victim.kill("SIGKILL");
+    assert.notEqual(await victim.exited, 0, "the victim was killed, it did not exit cleanly");
+    const orphaned = await stack.sql<{ id: string; lease_expires_at: Date }[]>`
+      select id, lease_expires_at from public.calendar_sync_log
+      where sync_status = 'pending' and lease_owner like 'victim:%'`;
+    console.log(
+      `killed the victim with ${held.synced} rows synced and ${orphaned.length} rows leased mid-flight`,
+    );
+    assert.ok(orphaned.length > 0, "the victim died holding leases");
+
+    const rescuer = await spawnWorker({ env: stack.env, name: "rescuer", extra });
+    workers.push(rescuer);
+    const orphanIds = orphaned.map((r) => r.id);
+    const orphanExpiries = orphaned.map((r) => r.lease_expires_at.toISOString());
+    let takenEarly = 0;
+    await waitFor(
+      `all ${ROWS} rows synced after the victim's leases expired`,
+      async () => {
+        // Sampled at every poll: a row of the victim held by the rescuer before the victim's
+        // lease on it ran out would be a takeover of a live lease.
+        const [r] = await stack.sql<{ synced: number; early: number }[]>`
+          select
+            (select count(*)::int from public.calendar_sync_log where sync_status = 'synced') as synced,
+            (select count(*)::int from public.calendar_sync_log l
+              join unnest(${orphanIds}::uuid[], ${orphanExpiries}::timestamptz[]) v(id, expires_at)
+                on v.id = l.id
+              where l.lease_owner like 'rescuer:%' and now() < v.expires_at) as early`;
+        takenEarly += r.early;
+        return r.synced;
+      },
+      (n) => n === ROWS,
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
+    await rescuer.stop();
+    assert.equal(takenEarly, 0, "no row of the victim was taken before its lease expired");
+
+    // The victim's rows were finished by the rescuer, never while the victim's lease was live.
+    const taken = await stack.sql<{ id: string; sync_status: string; lease_owner: string | null }[]>`
+      select id, sync_status, lease_owner from public.calendar_sync_log
+      where id = any(${orphaned.map((r) => r.id)}::uuid[])`;
+    assert.ok(taken.every((r) => r.sync_status === "synced" && r.lease_owner === null));
+    assert.ok(rescuer.drains.reduce((n, d) => n + d.claimed, 0) >= orphaned.length);
+
+    const report = await compareWithAppointments(stack.sql, stack.sandbox, staff);
+    console.log(formatReport(report));
+    assert.equal(report.expected, ROWS);
+    assert.equal(report.actual, ROWS, "no duplicates, nothing missing");
+    assert.ok(report.equal);
+    const all = (await Promise.all(staff.map((s) => stack.sandbox.events(s.email, s.email, true)))).flat();
+    assert.equal(all.length, ROWS, "not even a deleted extra event: writes are keyed by the appointment");
+    const concurrency = await stack.sandbox.admin<{ violations: unknown[] }>("GET", "/_admin/concurrency");
+    assert.deepEqual(concurrency.violations, [], "no call for one event overlapped another");
+  } finally {
+    for (const w of workers) await w.stop();
+    await stack.close();
+  }
+});
