@@ -1,0 +1,582 @@
+/**
+ * The OAuth connect flow over real HTTP: calendar-auth-start through the gateway process, the
+ * sandbox's consent page, and calendar-auth-callback writing to a scratch Postgres with the
+ * migrations and RLS. Covers the consent URL, the state row, who may start a flow, the happy path
+ * (tokens encrypted and bound to their row), and every refusal: replayed, expired and tampered
+ * states, access_denied, an unticked scope, a failing token endpoint; and a reconnect after the
+ * grant was revoked.
+ */
+import assert from "node:assert/strict";
+import * as jose from "jose";
+import { calculatePKCECodeChallenge } from "oauth4webapi";
+import { parseConfig } from "../../supabase/functions/_shared/config.ts";
+import {
+  connectionTokenBinding,
+  DecryptionError,
+  decryptToken,
+} from "../../supabase/functions/_shared/crypto.ts";
+import {
+  signStateToken,
+  verifierBinding,
+  verifyStateToken,
+} from "../../supabase/functions/_shared/oauth-state.ts";
+import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
+
+const SCOPE = (name: string) => `https://www.googleapis.com/auth/${name}`;
+const RETURN_TO = "http://127.0.0.1:3000/settings/calendar?tab=sync";
+
+/** What the callback told the browser: from the Location's markers, or from the HTML fallback page. */
+interface Outcome {
+  status: number;
+  location: string | null;
+  body: string;
+  calendarStatus: string | null;
+  calendarError: string | null;
+  params: URLSearchParams;
+}
+
+/** The staff_calendar_connections columns these tests read. */
+interface ConnectionRecord {
+  id: string;
+  tenant_id: string;
+  staff_id: string;
+  provider: string;
+  access_token_encrypted: string;
+  refresh_token_encrypted: string;
+  token_expires_at: Date;
+  selected_calendar_id: string;
+  connection_status: string;
+  granted_scopes: string[];
+  last_error: string | null;
+}
+
+async function outcome(res: Response): Promise<Outcome> {
+  const body = await res.text();
+  const location = res.headers.get("location");
+  if (location) {
+    const params = new URL(location).searchParams;
+    return {
+      status: res.status,
+      location,
+      body,
+      calendarStatus: params.get("calendar_status"),
+      calendarError: params.get("calendar_error"),
+      params,
+    };
+  }
+  // No usable return URL: the callback answers a small HTML page naming the error code.
+  const code = /Error code: <code>([a-z_]+)<\/code>/.exec(body)?.[1] ?? null;
+  return {
+    status: res.status,
+    location: null,
+    body,
+    calendarStatus: code ? "error" : res.status === 200 ? "connected" : null,
+    calendarError: code,
+    params: new URLSearchParams(),
+  };
+}
+
+/** Token text must never reach the browser: Google access tokens start `ya29.`, refresh tokens `1//`. */
+function assertNoTokenShown(o: Outcome, what: string) {
+  for (const text of [o.body, o.location ?? ""]) {
+    assert.ok(
+      !/ya29\.|1\/\/0|access_token|refresh_token/.test(decodeURIComponent(text)),
+      `${what} shows a token`,
+    );
+  }
+}
+
+async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`expected JSON, got ${res.status}: ${text.slice(0, 300)}`);
+  }
+}
+
+async function assertEnvelope(res: Response, status: number, code?: string) {
+  const body = await json<{ error?: { code?: unknown; message?: unknown }; request_id?: unknown }>(res);
+  assert.equal(res.status, status, `status ${res.status}: ${JSON.stringify(body)}`);
+  assert.equal(typeof body.error?.code, "string");
+  assert.equal(typeof body.error?.message, "string");
+  assert.equal(typeof body.request_id, "string");
+  if (code) assert.equal(body.error?.code, code);
+}
+
+Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Postgres and the sandbox", async (t) => {
+  const stack: TestStack = await startTestStack();
+  const config = parseConfig(stack.env);
+  const sql = stack.sql;
+  try {
+    const tenantId = await stack.createTenant("Auth flow clinic");
+
+    /** auth-start for a staff member; returns the consent URL. */
+    const start = async (staff: TestStaff, body: Record<string, unknown> = { return_to: RETURN_TO }) => {
+      const res = await stack.invoke("calendar-auth-start", { body, jwt: staff.jwt });
+      const answer = await json<{ url: string; expires_at: string }>(res);
+      assert.equal(res.status, 200, JSON.stringify(answer));
+      return answer;
+    };
+    /** What a browser does on the consent page; returns the callback URL the sandbox redirects to. */
+    const consent = async (
+      url: string,
+      staff: TestStaff,
+      o: { decision?: "approve" | "deny"; scopes?: string[] } = {},
+    ) => {
+      const answer = await stack.sandbox.admin<{ redirect: string }>("POST", "/_admin/authorize", {
+        authorizationUrl: url,
+        login: staff.email,
+        decision: o.decision ?? "approve",
+        ...(o.scopes ? { scopes: o.scopes } : {}),
+      });
+      assert.ok(answer.redirect.startsWith(stack.functionsUrl), `consent redirected to ${answer.redirect}`);
+      return answer.redirect;
+    };
+    const callback = async (url: string) => {
+      const o = await outcome(await fetch(url, { redirect: "manual" }));
+      assertNoTokenShown(o, "the callback");
+      return o;
+    };
+    const connectionOf = async (staffId: string) => {
+      const rows = await sql<ConnectionRecord[]>`
+        select * from public.staff_calendar_connections where staff_id = ${staffId}`;
+      return rows[0];
+    };
+    const grants = async (email: string) =>
+      (await stack.sandbox.admin<{ grants: { revoked: boolean; scopes: string[]; refreshCount: number }[] }>(
+        "GET",
+        `/_admin/grants?email=${encodeURIComponent(email)}`,
+      )).grants;
+
+    await t.step(
+      "auth-start answers {url} with the configured scopes, offline access, prompt, PKCE S256 and a signed state",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const { url, expires_at } = await start(staff);
+        const consentUrl = new URL(url);
+        assert.equal(`${consentUrl.origin}${consentUrl.pathname}`, config.google.authorizationEndpoint);
+        const p = consentUrl.searchParams;
+        const scopes = p.get("scope")!.split(" ");
+        assert.deepEqual(scopes, config.google.scopes);
+        assert.ok(scopes.includes(SCOPE("calendar.events")));
+        assert.ok(scopes.includes(SCOPE("calendar.freebusy")));
+        assert.equal(p.get("access_type"), "offline");
+        assert.equal(p.get("prompt"), config.google.prompt);
+        assert.equal(p.get("include_granted_scopes"), "true");
+        assert.equal(p.get("response_type"), "code");
+        assert.equal(p.get("client_id"), config.google.clientId);
+        assert.equal(p.get("redirect_uri"), config.google.redirectUri);
+        assert.equal(p.get("code_challenge_method"), "S256");
+        assert.match(p.get("code_challenge")!, /^[A-Za-z0-9_-]{43}$/);
+
+        const claims = await verifyStateToken(config, p.get("state")!);
+        assert.equal(claims.expired, false);
+        assert.equal(claims.staffId, staff.id);
+        assert.equal(claims.tenantId, tenantId);
+        assert.equal(claims.provider, "google");
+        const header = jose.decodeProtectedHeader(p.get("state")!);
+        assert.equal(header.alg, "HS256");
+        const exp = jose.decodeJwt(p.get("state")!).exp!;
+        assert.equal(new Date(expires_at).getTime(), exp * 1000);
+
+        const [row] = await sql`
+        select staff_id, tenant_id, provider, code_verifier_encrypted, return_to, consumed_at,
+          expires_at - created_at as ttl
+        from public.calendar_oauth_states where nonce = ${claims.nonce}`;
+        assert.ok(row, "a calendar_oauth_states row for the state's nonce");
+        assert.equal(row.staff_id, staff.id);
+        assert.equal(row.return_to, RETURN_TO);
+        assert.equal(row.consumed_at, null);
+        assert.match(row.code_verifier_encrypted, /^v1\./);
+        const verifier = await decryptToken(
+          row.code_verifier_encrypted,
+          verifierBinding(claims.nonce),
+          config.encryption,
+        );
+        assert.ok(!row.code_verifier_encrypted.includes(verifier), "the verifier is stored encrypted");
+        assert.equal(await calculatePKCECodeChallenge(verifier), p.get("code_challenge"));
+        // Bound to its nonce: the same envelope read as another row's verifier fails.
+        await assert.rejects(
+          decryptToken(row.code_verifier_encrypted, verifierBinding("x".repeat(43)), config.encryption),
+          DecryptionError,
+        );
+
+        // The same through GET with query parameters, as a browser link would.
+        const viaGet = await stack.invoke("calendar-auth-start", {
+          method: "GET",
+          jwt: staff.jwt,
+          query: { return_to: RETURN_TO, login_hint: staff.email },
+        });
+        const got = await json<{ url: string }>(viaGet);
+        assert.equal(viaGet.status, 200, JSON.stringify(got));
+        assert.equal(new URL(got.url).searchParams.get("login_hint"), staff.email);
+      },
+    );
+
+    await t.step(
+      "auth-start refuses a return_to outside the allowed origins, and callers that are not signed-in staff",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const before = await sql`select count(*)::int as n from public.calendar_oauth_states`;
+        for (
+          const bad of [
+            "https://evil.example.com/cb",
+            "http://127.0.0.1:3001/x",
+            "javascript:alert(1)",
+            "/relative",
+          ]
+        ) {
+          await assertEnvelope(
+            await stack.invoke("calendar-auth-start", { body: { return_to: bad }, jwt: staff.jwt }),
+            400,
+            "invalid_return_to",
+          );
+        }
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-start", { body: {}, jwt: null }),
+          401,
+          "missing_authorization",
+        );
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-start", { body: {}, jwt: stack.anonJwt }),
+          403,
+          "forbidden_role",
+        );
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-start", { body: {}, jwt: stack.serviceRoleJwt }),
+          403,
+          "user_required",
+        );
+        const stranger = await stack.userJwt(crypto.randomUUID());
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-start", { body: {}, jwt: stranger }),
+          403,
+          "not_staff",
+        );
+        const after = await sql`select count(*)::int as n from public.calendar_oauth_states`;
+        assert.equal(after[0].n, before[0].n, "no state row written for a refused start");
+      },
+    );
+
+    let connected: TestStaff;
+    await t.step(
+      "callback happy path: 302 to return_to with calendar_status=connected; tokens encrypted and bound to their row",
+      async () => {
+        const staff = connected = await stack.createStaff({ tenantId });
+        const { url } = await start(staff);
+        const o = await callback(await consent(url, staff));
+        assert.equal(o.status, 302);
+        const location = new URL(o.location!);
+        assert.equal(`${location.origin}${location.pathname}`, "http://127.0.0.1:3000/settings/calendar");
+        assert.equal(location.searchParams.get("tab"), "sync", "the app's own query survives");
+        assert.equal(o.calendarStatus, "connected");
+        assert.equal(o.params.get("calendar_provider"), "google");
+        assert.equal(o.calendarError, null);
+
+        const row = await connectionOf(staff.id);
+        assert.equal(row.connection_status, "connected");
+        assert.equal(row.selected_calendar_id, "primary");
+        assert.equal(row.tenant_id, tenantId);
+        assert.equal(row.provider, "google");
+        assert.ok(
+          row.token_expires_at.getTime() > Date.now() + 50 * 60_000,
+          "expiry from expires_in (3599 s)",
+        );
+        for (const s of [SCOPE("calendar.events"), SCOPE("calendar.freebusy")]) {
+          assert.ok(row.granted_scopes.includes(s));
+        }
+
+        const access = await decryptToken(
+          row.access_token_encrypted,
+          connectionTokenBinding(row, "access_token"),
+          config.encryption,
+        );
+        const refresh = await decryptToken(
+          row.refresh_token_encrypted,
+          connectionTokenBinding(row, "refresh_token"),
+          config.encryption,
+        );
+        assert.match(access, /^ya29\./);
+        assert.match(refresh, /^1\/\//);
+        for (
+          const [envelope, plain] of [[row.access_token_encrypted, access], [
+            row.refresh_token_encrypted,
+            refresh,
+          ]]
+        ) {
+          assert.match(envelope, /^v1\./);
+          assert.ok(!envelope.includes(plain), "the stored column is ciphertext, not the sandbox's token");
+          assert.ok(!envelope.includes(plain.slice(5, 25)), "no fragment of the token is stored in clear");
+        }
+        // The plaintext is the sandbox's real token: it works against the Calendar API.
+        const list = await fetch(`${config.google.calendarApiBase}/users/me/calendarList`, {
+          headers: { authorization: `Bearer ${access}` },
+        });
+        assert.equal(list.status, 200);
+        await list.body?.cancel();
+        // Bound to row and field: another staff member's row, or the other column, cannot read it.
+        const other = { ...row, staff_id: crypto.randomUUID() };
+        await assert.rejects(
+          decryptToken(
+            row.access_token_encrypted,
+            connectionTokenBinding(other, "access_token"),
+            config.encryption,
+          ),
+          DecryptionError,
+        );
+        await assert.rejects(
+          decryptToken(
+            row.access_token_encrypted,
+            connectionTokenBinding(row, "refresh_token"),
+            config.encryption,
+          ),
+          DecryptionError,
+        );
+        const live = (await grants(staff.email)).filter((g) => !g.revoked);
+        assert.equal(live.length, 1, "one live grant at the provider");
+      },
+    );
+
+    await t.step("a replayed callback URL is refused with state_replayed and changes nothing", async () => {
+      const staff = await stack.createStaff({ tenantId });
+      const { url } = await start(staff);
+      const callbackUrl = await consent(url, staff);
+      const first = await callback(callbackUrl);
+      assert.equal(first.calendarStatus, "connected");
+      const rowBefore = await connectionOf(staff.id);
+      const callsBefore = await stack.sandbox.calls();
+
+      const second = await callback(callbackUrl);
+      assert.equal(second.status, 302, "a signed state keeps its return_to, so the app gets the error");
+      assert.equal(second.calendarStatus, "error");
+      assert.equal(second.calendarError, "state_replayed");
+      assert.ok(second.location!.startsWith("http://127.0.0.1:3000/settings/calendar"));
+      assert.deepEqual(await connectionOf(staff.id), rowBefore, "the connection row is untouched");
+      const callsAfter = await stack.sandbox.calls();
+      assert.equal(
+        callsAfter.byEndpoint["oauth.token.authorization_code"] ?? 0,
+        callsBefore.byEndpoint["oauth.token.authorization_code"] ?? 0,
+        "the replayed code is not even sent to the provider",
+      );
+    });
+
+    await t.step(
+      "an expired state is refused with state_expired (signed past exp, or the row past expires_at)",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        // (a) a state signed with the right secret and the real nonce, but exp in the past.
+        const { url } = await start(staff);
+        const callbackUrl = new URL(await consent(url, staff));
+        const claims = await verifyStateToken(config, callbackUrl.searchParams.get("state")!);
+        const stale = await signStateToken(
+          config,
+          { jti: claims.nonce, sub: claims.staffId, tid: claims.tenantId, prv: claims.provider },
+          new Date(Date.now() - 60_000),
+        );
+        callbackUrl.searchParams.set("state", stale);
+        const a = await callback(callbackUrl.toString());
+        assert.equal(a.calendarStatus, "error");
+        assert.equal(a.calendarError, "state_expired");
+        assert.equal(await connectionOf(staff.id), undefined, "no connection written");
+        const [row] =
+          await sql`select consumed_at from public.calendar_oauth_states where nonce = ${claims.nonce}`;
+        assert.equal(row.consumed_at, null, "an expired state never consumes its nonce");
+
+        // (b) a genuine state whose row expired in the database (the database clock decides).
+        const second = await start(staff);
+        const url2 = await consent(second.url, staff);
+        const nonce2 = (await verifyStateToken(config, new URL(url2).searchParams.get("state")!)).nonce;
+        await sql`update public.calendar_oauth_states set expires_at = now() - interval '1 second'
+        where nonce = ${nonce2}`;
+        const b = await callback(url2);
+        assert.equal(b.calendarError, "state_expired");
+        assert.equal(await connectionOf(staff.id), undefined, "no connection written");
+      },
+    );
+
+    await t.step(
+      "a tampered or foreign-signed state is refused with invalid_state and writes nothing",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const { url } = await start(staff);
+        const callbackUrl = new URL(await consent(url, staff));
+        const state = callbackUrl.searchParams.get("state")!;
+        const claims = await verifyStateToken(config, state);
+        const [header, payload, signature] = state.split(".");
+        const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === "A" ? "B" : "A") + s.slice(i + 1);
+        // Claims rewritten to another staff member, original signature kept.
+        const forgedPayload = jose.base64url.encode(
+          JSON.stringify({ ...jose.decodeJwt(state), sub: connected.id }),
+        );
+        const foreign = await signStateToken(
+          { stateSigningSecret: "another-secret-that-is-long-enough-000000" },
+          { jti: claims.nonce, sub: claims.staffId, tid: claims.tenantId, prv: claims.provider },
+          new Date(Date.now() + 300_000),
+        );
+        const variants = {
+          "flipped signature char": `${header}.${payload}.${flip(signature, 10)}`,
+          "flipped payload char": `${header}.${flip(payload, 20)}.${signature}`,
+          "claims swapped": `${header}.${forgedPayload}.${signature}`,
+          "signed with another secret": foreign,
+          "alg none": `${jose.base64url.encode('{"alg":"none","typ":"JWT"}')}.${payload}.`,
+          "not a JWT": "hello",
+        };
+        const connectedBefore = await connectionOf(connected.id);
+        for (const [what, value] of Object.entries(variants)) {
+          callbackUrl.searchParams.set("state", value);
+          const o = await callback(callbackUrl.toString());
+          assert.equal(o.calendarStatus, "error", what);
+          assert.equal(o.calendarError, "invalid_state", what);
+          assert.ok(o.status === 302 || o.status === 400, `${what}: ${o.status}`);
+        }
+        assert.equal(await connectionOf(staff.id), undefined, "no connection written");
+        assert.deepEqual(
+          await connectionOf(connected.id),
+          connectedBefore,
+          "the other staff member is untouched",
+        );
+        const [row] =
+          await sql`select consumed_at from public.calendar_oauth_states where nonce = ${claims.nonce}`;
+        assert.equal(row.consumed_at, null, "a forged state never consumes the real nonce");
+        // The genuine state still works afterwards.
+        callbackUrl.searchParams.set("state", state);
+        assert.equal((await callback(callbackUrl.toString())).calendarStatus, "connected");
+      },
+    );
+
+    await t.step(
+      "access_denied on the consent page: 302 with calendar_error=access_denied and no connection",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const { url } = await start(staff);
+        const o = await callback(await consent(url, staff, { decision: "deny" }));
+        assert.equal(o.status, 302);
+        assert.equal(o.calendarStatus, "error");
+        assert.equal(o.calendarError, "access_denied");
+        assert.equal(await connectionOf(staff.id), undefined);
+        assert.equal((await grants(staff.email)).length, 0, "no grant at the provider");
+      },
+    );
+
+    await t.step(
+      "a grant with an unticked required scope is refused with missing_scopes, revoked, and not stored",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const { url } = await start(staff);
+        const partial = config.google.scopes.filter((s) => s !== SCOPE("calendar.freebusy"));
+        const o = await callback(await consent(url, staff, { scopes: partial }));
+        assert.equal(o.status, 302);
+        assert.equal(o.calendarStatus, "error");
+        assert.equal(o.calendarError, "missing_scopes");
+        assert.equal(o.params.get("calendar_missing_scopes"), SCOPE("calendar.freebusy"));
+        assert.equal(await connectionOf(staff.id), undefined, "no connection row");
+        const g = await grants(staff.email);
+        assert.equal(g.length, 1);
+        assert.equal(g[0].revoked, true, "the refused grant is revoked at the provider");
+        const [{ n }] =
+          await sql`select count(*)::int as n from public.calendar_sync_log where staff_id = ${staff.id}`;
+        assert.equal(n, 0);
+      },
+    );
+
+    await t.step(
+      "a 500 from the token endpoint: calendar_error=exchange_failed and nothing half-written",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        await stack.createAppointment({
+          tenantId,
+          staffId: staff.id,
+          startsAt: new Date(Date.now() + 86_400_000).toISOString(),
+          endsAt: new Date(Date.now() + 86_400_000 + 1_800_000).toISOString(),
+        });
+        const logBefore =
+          await sql`select * from public.calendar_sync_log where staff_id = ${staff.id} order by id`;
+        const { url } = await start(staff);
+        const callbackUrl = await consent(url, staff);
+        await stack.sandbox.fault({
+          match: { endpoint: "oauth.token.authorization_code" },
+          response: { status: 500 },
+          times: 1,
+        });
+        try {
+          const o = await callback(callbackUrl);
+          assert.equal(o.status, 302);
+          assert.equal(o.calendarStatus, "error");
+          assert.equal(o.calendarError, "exchange_failed");
+        } finally {
+          await stack.sandbox.clearFaults();
+        }
+        assert.equal(await connectionOf(staff.id), undefined, "no connection row");
+        assert.deepEqual(
+          await sql`select * from public.calendar_sync_log where staff_id = ${staff.id} order by id`,
+          logBefore,
+          "no backfill queued",
+        );
+        // The flow can be started again and then succeeds.
+        const again = await start(staff);
+        assert.equal((await callback(await consent(again.url, staff))).calendarStatus, "connected");
+      },
+    );
+
+    await t.step(
+      "reconnecting a needs_reconnect connection restores connected and a working token",
+      async () => {
+        const staff = connected;
+        await stack.sandbox.admin("POST", "/_admin/grants/revoke", { email: staff.email });
+        const refused = await stack.invoke("calendar-list-calendars", { jwt: staff.jwt });
+        await assertEnvelope(refused, 409, "needs_reconnect");
+        const broken = await connectionOf(staff.id);
+        assert.equal(broken.connection_status, "needs_reconnect");
+        await sql`update public.staff_calendar_connections set selected_calendar_id = 'team-calendar'
+        where id = ${broken.id}`;
+
+        const { url } = await start(staff);
+        const o = await callback(await consent(url, staff));
+        assert.equal(o.calendarStatus, "connected");
+        const row = await connectionOf(staff.id);
+        assert.equal(row.id, broken.id, "the same row is reused (unique tenant, staff, provider)");
+        assert.equal(row.connection_status, "connected");
+        assert.equal(row.last_error, null);
+        assert.equal(row.selected_calendar_id, "team-calendar", "the chosen calendar survives a reconnect");
+        assert.notEqual(
+          row.refresh_token_encrypted,
+          broken.refresh_token_encrypted,
+          "the new grant is stored",
+        );
+        const list = await stack.invoke("calendar-list-calendars", { jwt: staff.jwt });
+        assert.equal(list.status, 200);
+        await list.body?.cancel();
+      },
+    );
+
+    await t.step(
+      "the seed's google-calendar-auth-start / -auth-callback names run the same flow",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const { location, response } = await stack.connect(staff, {
+          functionPrefix: "google-calendar",
+          returnTo: RETURN_TO,
+        });
+        assert.equal(response.status, 302);
+        assert.equal(new URL(location).searchParams.get("calendar_status"), "connected");
+        assert.equal((await connectionOf(staff.id)).connection_status, "connected");
+      },
+    );
+
+    await t.step(
+      "the callback refuses methods other than GET with 405 and a missing state with invalid_state",
+      async () => {
+        const post = await fetch(`${stack.functionsUrl}/calendar-auth-callback?state=x&code=y`, {
+          method: "POST",
+          redirect: "manual",
+        });
+        await assertEnvelope(post, 405, "method_not_allowed");
+        const o = await callback(`${stack.functionsUrl}/calendar-auth-callback?code=abc`);
+        assert.equal(o.calendarError, "invalid_state");
+      },
+    );
+  } finally {
+    await stack.close();
+  }
+});
