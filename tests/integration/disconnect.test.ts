@@ -1,0 +1,216 @@
+/**
+ * calendar-disconnect over real HTTP (gateway process) against a scratch Postgres and the provider
+ * sandbox: the grant is revoked at the provider, the tokens are forgotten, the connection is marked
+ * `disconnected`, the staff member's sync mappings are dropped and their events stay on the
+ * calendar; who may disconnect whom; and what happens when the provider's revocation fails.
+ */
+import assert from "node:assert/strict";
+import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
+
+interface Grant {
+  revoked: boolean;
+  createdAt: string;
+}
+
+async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`expected JSON, got ${res.status}: ${text.slice(0, 300)}`);
+  }
+}
+
+async function assertEnvelope(res: Response, status: number, code: string) {
+  const body = await json<{ error?: { code?: unknown; message?: unknown }; request_id?: unknown }>(res);
+  assert.equal(res.status, status, `status ${res.status}: ${JSON.stringify(body)}`);
+  assert.equal(body.error?.code, code);
+  assert.equal(typeof body.error?.message, "string");
+  assert.equal(typeof body.request_id, "string");
+  return body;
+}
+
+Deno.test("calendar-disconnect over HTTP against Postgres and the sandbox", async (t) => {
+  const stack: TestStack = await startTestStack();
+  const sql = stack.sql;
+  try {
+    const tenantId = await stack.createTenant("Disconnect clinic");
+    const otherTenantId = await stack.createTenant("Another clinic");
+    const clinician = await stack.createStaff({ tenantId });
+    const colleague = await stack.createStaff({ tenantId });
+    const admin = await stack.createStaff({ tenantId, role: "admin" });
+    const foreignAdmin = await stack.createStaff({ tenantId: otherTenantId, role: "admin" });
+
+    const grants = async (staff: TestStaff) =>
+      (await stack.sandbox.admin<{ grants: Grant[] }>(
+        "GET",
+        `/_admin/grants?email=${encodeURIComponent(staff.email)}`,
+      )).grants.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    const connectionOf = async (staff: TestStaff) =>
+      (await sql`select * from public.staff_calendar_connections where staff_id = ${staff.id}`)[0];
+    const disconnect = (caller: TestStaff, body: Record<string, unknown> = {}) =>
+      stack.invoke("calendar-disconnect", { jwt: caller.jwt, body });
+    /** An appointment tomorrow, synced to the staff member's calendar. @returns its id. */
+    const syncedAppointment = async (staff: TestStaff, hour: number) => {
+      const day = new Date(Date.now() + 2 * 86_400_000);
+      day.setUTCHours(hour, 0, 0, 0);
+      const id = await stack.createAppointment({
+        tenantId,
+        staffId: staff.id,
+        startsAt: day.toISOString(),
+        endsAt: new Date(day.getTime() + 3_600_000).toISOString(),
+      });
+      const res = await stack.invoke("calendar-sync-appointment", {
+        jwt: stack.serviceRoleJwt,
+        body: { appointment_id: id },
+      });
+      const body = await json(res);
+      assert.equal(res.status, 200, JSON.stringify(body));
+      assert.equal(body.sync_status, "synced");
+      return id;
+    };
+
+    await stack.connect(clinician);
+    const appointmentId = await syncedAppointment(clinician, 9);
+    const eventsBefore = await stack.sandbox.events(clinician.email);
+    assert.equal(eventsBefore.length, 1, "the appointment's event is on the calendar");
+
+    await t.step(
+      "a staff member of the same tenant who is not an admin may not disconnect another (403)",
+      async () => {
+        const before = await connectionOf(clinician);
+        await assertEnvelope(await disconnect(colleague, { staff_id: clinician.id }), 403, "forbidden");
+        assert.deepEqual(await connectionOf(clinician), before);
+        assert.equal((await grants(clinician)).at(-1)!.revoked, false);
+      },
+    );
+
+    await t.step(
+      "another tenant's admin may not disconnect this tenant's staff (403, nothing leaked)",
+      async () => {
+        const before = await connectionOf(clinician);
+        const body = await assertEnvelope(
+          await disconnect(foreignAdmin, { staff_id: clinician.id }),
+          403,
+          "forbidden_tenant",
+        );
+        const text = JSON.stringify(body);
+        assert.ok(
+          !text.includes(clinician.email) && !text.includes(tenantId),
+          "no details of the other tenant",
+        );
+        assert.deepEqual(await connectionOf(clinician), before);
+        assert.equal((await grants(clinician)).at(-1)!.revoked, false);
+      },
+    );
+
+    await t.step(
+      "the staff member disconnects: revoked at the provider, tokens forgotten, mappings dropped, events kept",
+      async () => {
+        const [{ n: mappings }] = await sql`select count(*)::int as n from public.calendar_sync_log
+        where staff_id = ${clinician.id}`;
+        assert.equal(mappings, 1);
+        const res = await disconnect(clinician);
+        const body = await json(res);
+        assert.equal(res.status, 200, JSON.stringify(body));
+        assert.deepEqual(body, { status: "disconnected", revoked: true });
+
+        const g = await grants(clinician);
+        assert.equal(g.length, 1);
+        assert.equal(g[0].revoked, true, "the grant is revoked at the provider");
+        const row = await connectionOf(clinician);
+        assert.equal(row.connection_status, "disconnected");
+        assert.equal(row.access_token_encrypted, null);
+        assert.equal(row.refresh_token_encrypted, null);
+        assert.equal(row.token_expires_at, null);
+        assert.deepEqual(row.granted_scopes, []);
+        const [{ n: after }] = await sql`select count(*)::int as n from public.calendar_sync_log
+        where staff_id = ${clinician.id}`;
+        assert.equal(after, 0, "the staff member's mappings are dropped");
+        const [appointment] = await sql`select id from public.appointments where id = ${appointmentId}`;
+        assert.ok(appointment, "the appointment itself is untouched");
+        const eventsAfter = await stack.sandbox.events(clinician.email);
+        assert.equal(eventsAfter.length, 1, "the event stays on the calendar");
+        assert.equal(eventsAfter[0].id, eventsBefore[0].id);
+        assert.notEqual(eventsAfter[0].status, "cancelled");
+
+        // Afterwards the calendar is gone for the functions.
+        await assertEnvelope(
+          await stack.invoke("calendar-list-calendars", { jwt: clinician.jwt }),
+          409,
+          "not_connected",
+        );
+        // A second disconnect has nothing to do.
+        await assertEnvelope(await disconnect(clinician), 409, "not_connected");
+      },
+    );
+
+    await t.step("a tenant admin may disconnect a staff member of their tenant", async () => {
+      await stack.connect(colleague);
+      const res = await disconnect(admin, { staff_id: colleague.id });
+      const body = await json(res);
+      assert.equal(res.status, 200, JSON.stringify(body));
+      assert.deepEqual(body, { status: "disconnected", revoked: true });
+      assert.equal((await connectionOf(colleague)).connection_status, "disconnected");
+      assert.equal((await grants(colleague)).at(-1)!.revoked, true);
+    });
+
+    await t.step("naming oneself by staff_id works; an unknown staff_id is 404", async () => {
+      await stack.connect(colleague);
+      await assertEnvelope(
+        await disconnect(colleague, { staff_id: crypto.randomUUID() }),
+        404,
+        "staff_not_found",
+      );
+      const res = await disconnect(colleague, { staff_id: colleague.id });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    });
+
+    await t.step(
+      "when revocation fails at the provider, the tokens are still forgotten locally (revoked: false)",
+      async () => {
+        // Decision (disconnect.ts): forgetting our copy of the tokens matters more than the provider
+        // call; the grant then lingers at the provider until the user removes it in their Google
+        // account, and the answer says so with `revoked: false`.
+        const { location } = await stack.connect(clinician);
+        assert.equal(new URL(location).searchParams.get("calendar_status"), "connected");
+        await stack.sandbox.fault({
+          match: { endpoint: "oauth.revoke" },
+          response: { status: 503 },
+          times: -1,
+        });
+        try {
+          const res = await disconnect(clinician);
+          const body = await json(res);
+          assert.equal(res.status, 200, JSON.stringify(body));
+          assert.deepEqual(body, { status: "disconnected", revoked: false });
+        } finally {
+          await stack.sandbox.clearFaults();
+        }
+        const row = await connectionOf(clinician);
+        assert.equal(row.connection_status, "disconnected");
+        assert.equal(row.access_token_encrypted, null);
+        assert.equal(row.refresh_token_encrypted, null);
+        const latest = (await grants(clinician)).at(-1)!;
+        assert.equal(latest.revoked, false, "the provider still holds the grant (documented behaviour)");
+      },
+    );
+
+    await t.step(
+      "the service role and other roles cannot use disconnect (it acts for a signed-in user)",
+      async () => {
+        await assertEnvelope(
+          await stack.invoke("calendar-disconnect", {
+            jwt: stack.serviceRoleJwt,
+            body: { staff_id: clinician.id },
+          }),
+          403,
+          "user_required",
+        );
+      },
+    );
+  } finally {
+    await stack.close();
+  }
+});
