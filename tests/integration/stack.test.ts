@@ -136,6 +136,20 @@ Deno.test("local stack: database, gateway and the OAuth redirect flow work end t
       const calls = await stack.sandbox.calls();
       assert.ok((calls.byEndpoint["calendarList.list"] ?? 0) >= 1);
     });
+
+    await t.step(
+      "connect() through the seed's google-calendar-* names reaches the same handlers",
+      async () => {
+        const other = await stack.createStaff({ tenantId: staff.tenantId });
+        const { location, response } = await stack.connect(other, { functionPrefix: "google-calendar" });
+        assert.equal(response.status, 302);
+        assert.equal(new URL(location).searchParams.get("calendar_status"), "connected");
+        const res = await stack.invoke("google-calendar-list-calendars", { jwt: other.jwt });
+        const body = await res.json();
+        assert.equal(res.status, 200, JSON.stringify(body));
+        assert.ok(body.some((c: { id: string; primary: boolean }) => c.primary && c.id === other.email));
+      },
+    );
   } catch (err) {
     console.error(stack.gatewayLogs().slice(-30).join("\n"));
     throw err;
