@@ -9,7 +9,14 @@ import { HttpError, MAX_BODY_BYTES, parseInput, readJson } from "./http.ts";
 export const NO_STORE = { "cache-control": "no-store" } as const;
 
 /**
- * The query parameters as a record of strings.
+ * Query parameters that clients add for the platform, not for the function: supabase-js
+ * `functions.invoke(name, {region})` appends `forceFunctionRegion=<region>` to every call, POST
+ * included. They are dropped before validation so an app that pins a region is not refused.
+ */
+export const PLATFORM_QUERY_PARAMS: ReadonlySet<string> = new Set(["forceFunctionRegion"]);
+
+/**
+ * The query parameters as a record of strings, without {@link PLATFORM_QUERY_PARAMS}.
  * @throws HttpError 414 `uri_too_long` when the query exceeds {@link MAX_BODY_BYTES}; 400
  *   `invalid_request` when a parameter is repeated (`?a=1&a=2` is ambiguous, so it is refused).
  */
@@ -19,6 +26,7 @@ export function queryRecord(url: URL): Record<string, string> {
   }
   const out: Record<string, string> = {};
   for (const [key, value] of url.searchParams) {
+    if (PLATFORM_QUERY_PARAMS.has(key)) continue;
     if (Object.hasOwn(out, key)) throw new HttpError(400, "invalid_request", `${key}: given more than once`);
     out[key] = value;
   }
