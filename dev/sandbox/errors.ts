@@ -213,6 +213,7 @@ export class OAuthError extends Error {
     this.name = "OAuthError";
   }
 
+  /** The RFC 6749 JSON answer, never cached. */
   toResponse(headers: Record<string, string> = {}): Response {
     return jsonResponse({ error: this.error, error_description: this.description }, this.status, {
       "cache-control": "no-store",
@@ -233,6 +234,7 @@ export class AdminError extends Error {
     this.name = "AdminError";
   }
 
+  /** The project's error envelope with a fresh request id. */
   toResponse(): Response {
     return jsonResponse(
       { error: { code: this.code, message: this.message }, request_id: crypto.randomUUID() },

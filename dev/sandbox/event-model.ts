@@ -54,6 +54,7 @@ export const eventBodySchema = z.object({
   sequence: z.number().int().min(0).optional(),
   eventType: z.enum(["default", "outOfOffice", "focusTime", "workingLocation"]).optional(),
 });
+/** A validated event request body (insert, patch or update). */
 export type EventBody = z.infer<typeof eventBodySchema>;
 
 /** Output order of Event fields, following real responses (google-events-list-incremental.COMPOSITE.json). */

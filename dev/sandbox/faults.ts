@@ -19,6 +19,7 @@ export const ENDPOINTS = [
   "events.update",
   "events.delete",
 ] as const;
+/** One of the endpoint names of CONTRACT.md. */
 export type EndpointName = typeof ENDPOINTS[number];
 
 /** `POST /_admin/faults` body. `times`: how often it fires (-1 = until cleared); `probability` uses the seeded RNG. */
@@ -46,7 +47,9 @@ export const faultSchema = z.strictObject({
   times: z.number().int().min(-1).refine((n) => n !== 0, "times must be -1 or at least 1").default(1),
   probability: z.number().min(0).max(1).default(1),
 });
+/** A validated fault (defaults applied: `times` 1, `probability` 1). */
 export type FaultSpec = z.infer<typeof faultSchema>;
+/** What a fault answers: a status with Google's body, or a held (timeout) request. */
 export type FaultResponse = FaultSpec["response"];
 
 /** `POST /_admin/latency` body: `ms` plus a uniform random `0..jitterMs`; `{ms:0}` turns it off. */
@@ -90,12 +93,14 @@ export class FaultBoard {
     this.random = seededRandom(seed);
   }
 
+  /** Register a fault; returns its id. */
   add(spec: FaultSpec): string {
     const id = crypto.randomUUID();
     this.faults.push({ ...spec, id, fired: 0 });
     return id;
   }
 
+  /** Active faults with how often each fired. */
   list(): Array<FaultSpec & { id: string; fired: number }> {
     return this.faults.map((f) => ({ ...f }));
   }
@@ -107,10 +112,12 @@ export class FaultBoard {
     this.random = seededRandom(this.seed);
   }
 
+  /** Remove every fault (latency stays). */
   clearFaults(): void {
     this.faults = [];
   }
 
+  /** Set the delay added to every `/google/**` call. */
   setLatency(l: { ms: number; jitterMs: number }): void {
     this.latency = l;
   }
@@ -155,6 +162,7 @@ export class CallLog {
   private byEndpoint: Record<string, number> = {};
   private recent: CallRecord[] = [];
 
+  /** Count one answered call (`status` 0 when no answer was sent). */
   record(call: CallInfo, status: number): void {
     this.total++;
     this.byEndpoint[call.endpoint] = (this.byEndpoint[call.endpoint] ?? 0) + 1;
@@ -162,12 +170,14 @@ export class CallLog {
     if (this.recent.length > RECENT_LIMIT) this.recent.splice(0, this.recent.length - RECENT_LIMIT);
   }
 
+  /** Zero the counters and forget recent calls. */
   reset(): void {
     this.total = 0;
     this.byEndpoint = {};
     this.recent = [];
   }
 
+  /** Totals and the last 500 calls, oldest first. */
   snapshot(): { total: number; byEndpoint: Record<string, number>; recent: CallRecord[] } {
     return { total: this.total, byEndpoint: { ...this.byEndpoint }, recent: [...this.recent] };
   }

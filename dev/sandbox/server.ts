@@ -10,6 +10,7 @@ import { createHandler } from "./router.ts";
 import type { SandboxRuntime } from "./runtime.ts";
 import { SandboxState } from "./state.ts";
 
+/** A registered OAuth client (re-exported for callers of startSandbox). */
 export type { SandboxClientConfig } from "./clients.ts";
 
 /** Options of {@link startSandbox}. */

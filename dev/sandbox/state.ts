@@ -7,6 +7,7 @@ import { newAccessToken, randomBase32hex, rfc3339, sha256Hex } from "./ids.ts";
 
 /** Google calendarList access roles, weakest first. */
 export const ACCESS_ROLES = ["freeBusyReader", "reader", "writer", "owner"] as const;
+/** A calendarList `accessRole`. */
 export type AccessRole = typeof ACCESS_ROLES[number];
 
 /** True when `role` is at least `min` (freeBusyReader < reader < writer < owner). */
@@ -62,6 +63,7 @@ export interface CalendarRecord {
   events: Record<string, StoredEvent>;
 }
 
+/** A Google account: lowercased email and its calendars by id. */
 export interface Account {
   email: string;
   /** RFC 3339. */
@@ -82,6 +84,7 @@ export interface Grant {
   createdAt: string;
 }
 
+/** An issued access token: its grant, the scopes it carries, and when it expires. */
 export interface AccessTokenRecord {
   grantId: string;
   scopes: string[];
@@ -166,6 +169,7 @@ export class SandboxState {
     }
   }
 
+  /** Report a durable change (the state file gets saved). */
   changed(): void {
     this.onChange();
   }
@@ -185,12 +189,14 @@ export class SandboxState {
     return `"${this.data.etagClock}"`;
   }
 
+  /** The next value of the global event change counter. */
   nextChangeSeq(): number {
     return ++this.data.changeSeq;
   }
 
   // ---- accounts and calendars ----
 
+  /** The account for `email` (case-insensitive), if it exists. */
   account(email: string): Account | undefined {
     return this.data.accounts[email.toLowerCase()];
   }
@@ -265,6 +271,7 @@ export class SandboxState {
     return account.calendars[id];
   }
 
+  /** Remove a calendar and its events from the account; false when there was none. */
   deleteCalendar(email: string, calendarId: string): boolean {
     const cal = this.calendar(email, calendarId);
     const account = this.account(email);
@@ -276,6 +283,7 @@ export class SandboxState {
 
   // ---- grants and tokens ----
 
+  /** Grants matching the filter, oldest first. */
   grantsFor(filter: { email?: string; clientId?: string }): Grant[] {
     return Object.values(this.data.grants).filter((g) =>
       (!filter.email || g.email === filter.email.toLowerCase()) &&
@@ -307,6 +315,7 @@ export class SandboxState {
     return grant;
   }
 
+  /** The grant a refresh token belongs to (revoked or not). */
   grantByRefreshToken(token: string): Grant | undefined {
     const id = this.refreshIndex.get(token);
     return id ? this.data.grants[id] : undefined;
@@ -331,6 +340,7 @@ export class SandboxState {
     return record && grant ? { record, grant } : undefined;
   }
 
+  /** Revoke a grant: its refresh token and every access token issued under it stop working. */
   revokeGrant(grant: Grant): void {
     grant.revoked = true;
     this.changed();
