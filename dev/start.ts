@@ -1,0 +1,287 @@
+/**
+ * `npm start`: the whole local stack in one process tree, without Docker.
+ *
+ * 1. local secrets (`.local/secrets.json`, generated once);
+ * 2. Postgres: DATABASE_URL as is when set, else an embedded Postgres on 127.0.0.1:54322 with its
+ *    data in `.local/pg` (kept across restarts);
+ * 3. the Supabase bootstrap where missing, and the migrations;
+ * 4. the demo seed (tenant "Demo Clinic", a user in auth.users, staff member
+ *    clinician@example.com in Europe/London), idempotent through fixed ids;
+ * 5. the Google sandbox on 127.0.0.1:54329 (state in `.local/sandbox.json`) with the demo account;
+ * 6. the functions gateway on http://127.0.0.1:54321/functions/v1/<name> (a child process);
+ * 7. the dispatcher (the local pg_net + pg_cron: kicks and the one-minute sweep).
+ *
+ * It writes `.local/demo.json` for `npm run demo`, prints the URLs, a demo JWT and example calls,
+ * and stops everything cleanly on Ctrl-C (SIGINT) or SIGTERM.
+ */
+import postgres from "postgres";
+import { startSandbox } from "./sandbox/server.ts";
+import { openDatabase, prepareDatabase } from "./stack/database.ts";
+import { type Dispatcher, startDispatcher } from "./stack/dispatcher.ts";
+import { functionEnv } from "./stack/function-env.ts";
+import { startGatewayProcess } from "./stack/gateway.ts";
+import { mintJwt } from "./stack/jwt.ts";
+import { loadOrCreateSecrets, type LocalSecrets } from "./stack/secrets.ts";
+import {
+  DEMO_EMAIL,
+  DEMO_FILE,
+  DEMO_STAFF_ID,
+  DEMO_TENANT_ID,
+  DEMO_USER_ID,
+  type DemoInfo,
+} from "./demo-ids.ts";
+
+const HOST = "127.0.0.1";
+const PORTS = { gateway: 54321, database: 54322, sandbox: 54329 } as const;
+const LOCAL_DIR = ".local";
+const TEN_YEARS_S = 10 * 365 * 24 * 3600;
+
+/** A startup failure with a message meant for the developer (no stack trace needed). */
+class StartError extends Error {}
+
+/**
+ * Fail early, naming the port, when something already listens on it. Probes by connecting rather
+ * than binding: a bind test also fails on sockets in TIME_WAIT left by the previous run, which the
+ * servers themselves (SO_REUSEADDR) do not mind.
+ */
+async function assertPortFree(port: number, what: string): Promise<void> {
+  let conn: Deno.TcpConn | undefined;
+  try {
+    conn = await Deno.connect({ hostname: HOST, port });
+  } catch {
+    return; // refused: nobody listens
+  }
+  conn.close();
+  throw new StartError(
+    `port ${port} (${what}) is already in use on ${HOST}. Is another \`npm start\` running? ` +
+      `Stop it (Ctrl-C) or free the port (e.g. \`lsof -i :${port}\`), then try again.`,
+  );
+}
+
+/**
+ * The dispatcher's successful worker calls (several a minute, mostly idle): the dispatcher prints
+ * its own line for runs that did something, so these only drown the interesting lines.
+ */
+function isRoutineWorkerLine(line: string): boolean {
+  if (line.includes('"event":"sync_worker_run"')) return true;
+  return line.includes('"event":"gateway_request"') && line.includes('"function":"calendar-sync-worker"') &&
+    line.includes('"status":200');
+}
+
+/** Tenant, auth user and staff member of the demo; safe to run on every start. */
+async function seedDemo(databaseUrl: string): Promise<void> {
+  const sql = postgres(databaseUrl, { max: 1, prepare: false, onnotice: () => {} });
+  try {
+    await sql.begin(async (tx) => {
+      await tx`insert into public.tenants (id, name) values (${DEMO_TENANT_ID}, 'Demo Clinic')
+        on conflict (id) do nothing`;
+      await tx`insert into auth.users (id, email) values (${DEMO_USER_ID}, ${DEMO_EMAIL})
+        on conflict (id) do nothing`;
+      await tx`insert into public.staff (id, tenant_id, profile_id, email, time_zone)
+        values (${DEMO_STAFF_ID}, ${DEMO_TENANT_ID}, ${DEMO_USER_ID}, ${DEMO_EMAIL}, 'Europe/London')
+        on conflict (id) do update set tenant_id = excluded.tenant_id, profile_id = excluded.profile_id,
+          email = excluded.email, time_zone = excluded.time_zone`;
+    });
+  } finally {
+    await sql.end({ timeout: 2 });
+  }
+}
+
+/** Make sure the sandbox has the demo staff member's Google account (kept in the state file). */
+async function ensureSandboxAccount(sandboxUrl: string): Promise<void> {
+  const res = await fetch(`${sandboxUrl}/_admin/accounts`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: DEMO_EMAIL }),
+  });
+  await res.body?.cancel();
+  if (!res.ok) throw new StartError(`the sandbox refused to create the demo account (HTTP ${res.status})`);
+}
+
+function banner(info: DemoInfo, embedded: boolean): string {
+  const fn = info.functionsUrl;
+  const now = new Date();
+  const weekLater = new Date(now.getTime() + 7 * 24 * 3600 * 1000);
+  const lines = [
+    "",
+    "==============================================================================",
+    " Calendar sync local stack is running",
+    "==============================================================================",
+    ` Functions   ${fn}/<name>`,
+    ` Sandbox     ${info.sandboxUrl}  (Google emulator; consent page + /_admin API)`,
+    ` Database    ${
+      embedded ? `embedded Postgres on ${HOST}:${PORTS.database} (.local/pg)` : "DATABASE_URL"
+    }`,
+    ` Demo staff  ${info.email}  staff_id=${info.staffId}  tenant_id=${info.tenantId}`,
+    ` Written     ${DEMO_FILE} (URLs, JWTs, ids)`,
+    "",
+    " Demo user JWT (local secrets only, valid 10 years):",
+    `   export JWT=${info.jwt}`,
+    "",
+    " Try:",
+    `   curl -s -X POST ${fn}/calendar-auth-start -H "Authorization: Bearer $JWT" \\`,
+    `     -H 'content-type: application/json' -d '{"return_to":"http://127.0.0.1:3000/settings"}'`,
+    `   curl -s ${fn}/calendar-list-calendars -H "Authorization: Bearer $JWT"`,
+    `   curl -s -X POST ${fn}/calendar-get-availability -H "Authorization: Bearer $JWT" \\`,
+    `     -H 'content-type: application/json' \\`,
+    `     -d '{"staff_id":"${info.staffId}","time_min":"${now.toISOString()}","time_max":"${weekLater.toISOString()}"}'`,
+    "",
+    " (open the auth-start `url` in a browser to see the sandbox consent page)",
+    "",
+    " In another terminal:  npm run demo",
+    " Stop with Ctrl-C (data is kept for the next start).",
+    "==============================================================================",
+    "",
+  ];
+  return lines.join("\n");
+}
+
+/** Things to stop on shutdown, in reverse order of starting. */
+type Stopper = { name: string; stop: () => Promise<void> };
+
+async function stopAll(stoppers: Stopper[]): Promise<boolean> {
+  let clean = true;
+  // Pop one at a time: something started while stopping is still stopped by a later call.
+  for (let s = stoppers.pop(); s; s = stoppers.pop()) {
+    try {
+      await s.stop();
+      console.log(`[start] stopped ${s.name}`);
+    } catch (err) {
+      clean = false;
+      console.error(`[start] could not stop ${s.name}: ${(err as Error)?.message ?? err}`);
+    }
+  }
+  return clean;
+}
+
+async function main(): Promise<number> {
+  const stoppers: Stopper[] = [];
+  let shuttingDown: Promise<number> | null = null;
+  // Signal listeners alone do not keep Deno alive; this does until shutdown.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  const shutdown = (signal: string): Promise<number> => {
+    if (shuttingDown) {
+      console.error(`[start] ${signal} again: exiting now`);
+      Deno.exit(130);
+    }
+    console.log(`\n[start] ${signal}: stopping...`);
+    shuttingDown = stopAll(stoppers).then((clean) => {
+      clearInterval(keepAlive);
+      return clean ? 0 : 1;
+    });
+    return shuttingDown;
+  };
+  // A signal during startup: let the shutdown finish, then stop what started meanwhile.
+  const interrupted = async (): Promise<number> => {
+    const code = await shuttingDown!;
+    await stopAll(stoppers);
+    return code;
+  };
+  let resolveSignal!: (code: number) => void;
+  const signalled = new Promise<number>((resolve) => (resolveSignal = resolve));
+  const onSignal = (signal: Deno.Signal) => () => void shutdown(signal).then(resolveSignal);
+  Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+  Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+
+  try {
+    const databaseFromEnv = Boolean(Deno.env.get("DATABASE_URL"));
+    await assertPortFree(PORTS.gateway, "functions gateway");
+    await assertPortFree(PORTS.sandbox, "Google sandbox");
+    if (!databaseFromEnv) await assertPortFree(PORTS.database, "embedded Postgres");
+
+    await Deno.mkdir(LOCAL_DIR, { recursive: true });
+    const secrets: LocalSecrets = await loadOrCreateSecrets(LOCAL_DIR);
+    console.log("[start] secrets: .local/secrets.json");
+
+    console.log(
+      databaseFromEnv
+        ? "[start] database: DATABASE_URL"
+        : `[start] database: embedded Postgres on ${HOST}:${PORTS.database} (.local/pg; the first start initialises it)`,
+    );
+    const db = await openDatabase({ dataDir: `${LOCAL_DIR}/pg`, port: PORTS.database });
+    stoppers.push({ name: "database", stop: () => db.stop() });
+    if (shuttingDown) return await interrupted();
+
+    await prepareDatabase(db.url);
+    console.log("[start] database: bootstrap and migrations applied");
+    await seedDemo(db.url);
+    console.log("[start] demo tenant, user and staff member ready");
+
+    const supabaseUrl = `http://${HOST}:${PORTS.gateway}`;
+    const sandbox = await startSandbox({
+      port: PORTS.sandbox,
+      hostname: HOST,
+      stateFile: `${LOCAL_DIR}/sandbox.json`,
+      clients: [{
+        clientId: secrets.googleClientId,
+        clientSecret: secrets.googleClientSecret,
+        redirectUris: [
+          `${supabaseUrl}/functions/v1/calendar-auth-callback`,
+          `${supabaseUrl}/functions/v1/google-calendar-auth-callback`,
+        ],
+      }],
+    });
+    stoppers.push({ name: "sandbox (state saved to .local/sandbox.json)", stop: () => sandbox.close() });
+    await ensureSandboxAccount(sandbox.url);
+    console.log(`[start] sandbox: ${sandbox.url}`);
+    if (shuttingDown) return await interrupted();
+
+    const env = functionEnv({ supabaseUrl, databaseUrl: db.url, sandboxUrl: sandbox.url, secrets });
+    const gateway = await startGatewayProcess({
+      env,
+      port: PORTS.gateway,
+      onLog: (line) => {
+        if (!isRoutineWorkerLine(line)) console.log(`[functions] ${line}`);
+      },
+    });
+    stoppers.push({ name: "functions gateway", stop: () => gateway.close() });
+    const functionsUrl = `${gateway.url}/functions/v1`;
+    console.log(`[start] functions: ${functionsUrl}/<name>`);
+    if (shuttingDown) return await interrupted();
+
+    const dispatcher: Dispatcher = await startDispatcher({
+      databaseUrl: db.url,
+      workerUrl: `${functionsUrl}/calendar-sync-worker`,
+      workerSecret: secrets.workerSecret,
+    });
+    stoppers.push({ name: "dispatcher", stop: () => dispatcher.close() });
+
+    const info: DemoInfo = {
+      functionsUrl,
+      sandboxUrl: sandbox.url,
+      jwt: await mintJwt(secrets.jwtSecret, {
+        role: "authenticated",
+        sub: DEMO_USER_ID,
+        email: DEMO_EMAIL,
+        expiresInSeconds: TEN_YEARS_S,
+        issuer: `${supabaseUrl}/auth/v1`,
+      }),
+      serviceRoleJwt: await mintJwt(secrets.jwtSecret, {
+        role: "service_role",
+        expiresInSeconds: TEN_YEARS_S,
+      }),
+      staffId: DEMO_STAFF_ID,
+      tenantId: DEMO_TENANT_ID,
+      userId: DEMO_USER_ID,
+      email: DEMO_EMAIL,
+      databaseUrl: db.url,
+      pid: Deno.pid,
+      startedAt: new Date().toISOString(),
+    };
+    await Deno.writeTextFile(DEMO_FILE, JSON.stringify(info, null, 2) + "\n", { mode: 0o600 });
+    stoppers.push({ name: DEMO_FILE, stop: () => Deno.remove(DEMO_FILE).catch(() => {}) });
+    if (shuttingDown) return await interrupted();
+    console.log(banner(info, !databaseFromEnv));
+  } catch (err) {
+    const message = err instanceof StartError ? err.message : (err as Error)?.stack ?? String(err);
+    console.error(`\n[start] failed: ${message}`);
+    if (!shuttingDown) await stopAll(stoppers);
+    clearInterval(keepAlive);
+    return 1;
+  }
+  return await signalled;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main());
+}
