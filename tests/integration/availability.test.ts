@@ -189,6 +189,8 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
         [{ time_min: iso(DAY0), time_max: iso(DAY0) }, "invalid_range"],
         [{ time_min: "2026-12-01T09:00:00", time_max: iso(DAY0 + DAY) }, "invalid_request"],
         [{ time_min: iso(DAY0), time_max: iso(DAY0 + 63 * DAY) }, "range_too_long"],
+        [{ time_min: iso(DAY0 - 400 * DAY), time_max: iso(DAY0 - 399 * DAY) }, "range_out_of_bounds"],
+        [{ time_min: iso(DAY0 + 800 * DAY), time_max: iso(DAY0 + 801 * DAY) }, "range_out_of_bounds"],
         [{ time_min: iso(DAY0), time_max: iso(DAY0 + DAY), extra: 1 }, "invalid_request"],
         [{ time_min: iso(DAY0) }, "invalid_request"],
       ];
@@ -298,6 +300,27 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
         assert.equal(body.busy, undefined);
         await stack.sql`update public.staff_calendar_connections set selected_calendar_id = 'primary'
         where staff_id = ${alice.id}`;
+      },
+    );
+
+    await t.step(
+      "an access token Google stopped accepting is refreshed once for 20 concurrent callers, who all get their answer",
+      async () => {
+        await stack.sandbox.admin("POST", "/_admin/tokens/expire", { email: alice.email });
+        await stack.sandbox.resetCalls();
+        const window = { staff_id: alice.id, time_min: iso(DAY0), time_max: iso(DAY0 + DAY) };
+        const answers = await Promise.all(
+          Array.from({ length: 20 }, async (_, i) => {
+            const res = await availability(stack, window, i % 2 ? carol.jwt : alice.jwt);
+            return { status: res.status, body: await res.json() };
+          }),
+        );
+        for (const a of answers) {
+          assert.equal(a.status, 200, JSON.stringify(a.body));
+          assert.equal(a.body.busy.length, 2);
+        }
+        const calls = await stack.sandbox.calls();
+        assert.equal(calls.byEndpoint["oauth.token.refresh_token"], 1, JSON.stringify(calls.byEndpoint));
       },
     );
 

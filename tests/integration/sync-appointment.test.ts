@@ -126,7 +126,8 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
     const carol = await stack.createStaff({ tenantId: clinicA }); // same clinic, not connected
     const dana = await stack.createStaff({ tenantId: clinicA }); // her grant gets revoked
     const bob = await stack.createStaff({ tenantId: clinicB });
-    for (const staff of [alice, dana, bob]) {
+    const erin = await stack.createStaff({ tenantId: clinicA }); // takes over an appointment
+    for (const staff of [alice, dana, bob, erin]) {
       const { location } = await stack.connect(staff);
       assert.doesNotMatch(location, /error/i, `connect ${staff.email}: ${location}`);
     }
@@ -412,6 +413,57 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
         assert.equal(status, 200, JSON.stringify(body));
         assert.equal(body.google_event_id, id2);
         await onlyEvent(stack, alice.email, id2);
+      },
+    );
+
+    await t.step(
+      "reassigning deletes the event from the old staff member's calendar and creates it on the new one's",
+      async () => {
+        await stack.sql`update public.appointments set staff_id = ${erin.id} where id = ${appt2}`;
+        const { status, body } = await sync(stack, { appointment_id: appt2 }, stack.serviceRoleJwt);
+        assert.equal(status, 200, JSON.stringify(body));
+        assert.equal(body.google_event_id, id2);
+        assert.equal((await onlyEvent(stack, alice.email, id2)).status, "cancelled");
+        const moved = await onlyEvent(stack, erin.email, id2);
+        assert.equal(moved.status, "confirmed");
+        assert.equal(instant(moved.start), DAY0 + 11 * HOUR);
+        const rows = await stack.sql<
+          { staff_id: string; sync_status: string; google_event_id: string | null }[]
+        >`
+        select staff_id, sync_status, google_event_id from public.calendar_sync_log
+        where appointment_key = ${appt2}`;
+        const byStaff = new Map(rows.map((r) => [r.staff_id, r]));
+        assert.deepEqual(byStaff.get(alice.id), {
+          staff_id: alice.id,
+          sync_status: "synced",
+          google_event_id: null,
+        });
+        assert.deepEqual(byStaff.get(erin.id), {
+          staff_id: erin.id,
+          sync_status: "synced",
+          google_event_id: id2,
+        });
+      },
+    );
+
+    await t.step(
+      "an action that contradicts the appointment's state is 409 and changes nothing",
+      async () => {
+        const before = await stack.sandbox.calls();
+        await expectError(
+          await stack.invoke(FN, { body: { appointment_id: appt2, action: "delete" }, jwt: alice.jwt }),
+          409,
+          "action_conflicts_with_state",
+        );
+        await stack.sql`update public.appointments set status = 'cancelled' where id = ${appt1}`;
+        await expectError(
+          await stack.invoke(FN, { body: { appointment_id: appt1, action: "create" }, jwt: alice.jwt }),
+          409,
+          "action_conflicts_with_state",
+        );
+        assert.equal((await stack.sandbox.calls()).total, before.total);
+        assert.equal((await onlyEvent(stack, erin.email, id2)).status, "confirmed");
+        assert.equal((await onlyEvent(stack, alice.email, id1)).status, "confirmed");
       },
     );
 
