@@ -111,6 +111,8 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
   try {
     const tenantId = await stack.createTenant("Auth flow clinic");
 
+    /** Authorization codes and states handed out during the test: none may appear in a log line. */
+    const secretsSeen = new Set<string>();
     /** auth-start for a staff member; returns the consent URL. */
     const start = async (staff: TestStaff, body: Record<string, unknown> = { return_to: RETURN_TO }) => {
       const res = await stack.invoke("calendar-auth-start", { body, jwt: staff.jwt });
@@ -131,6 +133,8 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
         ...(o.scopes ? { scopes: o.scopes } : {}),
       });
       assert.ok(answer.redirect.startsWith(stack.functionsUrl), `consent redirected to ${answer.redirect}`);
+      const params = new URL(answer.redirect).searchParams;
+      for (const key of ["code", "state"]) if (params.get(key)) secretsSeen.add(params.get(key)!);
       return answer.redirect;
     };
     const callback = async (url: string) => {
@@ -565,6 +569,43 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
     );
 
     await t.step(
+      "two concurrent callbacks with the same state: exactly one connects, the other is state_replayed",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const { url } = await start(staff);
+        const callbackUrl = await consent(url, staff);
+        await stack.sandbox.latency(30);
+        const outcomes = await Promise.all([
+          callback(callbackUrl),
+          callback(callbackUrl),
+          callback(callbackUrl),
+        ])
+          .finally(() => stack.sandbox.latency(0));
+        const statuses = outcomes.map((o) => o.calendarError ?? o.calendarStatus).sort();
+        assert.deepEqual(statuses, ["connected", "state_replayed", "state_replayed"]);
+        assert.equal((await connectionOf(staff.id)).connection_status, "connected");
+        assert.equal((await grants(staff.email)).length, 1, "the code was redeemed once");
+      },
+    );
+
+    await t.step(
+      "a code from one flow redeemed with another flow's state fails PKCE: exchange_failed, nothing stored",
+      async () => {
+        // Authorization code injection: the attacker's own code pasted into the victim's callback.
+        const attacker = await stack.createStaff({ tenantId });
+        const victim = await stack.createStaff({ tenantId });
+        const attackerCallback = new URL(await consent((await start(attacker)).url, attacker));
+        const victimCallback = new URL(await consent((await start(victim)).url, victim));
+        victimCallback.searchParams.set("code", attackerCallback.searchParams.get("code")!);
+        const o = await callback(victimCallback.toString());
+        assert.equal(o.calendarStatus, "error");
+        assert.equal(o.calendarError, "exchange_failed");
+        assert.equal(await connectionOf(victim.id), undefined);
+        assert.equal(await connectionOf(attacker.id), undefined);
+      },
+    );
+
+    await t.step(
       "the callback refuses methods other than GET with 405 and a missing state with invalid_state",
       async () => {
         const post = await fetch(`${stack.functionsUrl}/calendar-auth-callback?state=x&code=y`, {
@@ -576,6 +617,13 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
         assert.equal(o.calendarError, "invalid_state");
       },
     );
+
+    await t.step("the gateway's logs never contain a token, an authorization code or a state", () => {
+      const logs = stack.gatewayLogs().join("\n");
+      assert.ok(logs.includes("oauth_callback"), "the callback does log its outcomes");
+      assert.ok(!/ya29\.|1\/\/0/.test(logs), "no Google token text in the logs");
+      for (const secret of secretsSeen) assert.ok(!logs.includes(secret), "no code or state in the logs");
+    });
   } finally {
     await stack.close();
   }
