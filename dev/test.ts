@@ -195,24 +195,30 @@ async function reachable(url: string): Promise<string | null> {
   }
 }
 
-/** A process whose stdout is streamed to ours and kept for parsing; killed as a group on timeout. */
+let setsidAvailable: boolean | undefined;
+
+/**
+ * A process whose stdout is streamed to ours and kept for parsing. Under `setsid` (Linux) it leads its
+ * own process group, so a timeout or Ctrl-C also ends what it spawned (gateway processes, workers).
+ */
 async function runStreaming(
   cmd: string,
   args: string[],
   o: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<{ code: number; output: string; timedOut: boolean }> {
-  // setsid: the child leads its own process group, so a timeout also ends what it spawned (gateways).
-  const child = new Deno.Command("setsid", {
-    args: [cmd, ...args],
+  setsidAvailable ??= await commandExists("setsid");
+  const child = new Deno.Command(setsidAvailable ? "setsid" : cmd, {
+    args: setsidAvailable ? [cmd, ...args] : args,
     cwd: ROOT,
     env: o.env,
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  const name = cmd.split("/").pop();
   const forward = (signal: Deno.Signal) => () => {
     try {
-      Deno.kill(-child.pid, signal);
+      Deno.kill(setsidAvailable ? -child.pid : child.pid, signal);
     } catch { /* already gone */ }
   };
   const onInt = forward("SIGINT");
@@ -223,7 +229,7 @@ async function runStreaming(
   const timer = o.timeoutMs
     ? setTimeout(() => {
       timedOut = true;
-      console.log(`\n[test] ${cmd} ran longer than ${o.timeoutMs! / 60000} min: killing it`);
+      console.log(`\n[test] ${name} ran longer than ${o.timeoutMs! / 60000} min: killing it`);
       forward("SIGTERM")();
       setTimeout(forward("SIGKILL"), 5000);
     }, o.timeoutMs)
@@ -372,6 +378,7 @@ async function runDenoTests(serverUrl: string, extra: string[]): Promise<Counts>
     log(`deno test: exited ${run.code} although its summary says ok: counted as 1 failure`);
     failed = 1;
   }
+  log(`deno test: ${summary.passed} passed, ${failed} failed, ${summary.ignored} ignored`);
   return { passed: summary.passed, failed, skipped: summary.ignored };
 }
 
@@ -397,11 +404,14 @@ async function findDatabase(isCi: boolean): Promise<{ url: string; stop(): Promi
   return embedded;
 }
 
-async function main(): Promise<number> {
-  Deno.chdir(ROOT);
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Runs the steps into `total`; every failure to run a step is counted as one failed test. */
+async function runAll(total: Counts): Promise<void> {
   const isCi = Deno.env.get("CI") === "true";
   const requirePgTap = isCi || Deno.env.get("CALENDAR_TEST_REQUIRE_PGTAP") === "1";
-  const total: Counts = { passed: 0, failed: 0, skipped: 0 };
   const add = (c: Counts) => {
     total.passed += c.passed;
     total.failed += c.failed;
@@ -410,17 +420,17 @@ async function main(): Promise<number> {
 
   if (!(await typeCheck())) {
     log("type check failed: no tests run");
-    console.log(formatClosingLine({ passed: 0, failed: 1, skipped: 0 }));
-    return 1;
+    add({ passed: 0, failed: 1, skipped: 0 });
+    return;
   }
 
   let db: { url: string; stop(): Promise<void> };
   try {
     db = await findDatabase(isCi);
   } catch (error) {
-    log(error instanceof Error ? error.message : String(error));
-    console.log(formatClosingLine({ passed: 0, failed: 1, skipped: 0 }));
-    return 1;
+    log(message(error));
+    add({ passed: 0, failed: 1, skipped: 0 });
+    return;
   }
   // createScratchDatabase and the integration tests read the server from here.
   Deno.env.set("TEST_DATABASE_URL", db.url);
@@ -428,21 +438,36 @@ async function main(): Promise<number> {
     try {
       add(await runPgTap(db.url, requirePgTap));
     } catch (error) {
-      log(`pgTAP: ${error instanceof Error ? error.message : error}: counted as 1 failure`);
+      log(`pgTAP: ${message(error)}: counted as 1 failure`);
       add({ passed: 0, failed: 1, skipped: 0 });
     }
-    add(await runDenoTests(db.url, Deno.args));
+    try {
+      add(await runDenoTests(db.url, Deno.args));
+    } catch (error) {
+      log(`deno test: ${message(error)}: counted as 1 failure`);
+      add({ passed: 0, failed: 1, skipped: 0 });
+    }
   } finally {
-    await db.stop().catch((e) => log(`could not stop PostgreSQL: ${e}`));
+    await db.stop().catch((e) => log(`could not stop PostgreSQL: ${message(e)}`));
   }
+}
 
-  const seconds = ((performance.now() - T0) / 1000).toFixed(1);
-  log(`finished in ${seconds}s`);
+async function main(): Promise<number> {
+  Deno.chdir(ROOT);
+  const total: Counts = { passed: 0, failed: 0, skipped: 0 };
+  try {
+    await runAll(total);
+  } catch (error) {
+    log(`runner error: ${message(error)}: counted as 1 failure`);
+    total.failed++;
+  }
+  log(`finished in ${((performance.now() - T0) / 1000).toFixed(1)}s`);
   if (total.passed + total.failed === 0) {
     log("no test ran: that is a failure");
     console.log(formatClosingLine(total));
     return 1;
   }
+  // The closing line, alone and last: CI judges the run by it.
   console.log(formatClosingLine(total));
   return total.failed > 0 ? 1 : 0;
 }
