@@ -606,6 +606,30 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
     );
 
     await t.step(
+      "any other provider error, or neither code nor error, is an error marker without a connection",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const cases: [Record<string, string>, string, string | null][] = [
+          [{ error: "temporarily_unavailable" }, "provider_error", "temporarily_unavailable"],
+          [{ error: "<script>alert(1)</script>" }, "provider_error", "unknown"],
+          [{}, "invalid_request", null],
+        ];
+        for (const [extra, code, providerCode] of cases) {
+          const callbackUrl = new URL(await consent((await start(staff)).url, staff));
+          callbackUrl.searchParams.delete("code");
+          callbackUrl.searchParams.delete("scope");
+          for (const [k, v] of Object.entries(extra)) callbackUrl.searchParams.set(k, v);
+          const o = await callback(callbackUrl.toString());
+          assert.equal(o.status, 302);
+          assert.equal(o.calendarError, code, JSON.stringify(extra));
+          assert.equal(o.params.get("calendar_provider_error"), providerCode);
+          assert.ok(!o.location!.includes("<script>"), "the provider's text is never reflected");
+        }
+        assert.equal(await connectionOf(staff.id), undefined);
+      },
+    );
+
+    await t.step(
       "the callback refuses methods other than GET with 405 and a missing state with invalid_state",
       async () => {
         const post = await fetch(`${stack.functionsUrl}/calendar-auth-callback?state=x&code=y`, {
