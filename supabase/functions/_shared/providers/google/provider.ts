@@ -296,10 +296,29 @@ function eventTimes(write: EventWrite): Times {
     throw err;
   }
   if (end <= start) throw new ProviderError("invalid", "upsertEvent: end must be after start");
-  const zone = write.timeZone ? { timeZone: write.timeZone } : {};
+  const timeZone = displayTimeZone(write.timeZone);
+  const zone = timeZone ? { timeZone } : {};
   return {
     summary: write.title,
     start: { dateTime: formatInstant(start), ...zone },
     end: { dateTime: formatInstant(end), ...zone },
   };
+}
+
+const IANA_ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
+
+/**
+ * The zone to send with an event, or undefined. It only affects how Google displays the event (the
+ * instants are sent in UTC), but Google refuses the whole write with 400 "Invalid time zone
+ * definition" for a name it does not know (A5), so a zone the host app stored that is not an IANA
+ * name known to this runtime is left out rather than failing every sync of that staff member.
+ */
+export function displayTimeZone(zone: string | null | undefined): string | undefined {
+  if (!zone || zone.length > 64 || !IANA_ZONE_NAME.test(zone)) return undefined;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return zone;
+  } catch {
+    return undefined;
+  }
 }
