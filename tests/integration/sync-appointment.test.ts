@@ -467,6 +467,37 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
       },
     );
 
+    await t.step(
+      "the event carries the staff member's IANA zone for display; an unusable zone is left out, not fatal",
+      async () => {
+        await stack.sql`update public.staff set time_zone = 'America/New_York' where id = ${erin.id}`;
+        const ny = await stack.createAppointment({
+          tenantId: clinicA,
+          staffId: erin.id,
+          startsAt: iso(DAY0 + 15 * HOUR),
+          endsAt: iso(DAY0 + 16 * HOUR),
+        });
+        assert.equal((await sync(stack, { appointment_id: ny }, erin.jwt)).status, 200);
+        const nyEvent = await onlyEvent(stack, erin.email, eventIdFor(ny));
+        assert.equal(nyEvent.start.timeZone, "America/New_York");
+        assert.equal(instant(nyEvent.start), DAY0 + 15 * HOUR);
+
+        // Host apps store what they store: a zone Google would refuse must not block the sync.
+        await stack.sql`update public.staff set time_zone = 'Clinic/Local Time' where id = ${erin.id}`;
+        const odd = await stack.createAppointment({
+          tenantId: clinicA,
+          staffId: erin.id,
+          startsAt: iso(DAY0 + 17 * HOUR),
+          endsAt: iso(DAY0 + 18 * HOUR),
+        });
+        const { status, body } = await sync(stack, { appointment_id: odd }, erin.jwt);
+        assert.equal(status, 200, JSON.stringify(body));
+        const oddEvent = await onlyEvent(stack, erin.email, eventIdFor(odd));
+        assert.equal(instant(oddEvent.start), DAY0 + 17 * HOUR);
+        assert.equal(instant(oddEvent.end), DAY0 + 18 * HOUR);
+      },
+    );
+
     await t.step("an unknown appointment is 404; bad input 400; no JWT 401; anon key 403", async () => {
       await expectError(
         await stack.invoke(FN, { body: { appointment_id: crypto.randomUUID() }, jwt: alice.jwt }),
