@@ -249,21 +249,37 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
       await stack.sandbox.clearFaults();
     });
 
-    await t.step("a 429 with Retry-After is a 429 with the same Retry-After", async () => {
-      await stack.sandbox.fault({
-        match: { endpoint: "freeBusy.query", email: alice.email },
-        response: { status: 429, retryAfterSeconds: 17 },
-        times: 1,
-      });
-      const res = await availability(stack, {
-        staff_id: alice.id,
-        time_min: iso(DAY0),
-        time_max: iso(DAY0 + DAY),
-      }, alice.jwt);
-      await expectError(res, 429, "rate_limited");
-      assert.equal(res.headers.get("retry-after"), "17");
-      await stack.sandbox.clearFaults();
-    });
+    await t.step(
+      "a 429 with Retry-After is a 429 with the same Retry-After; a 403 rateLimitExceeded is a 429 too",
+      async () => {
+        await stack.sandbox.fault({
+          match: { endpoint: "freeBusy.query", email: alice.email },
+          response: { status: 429, retryAfterSeconds: 17 },
+          times: 1,
+        });
+        const res = await availability(stack, {
+          staff_id: alice.id,
+          time_min: iso(DAY0),
+          time_max: iso(DAY0 + DAY),
+        }, alice.jwt);
+        await expectError(res, 429, "rate_limited");
+        assert.equal(res.headers.get("retry-after"), "17");
+        // Google also rate limits with 403 rateLimitExceeded (A2.1), without Retry-After.
+        await stack.sandbox.fault({
+          match: { endpoint: "freeBusy.query", email: alice.email },
+          response: { status: 403, reason: "rateLimitExceeded" },
+          times: 1,
+        });
+        const forbidden = await availability(stack, {
+          staff_id: alice.id,
+          time_min: iso(DAY0),
+          time_max: iso(DAY0 + DAY),
+        }, alice.jwt);
+        await expectError(forbidden, 429, "rate_limited");
+        assert.match(forbidden.headers.get("retry-after") ?? "", /^[1-9]\d*$/);
+        await stack.sandbox.clearFaults();
+      },
+    );
 
     await t.step(
       "a selected calendar that no longer exists is an error (409 calendar_not_found), never free",
