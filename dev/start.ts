@@ -157,13 +157,18 @@ async function stopAll(stoppers: Stopper[]): Promise<boolean> {
 async function main(): Promise<number> {
   const stoppers: Stopper[] = [];
   let shuttingDown: Promise<number> | null = null;
-  // Signal listeners alone do not keep Deno alive; this does until shutdown.
-  const keepAlive = setInterval(() => {}, 1 << 30);
+  let shutdownAt = 0;
   const shutdown = (signal: string): Promise<number> => {
     if (shuttingDown) {
-      console.error(`[start] ${signal} again: exiting now`);
-      Deno.exit(130);
+      // A terminal's Ctrl-C reaches npm, its shell and us at once, and npm may forward it again:
+      // only a later, deliberate second signal skips the clean shutdown.
+      if (Date.now() - shutdownAt > 2000) {
+        console.error(`[start] ${signal} again: exiting without waiting (children may be left running)`);
+        Deno.exit(130);
+      }
+      return shuttingDown;
     }
+    shutdownAt = Date.now();
     console.log(`\n[start] ${signal}: stopping...`);
     shuttingDown = stopAll(stoppers).then((clean) => {
       clearInterval(keepAlive);
@@ -179,9 +184,16 @@ async function main(): Promise<number> {
   };
   let resolveSignal!: (code: number) => void;
   const signalled = new Promise<number>((resolve) => (resolveSignal = resolve));
-  const onSignal = (signal: Deno.Signal) => () => void shutdown(signal).then(resolveSignal);
+  const onSignal = (signal: string) => () => void shutdown(signal).then(resolveSignal);
   Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+  Deno.addSignalListener("SIGHUP", onSignal("SIGHUP"));
+  // Keeps Deno alive (signal listeners do not) and notices when the parent (npm's shell) is gone
+  // without passing a signal on, e.g. `kill <npm pid>`: then stop as if signalled.
+  const parentPid = Deno.ppid;
+  const keepAlive = setInterval(() => {
+    if (!shuttingDown && Deno.ppid !== parentPid) onSignal("parent process exited")();
+  }, 1000);
 
   try {
     const databaseFromEnv = Boolean(Deno.env.get("DATABASE_URL"));
