@@ -148,9 +148,12 @@ export class GoogleProvider implements CalendarProvider {
           items: batch.map((id) => ({ id })),
         });
         for (const id of batch) {
-          // Google keys the answer by the id as requested; tolerate a case-normalised email key.
+          // Google keys the answer by the id as requested (`primary` stays `primary`, A4); tolerate
+          // a case-normalised email key, and a lone answer to a lone question (an alias resolved).
+          const keys = Object.keys(res.calendars);
           const entry = res.calendars[id] ??
-            Object.entries(res.calendars).find(([k]) => k.toLowerCase() === id.toLowerCase())?.[1];
+            Object.entries(res.calendars).find(([k]) => k.toLowerCase() === id.toLowerCase())?.[1] ??
+            (batch.length === 1 && keys.length === 1 ? res.calendars[keys[0]] : undefined);
           if (!entry) {
             throw new ProviderError(
               "transient",
