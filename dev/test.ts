@@ -20,10 +20,7 @@
  * after it, so CI never hangs on a stuck test).
  */
 import postgres from "postgres";
-import { createScratchDatabase, openDatabase } from "./stack/database.ts";
-
-/** The server tried when neither TEST_DATABASE_URL nor DATABASE_URL is set. */
-export const DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+import { createScratchDatabase, DEFAULT_SERVER_URL, openDatabase } from "./stack/database.ts";
 
 /** Debian packages that provide the pgTAP extension and pg_prove for PostgreSQL 15. */
 export const PGTAP_PACKAGES = ["postgresql-15-pgtap", "libtap-parser-sourcehandler-pgtap-perl"];
@@ -384,7 +381,7 @@ async function runDenoTests(serverUrl: string, extra: string[]): Promise<Counts>
 
 async function findDatabase(isCi: boolean): Promise<{ url: string; stop(): Promise<void> }> {
   const explicit = Deno.env.get("TEST_DATABASE_URL") ?? Deno.env.get("DATABASE_URL");
-  const url = explicit ?? DEFAULT_DATABASE_URL;
+  const url = explicit ?? DEFAULT_SERVER_URL;
   const safe = url.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
   const problem = await reachable(url);
   if (!problem) {

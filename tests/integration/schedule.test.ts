@@ -2,7 +2,8 @@
  * The pg_cron safety net (supabase/migrations/*_schedule.sql, ARCHITECTURE.md "write" flow): in the
  * database pg_cron serves (cron.database_name, `calendar_sync_cron` as .ci/run configures it), the
  * migrations schedule exactly one job `calendar-sync-worker`, every minute, running
- * `select calendar_private.sweep_outbox()`, and re-applying the schedule migration keeps one job.
+ * `select calendar_private.sweep_outbox()`; re-applying the schedule migration keeps one job; and
+ * pg_cron really runs it there (a succeeded run in cron.job_run_details, waited for up to 75 s).
  * On a database without pg_cron (any scratch database) the same migrations apply with a notice.
  *
  * Needs pg_cron in shared_preload_libraries. Without it the pg_cron test is ignored with a message,
@@ -119,6 +120,35 @@ Deno.test({
       assert.equal(after[0].jobid, before[0].jobid, "the same job, updated in place");
       assert.equal(after[0].schedule, JOB_SCHEDULE);
       assert.equal(after[0].command, JOB_COMMAND);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  },
+});
+
+Deno.test({
+  name: `pg_cron executes '${JOB_NAME}': a run of the job succeeds within a minute and a bit`,
+  ignore: !cronReady && !IS_CI,
+  async fn() {
+    assert.ok(cronReady, `CI must prove the pg_cron schedule, but ${why} (see .ci/run)`);
+    const sql = postgres(withDatabase(SERVER, CRON_DATABASE), { max: 1, onnotice: () => {} });
+    try {
+      // The job fires at the start of each minute: poll for a finished run (a recent one counts).
+      const deadline = Date.now() + 75_000;
+      for (;;) {
+        const [run] = await sql<{ status: string; return_message: string | null }[]>`
+          select d.status, d.return_message
+          from cron.job_run_details d join cron.job j using (jobid)
+          where j.jobname = ${JOB_NAME} and d.start_time > now() - interval '2 minutes'
+            and d.status in ('succeeded', 'failed')
+          order by d.runid desc limit 1`;
+        if (run) {
+          assert.equal(run.status, "succeeded", `the last run failed: ${run.return_message}`);
+          return;
+        }
+        assert.ok(Date.now() < deadline, "pg_cron ran the job no time in 75 s (is its launcher running?)");
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     } finally {
       await sql.end({ timeout: 1 });
     }
