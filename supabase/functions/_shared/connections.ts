@@ -86,9 +86,13 @@ export async function requireConnection(
 /**
  * Store a fresh grant for a staff member: encrypt the tokens and upsert the connection as
  * `connected` with `selected_calendar_id` 'primary' (kept when reconnecting the same provider).
- * When the provider sent no refresh token (Google after an earlier consent), the stored one is kept.
+ * When the provider sent no refresh token (Google after an earlier consent without
+ * prompt=consent), the stored one is kept only if the connection is still `connected`; a
+ * `needs_reconnect` row's refresh token is known to be dead and is never revived.
  * @returns the connection id.
- * @throws HttpError 409 `missing_refresh_token` when there is no refresh token at all.
+ * @throws HttpError 409 `missing_refresh_token` when there is no usable refresh token; the caller
+ *   must roll back (auth-callback runs this in a transaction) and should revoke the new grant so
+ *   the next consent issues a refresh token.
  */
 export async function storeGrant(
   sql: Sql,
@@ -115,7 +119,13 @@ export async function storeGrant(
     )
     on conflict (tenant_id, staff_id, provider) do update set
       access_token_encrypted = excluded.access_token_encrypted,
-      refresh_token_encrypted = coalesce(excluded.refresh_token_encrypted, c.refresh_token_encrypted),
+      -- Keep the stored refresh token only while the connection works: a needs_reconnect row's
+      -- token was refused (invalid_grant) or cannot be decrypted, and reviving it would mark the
+      -- connection connected until the next refresh fails.
+      refresh_token_encrypted = coalesce(
+        excluded.refresh_token_encrypted,
+        case when c.connection_status = 'connected' then c.refresh_token_encrypted end
+      ),
       token_expires_at = excluded.token_expires_at,
       selected_calendar_id = case when c.connection_status = 'disconnected' then 'primary'
                                   else c.selected_calendar_id end,
