@@ -14,6 +14,7 @@ import {
   connectionTokenBinding,
   DecryptionError,
   decryptToken,
+  encryptToken,
 } from "../../supabase/functions/_shared/crypto.ts";
 import {
   signStateToken,
@@ -647,6 +648,74 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
       assert.ok(logs.includes("oauth_callback"), "the callback does log its outcomes");
       assert.ok(!/ya29\.|1\/\/0/.test(logs), "no Google token text in the logs");
       for (const secret of secretsSeen) assert.ok(!logs.includes(secret), "no code or state in the logs");
+    });
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("with GOOGLE_OAUTH_PROMPT=select_account a reconnect never keeps a dead refresh token", async (t) => {
+  // Google issues a refresh token only on the first offline consent of an account (or with
+  // prompt=consent). A connection in needs_reconnect holds a refresh token that is known to be
+  // bad, so a reconnect that brings no new one must not resurrect it as `connected`.
+  const stack: TestStack = await startTestStack({ env: { GOOGLE_OAUTH_PROMPT: "select_account" } });
+  const config = parseConfig(stack.env);
+  const sql = stack.sql;
+  try {
+    const staff = await stack.createStaff({});
+    const connectOnce = async () => {
+      const { location } = await stack.connect(staff, { returnTo: RETURN_TO });
+      return new URL(location).searchParams;
+    };
+    const row = async () =>
+      (await sql<ConnectionRecord[]>`select * from public.staff_calendar_connections
+        where staff_id = ${staff.id}`)[0];
+
+    await t.step(
+      "the consent URL carries the configured prompt and the first consent stores a refresh token",
+      async () => {
+        const res = await stack.invoke("calendar-auth-start", { jwt: staff.jwt, body: {} });
+        const { url } = await res.json();
+        assert.equal(new URL(url).searchParams.get("prompt"), "select_account");
+        assert.equal((await connectOnce()).get("calendar_status"), "connected");
+        assert.ok((await row()).refresh_token_encrypted);
+      },
+    );
+
+    await t.step(
+      "a reconnect without a new refresh token is refused while the stored one is dead",
+      async () => {
+        // The stored refresh token stops working (e.g. expired by Google); the grant itself lives on.
+        const current = await row();
+        const dead = await encryptToken(
+          "1//0dead-refresh-token",
+          connectionTokenBinding(current, "refresh_token"),
+          config.encryption,
+        );
+        await sql`update public.staff_calendar_connections set refresh_token_encrypted = ${dead},
+        token_expires_at = now() - interval '1 minute' where id = ${current.id}`;
+        const refused = await stack.invoke("calendar-list-calendars", { jwt: staff.jwt });
+        assert.equal(refused.status, 409);
+        assert.equal((await refused.json()).error.code, "needs_reconnect");
+        const broken = await row();
+
+        const params = await connectOnce();
+        assert.equal(params.get("calendar_status"), "error");
+        assert.equal(params.get("calendar_error"), "missing_refresh_token");
+        const after = await row();
+        assert.equal(after.connection_status, "needs_reconnect", "not resurrected with the dead token");
+        assert.equal(after.refresh_token_encrypted, broken.refresh_token_encrypted);
+      },
+    );
+
+    await t.step("the next attempt gets a fresh refresh token and refreshing works", async () => {
+      assert.equal((await connectOnce()).get("calendar_status"), "connected");
+      await sql`update public.staff_calendar_connections set token_expires_at = now() - interval '1 minute'
+        where staff_id = ${staff.id}`;
+      const res = await stack.invoke("calendar-list-calendars", { jwt: staff.jwt });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal((await res.json()).length, 3);
+      assert.equal((await row()).connection_status, "connected");
     });
   } finally {
     await stack.close();
