@@ -202,6 +202,43 @@ Deno.test("calendar-list-calendars over HTTP against Postgres and the sandbox", 
     );
 
     await t.step(
+      "provider failures are 503 / 429 with Retry-After and leave the connection connected",
+      async () => {
+        const status = async () =>
+          (await sql`select connection_status, token_expires_at from public.staff_calendar_connections
+          where staff_id = ${owner.id}`)[0];
+        // The token endpoint fails while a refresh is due: nothing is stored, the next call retries.
+        await setExpiry(owner, "now() - interval '1 minute'");
+        await stack.sandbox.fault({
+          match: { endpoint: "oauth.token.refresh_token" },
+          response: { status: 500 },
+        });
+        const unavailable = await list(owner);
+        assert.equal(unavailable.headers.get("retry-after"), "5");
+        await assertEnvelope(unavailable, 503, "provider_unavailable");
+        const afterFailure = await status();
+        assert.equal(afterFailure.connection_status, "connected");
+        assert.ok(afterFailure.token_expires_at.getTime() < Date.now(), "no token was stored");
+        // The API rate-limits us.
+        await stack.sandbox.fault({
+          match: { endpoint: "calendarList.list" },
+          response: { status: 429, retryAfterSeconds: 7 },
+        });
+        const limited = await list(owner);
+        assert.equal(limited.headers.get("retry-after"), "7");
+        await assertEnvelope(limited, 429, "rate_limited");
+        // A 503 from the API.
+        await stack.sandbox.fault({ match: { endpoint: "calendarList.list" }, response: { status: 503 } });
+        await assertEnvelope(await list(owner), 503, "provider_unavailable");
+        await stack.sandbox.clearFaults();
+        assert.equal((await status()).connection_status, "connected");
+        const ok = await list(owner);
+        assert.equal(ok.status, 200);
+        await ok.body?.cancel();
+      },
+    );
+
+    await t.step(
       "a revoked grant answers 409 needs_reconnect and marks the row needs_reconnect",
       async () => {
         await stack.sandbox.admin("POST", "/_admin/grants/revoke", { email: owner.email });
