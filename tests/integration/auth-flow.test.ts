@@ -654,11 +654,13 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
   }
 });
 
-Deno.test("with GOOGLE_OAUTH_PROMPT=select_account a reconnect never keeps a dead refresh token", async (t) => {
+Deno.test("prompt=select_account and no default return URL: no dead refresh token revived; HTML result pages", async (t) => {
   // Google issues a refresh token only on the first offline consent of an account (or with
   // prompt=consent). A connection in needs_reconnect holds a refresh token that is known to be
   // bad, so a reconnect that brings no new one must not resurrect it as `connected`.
-  const stack: TestStack = await startTestStack({ env: { GOOGLE_OAUTH_PROMPT: "select_account" } });
+  const stack: TestStack = await startTestStack({
+    env: { GOOGLE_OAUTH_PROMPT: "select_account", CALENDAR_DEFAULT_RETURN_URL: "" },
+  });
   const config = parseConfig(stack.env);
   const sql = stack.sql;
   try {
@@ -717,6 +719,35 @@ Deno.test("with GOOGLE_OAUTH_PROMPT=select_account a reconnect never keeps a dea
       assert.equal((await res.json()).length, 3);
       assert.equal((await row()).connection_status, "connected");
     });
+
+    await t.step(
+      "without return_to or a default URL the callback answers an HTML page, never a token",
+      async () => {
+        const other = await stack.createStaff({});
+        const { response } = await stack.connect(other);
+        assert.equal(response.status, 200);
+        assert.match(response.headers.get("content-type") ?? "", /^text\/html/);
+        assert.equal(response.headers.get("cache-control"), "no-store");
+        assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+        const page = await response.text();
+        assert.match(page, /Calendar connected/);
+        assert.ok(!/ya29\.|1\/\/0|code=/.test(page));
+        assert.equal(
+          (await sql`select connection_status from public.staff_calendar_connections
+        where staff_id = ${other.id}`)[0].connection_status,
+          "connected",
+        );
+
+        const refused = await fetch(`${stack.functionsUrl}/calendar-auth-callback?state=forged&code=x`, {
+          redirect: "manual",
+        });
+        assert.equal(refused.status, 400);
+        assert.match(refused.headers.get("content-type") ?? "", /^text\/html/);
+        const text = await refused.text();
+        assert.match(text, /Error code: <code>invalid_state<\/code>/);
+        assert.ok(!text.includes("forged"), "the request's own text is not reflected");
+      },
+    );
   } finally {
     await stack.close();
   }
