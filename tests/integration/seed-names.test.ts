@@ -54,7 +54,8 @@ Deno.test("seed function names: deployable entries, seed verify_jwt values, and 
     },
   );
 
-  const stack = await startTestStack();
+  // A configured title replaces the default "ValorWell" (CALENDAR_EVENT_TITLE).
+  const stack = await startTestStack({ env: { CALENDAR_EVENT_TITLE: "Clinic appointment" } });
   try {
     const tenant = await stack.createTenant("Seed clinic");
     const alice = await stack.createStaff({ tenantId: tenant });
@@ -135,7 +136,7 @@ Deno.test("seed function names: deployable entries, seed verify_jwt values, and 
     );
 
     await t.step(
-      "google-calendar-sync-appointment creates, and then deletes, the appointment's event",
+      "google-calendar-sync-appointment creates (with the configured title), then deletes, the appointment's event",
       async () => {
         const appointmentId = await stack.createAppointment({
           tenantId: tenant,
@@ -150,8 +151,11 @@ Deno.test("seed function names: deployable entries, seed verify_jwt values, and 
         const body = await created.json();
         assert.equal(created.status, 200, JSON.stringify(body));
         assert.equal(body.google_event_id, eventIdFor(appointmentId));
-        const events = await stack.sandbox.events(alice.email);
-        assert.equal(events.filter((e) => e.id === eventIdFor(appointmentId)).length, 1);
+        const events = (await stack.sandbox.events(alice.email)).filter((e) =>
+          e.id === eventIdFor(appointmentId)
+        );
+        assert.equal(events.length, 1);
+        assert.equal(events[0].summary, "Clinic appointment");
 
         await stack.sql`update public.appointments set status = 'cancelled' where id = ${appointmentId}`;
         const deleted = await stack.invoke("google-calendar-sync-appointment", {
