@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import * as jose from "jose";
+import { signStateToken } from "../../supabase/functions/_shared/oauth-state.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
 /** A request's payload: JSON `body`, verbatim `rawBody`, or `stream` (chunked, no content-length). */
@@ -456,6 +457,46 @@ Deno.test("every function answers bad input with a 4xx envelope and writes nothi
       });
     }
 
+    await t.step(
+      "GET query input (auth-start, list-calendars): unknown, repeated, wrong and oversized parameters",
+      async () => {
+        const names = [
+          "calendar-auth-start",
+          "google-calendar-auth-start",
+          "calendar-list-calendars",
+          "google-calendar-list-calendars",
+        ];
+        for (const name of names) {
+          const get = async (label: string, search: string, status: number, code: string) => {
+            const before = await fingerprint(sql);
+            const res = await fetch(`${stack.functionsUrl}/${name}${search}`, {
+              headers: { authorization: `Bearer ${staff.jwt}`, apikey: stack.anonJwt },
+            });
+            const text = await res.text();
+            const where = `${name} GET ${label}: ${res.status} ${text.slice(0, 200)}`;
+            assert.equal(res.status, status, where);
+            const body = JSON.parse(text);
+            assert.equal(body.error.code, code, where);
+            assert.equal(typeof body.request_id, "string", where);
+            assert.deepEqual(await fingerprint(sql), before, `${where}: wrote to the database`);
+            summary.cases++;
+          };
+          await get("unknown parameter", "?surprise=1", 400, "invalid_request");
+          await get("repeated parameter", "?return_to=a&return_to=b", 400, "invalid_request");
+          await get("oversized query", `?return_to=${"r".repeat(17 * 1024)}`, 414, "uri_too_long");
+          if (name.includes("auth-start")) {
+            await get(
+              "return_to elsewhere",
+              `?return_to=${encodeURIComponent("https://evil.example/")}`,
+              400,
+              "invalid_return_to",
+            );
+            await get("provider unknown", "?provider=yahoo", 400, "invalid_request");
+          }
+        }
+      },
+    );
+
     await t.step("calendar-sync-worker: a user's JWT is not the worker's credential (403)", async () => {
       await expectRefusal("user JWT", "calendar-sync-worker", { jwt: staff.jwt, body: {} }, {
         status: 403,
@@ -517,6 +558,16 @@ Deno.test("every function answers bad input with a 4xx envelope and writes nothi
           await callback(
             "state signed with another secret",
             `?state=${foreignState}&code=4/abc`,
+            "invalid_state",
+          );
+          const unknownNonce = await signStateToken(
+            { stateSigningSecret: stack.secrets.stateSigningSecret },
+            { jti: "b".repeat(43), sub: staff.id, tid: tenantId, prv: "google" },
+            new Date(Date.now() + 300_000),
+          );
+          await callback(
+            "genuine signature, unknown nonce",
+            `?state=${unknownNonce}&code=4/abc`,
             "invalid_state",
           );
           await callback("repeated state", "?state=a&state=b&code=c", "invalid_request");
