@@ -107,13 +107,15 @@ export async function startDispatcher(opts: DispatcherOptions): Promise<Dispatch
     do {
       again = false;
       const summary = await callWorker(reason);
-      if (summary === null || closed) break;
-      if (summary.claimed > 0 || summary.remaining > 0) {
-        say("worker_run", { reason, ...summary });
+      if (closed) break;
+      // A failed run is not repeated by itself (the next kick or sweep retries), but a kick that
+      // arrived during it still gets its follow-up run.
+      if (summary) {
+        if (summary.claimed > 0 || summary.remaining > 0) say("worker_run", { reason, ...summary });
+        // `remaining` counts rows due now; claimed 0 with rows remaining means another worker holds
+        // them or they are rate limited: the next kick or sweep comes back for them.
+        if (summary.remaining > 0 && summary.claimed > 0) again = true;
       }
-      // `remaining` counts rows due now; claimed 0 with rows remaining means another worker holds
-      // them or they are rate limited: the next kick or sweep comes back for them.
-      if (summary.remaining > 0 && summary.claimed > 0) again = true;
       reason = "follow_up";
     } while (again && !closed && ++repeats < MAX_REPEATS);
   }
