@@ -124,6 +124,8 @@ async function runningPostmaster(dataDir: string): Promise<{ pid: number; port: 
 
 /** Create the data directory; as root, hand it to the `postgres` user the cluster will run as. */
 async function prepareDataDir(dataDir: string): Promise<void> {
+  // Parents (.local) keep the default mode: the cluster runs as `postgres` and must traverse them.
+  await Deno.mkdir(dataDir.replace(/\/+[^/]+\/*$/, "") || "/", { recursive: true });
   await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (Deno.uid() !== 0) return;
   const id = async (flag: string) => {
