@@ -214,7 +214,16 @@ async function main(): Promise<number> {
     stoppers.push({ name: "database", stop: () => db.stop() });
     if (shuttingDown) return await interrupted();
 
-    await prepareDatabase(db.url);
+    try {
+      await prepareDatabase(db.url);
+    } catch (err) {
+      // The URL may carry a password: name the source, not the value.
+      throw new StartError(
+        `could not prepare the database (${databaseFromEnv ? "DATABASE_URL" : "embedded Postgres"}): ${
+          (err as Error)?.message ?? err
+        }`,
+      );
+    }
     console.log("[start] database: bootstrap and migrations applied");
     await seedDemo(db.url);
     console.log("[start] demo tenant, user and staff member ready");
