@@ -1,0 +1,200 @@
+/**
+ * `npm run bench`: outbox worker throughput against a sequential baseline, measured side by side in
+ * one run, with 50 ms of sandbox latency on every provider call (a realistic Google round trip).
+ *
+ * Every run queues 1,000 appointment changes on a scratch database (the appointments trigger, as
+ * the app would) and lets worker processes (tests/support/worker-process.ts, the same drain() as
+ * calendar-sync-worker) take them to the in-process provider sandbox:
+ *   - baseline: one worker with CALENDAR_SYNC_CONCURRENCY=1, i.e. one provider call at a time;
+ *   - the worker as deployed: one process, default concurrency; then two processes at once;
+ *   - coalescing: 200 appointments edited 5 times each (1,000 changes) before the worker runs.
+ * Elapsed time is measured in the database: from the insert to the last `last_synced_at`.
+ * Prints a table, the throughput ratios, and provider calls per appointment change. Not a test:
+ * nothing is asserted, so the numbers can be compared across machines. Runtime about 1.5 minutes
+ * (dominated by the baseline: 1,000 x 50 ms). Needs PostgreSQL like the tests (TEST_DATABASE_URL,
+ * DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres).
+ */
+import { DEFAULT_WORKER_OPTIONS } from "../supabase/functions/_shared/sync/options.ts";
+import { startTestStack, type TestStack, type TestStaff } from "../tests/support/stack.ts";
+import { spawnWorkers } from "../tests/support/workers.ts";
+
+const CHANGES = 1_000;
+const LATENCY_MS = 50;
+const STAFF = 10;
+
+/** One measured run. */
+interface RunResult {
+  label: string;
+  changes: number;
+  seconds: number;
+  eventCalls: number;
+}
+
+const eventCallCount = (byEndpoint: Record<string, number>) =>
+  Object.entries(byEndpoint).filter(([k]) => k.startsWith("events.")).reduce((n, [, v]) => n + v, 0);
+
+/**
+ * Queue `changes` through `queue` (returns the ids of the appointments touched), run `processes`
+ * workers until every row of those appointments is synced, and measure it.
+ */
+async function measure(
+  stack: TestStack,
+  label: string,
+  o: { processes: number; concurrency: number; changes: number; queue: () => Promise<string[]> },
+): Promise<RunResult> {
+  const workers = await spawnWorkers(o.processes, {
+    env: stack.env,
+    prefix: "bench",
+    extra: { CALENDAR_SYNC_CONCURRENCY: String(o.concurrency), WORKER_IDLE_MS: "10" },
+  });
+  try {
+    await stack.sandbox.resetCalls();
+    const [{ t0 }] = await stack.sql<{ t0: Date }[]>`select clock_timestamp() as t0`;
+    const ids = await o.queue();
+    const deadline = Date.now() + 10 * 60_000;
+    for (;;) {
+      const [r] = await stack.sql<{ pending: number }[]>`
+        select count(*) filter (where sync_status <> 'synced')::int as pending
+        from public.calendar_sync_log where appointment_key = any(${ids}::uuid[])`;
+      if (r.pending === 0) break;
+      if (Date.now() > deadline) {
+        throw new Error(`${label}: ${r.pending} rows still pending after 10 minutes`);
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const [{ t1 }] = await stack.sql<{ t1: Date }[]>`
+      select max(last_synced_at) as t1 from public.calendar_sync_log where appointment_key = any(${ids}::uuid[])`;
+    const calls = await stack.sandbox.calls();
+    return {
+      label,
+      changes: o.changes,
+      seconds: (t1.getTime() - t0.getTime()) / 1000,
+      eventCalls: eventCallCount(calls.byEndpoint),
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+}
+
+/** Insert `n` appointments in one statement, spread over the staff; @returns their ids. */
+async function insertAppointments(stack: TestStack, staff: TestStaff[], n: number, dayOffset: number) {
+  const ids = staff.map((s) => s.id);
+  const rows = await stack.sql<{ id: string }[]>`
+    insert into public.appointments (tenant_id, staff_id, starts_at, ends_at)
+    select ${staff[0].tenantId}, (${ids}::uuid[])[1 + (g % ${ids.length})],
+      date_trunc('hour', now()) + make_interval(days => ${dayOffset} + g / 8, hours => g % 8),
+      date_trunc('hour', now()) + make_interval(days => ${dayOffset} + g / 8, hours => g % 8, mins => 50)
+    from generate_series(0, ${n - 1}) g
+    returning id`;
+  return rows.map((r) => r.id);
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const stack = await startTestStack();
+  try {
+    const tenantId = await stack.createTenant("Bench clinic");
+    const staff: TestStaff[] = [];
+    for (let i = 0; i < STAFF; i++) {
+      const s = await stack.createStaff({ tenantId, email: `bench-staff${i}@example.com` });
+      await stack.connect(s);
+      staff.push(s);
+    }
+    await stack.sandbox.latency(LATENCY_MS);
+    const concurrency = DEFAULT_WORKER_OPTIONS.concurrency;
+    const results: RunResult[] = [];
+
+    console.log(
+      `calendar sync benchmark: ${CHANGES} appointment changes per run, ${LATENCY_MS} ms sandbox latency ` +
+        `per provider call, ${STAFF} staff calendars`,
+    );
+    results.push(
+      await measure(stack, "baseline: 1 worker, 1 call at a time", {
+        processes: 1,
+        concurrency: 1,
+        changes: CHANGES,
+        queue: () => insertAppointments(stack, staff, CHANGES, 1),
+      }),
+    );
+    console.log(`  ${results.at(-1)!.label}: ${results.at(-1)!.seconds.toFixed(1)} s`);
+    results.push(
+      await measure(stack, `worker: 1 process, concurrency ${concurrency}`, {
+        processes: 1,
+        concurrency,
+        changes: CHANGES,
+        queue: () => insertAppointments(stack, staff, CHANGES, 200),
+      }),
+    );
+    console.log(`  ${results.at(-1)!.label}: ${results.at(-1)!.seconds.toFixed(1)} s`);
+    results.push(
+      await measure(stack, `worker: 2 processes, concurrency ${concurrency}`, {
+        processes: 2,
+        concurrency,
+        changes: CHANGES,
+        queue: () => insertAppointments(stack, staff, CHANGES, 400),
+      }),
+    );
+    console.log(`  ${results.at(-1)!.label}: ${results.at(-1)!.seconds.toFixed(1)} s`);
+    // Coalescing: 200 new appointments, each moved 4 times before any worker runs: 1,000 changes.
+    const coalesced = CHANGES / 5;
+    results.push(
+      await measure(stack, `coalescing: ${coalesced} appts x 5 edits, 1 process`, {
+        processes: 1,
+        concurrency,
+        changes: CHANGES,
+        // One transaction, so all five changes of each appointment are queued before any worker
+        // can see the first (a busy or backlogged worker sees the same from separate transactions).
+        queue: () =>
+          stack.sql.begin(async (tx) => {
+            const rows = await tx<{ id: string }[]>`
+              insert into public.appointments (tenant_id, staff_id, starts_at, ends_at)
+              select ${tenantId}, (${staff.map((s) => s.id)}::uuid[])[1 + (g % ${STAFF})],
+                date_trunc('hour', now()) + make_interval(days => 600 + g / 8, hours => g % 8),
+                date_trunc('hour', now()) + make_interval(days => 600 + g / 8, hours => g % 8, mins => 50)
+              from generate_series(0, ${coalesced - 1}) g
+              returning id`;
+            const ids = rows.map((r) => r.id);
+            for (let edit = 1; edit <= 4; edit++) {
+              for (const id of ids) {
+                await tx`update public.appointments
+                  set starts_at = starts_at + interval '15 minutes', ends_at = ends_at + interval '15 minutes'
+                  where id = ${id}`;
+              }
+            }
+            return ids;
+          }),
+      }),
+    );
+
+    const pad = (s: string, n: number) => s.padEnd(n);
+    const num = (v: number, n: number, digits = 1) => v.toFixed(digits).padStart(n);
+    console.log("");
+    console.log(
+      `${pad("run", 44)}${"changes".padStart(8)}${"seconds".padStart(9)}${"changes/s".padStart(11)}` +
+        `${"calls/change".padStart(14)}`,
+    );
+    for (const r of results) {
+      console.log(
+        `${pad(r.label, 44)}${String(r.changes).padStart(8)}${num(r.seconds, 9)}` +
+          `${num(r.changes / r.seconds, 11)}${num(r.eventCalls / r.changes, 14, 2)}`,
+      );
+    }
+    const rate = (r: RunResult) => r.changes / r.seconds;
+    const [base, one, two, coalescing] = results;
+    console.log("");
+    console.log(
+      `throughput ratio vs baseline: ${(rate(one) / rate(base)).toFixed(1)}x (1 process), ` +
+        `${(rate(two) / rate(base)).toFixed(1)}x (2 processes)`,
+    );
+    console.log(
+      `provider calls per appointment change: ${(one.eventCalls / one.changes).toFixed(2)} ` +
+        `(one change per appointment), ${(coalescing.eventCalls / coalescing.changes).toFixed(2)} ` +
+        `(5 edits per appointment before the drain: ${coalescing.eventCalls} calls for ${coalescing.changes} changes)`,
+    );
+    console.log(`bench finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  } finally {
+    await stack.close();
+  }
+}
+
+if (import.meta.main) await main();
