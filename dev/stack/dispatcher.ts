@@ -143,9 +143,18 @@ export async function startDispatcher(opts: DispatcherOptions): Promise<Dispatch
     await requestRun("sweep");
   }
 
-  const listener = await sql.listen("calendar_sync_kick", (payload) => {
-    void requestRun(/^[a-z_]{1,32}$/.test(payload) ? payload : "kick");
-  });
+  let listens = 0;
+  const listener = await sql.listen(
+    "calendar_sync_kick",
+    (payload) => void requestRun(/^[a-z_]{1,32}$/.test(payload) ? payload : "kick"),
+    () => {
+      // postgres.js LISTENs again after a lost connection; kicks sent meanwhile were lost, so run once.
+      if (++listens > 1) {
+        say("relistened", { channel: "calendar_sync_kick" });
+        void requestRun("relisten");
+      }
+    },
+  );
   say("listening", { channel: "calendar_sync_kick", sweep_ms: sweepIntervalMs });
   const timer = setInterval(() => void sweep(), sweepIntervalMs);
   // Work that was queued while nothing was listening (e.g. before a restart).
