@@ -72,13 +72,14 @@ Deno.test("dispatcher: LISTEN kicks, single-flight runs, worker failures survive
     });
 
     let live: Dispatcher | undefined;
+    const liveLines: string[] = [];
     await t.step("a new dispatcher's first sweep runs the worker for what was queued meanwhile", async () => {
       live = await startDispatcher({
         databaseUrl: stack.dbUrl,
         workerUrl,
         workerSecret: stack.secrets.workerSecret,
         sweepIntervalMs: 3_600_000,
-        log: () => {},
+        log: (line) => liveLines.push(line),
       });
       dispatchers.push(live);
       await waitFor(
@@ -99,6 +100,26 @@ Deno.test("dispatcher: LISTEN kicks, single-flight runs, worker failures survive
         });
         await waitFor("the new appointment on the sandbox calendar", () => onCalendar(id), Boolean);
         await waitFor("its row synced", () => status(id), (s) => s === "synced");
+      },
+    );
+
+    await t.step(
+      "a killed LISTEN connection comes back, runs the worker once, and kicks arrive again",
+      async () => {
+        await stack.sql`select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = 'calendar-sync-dispatcher' and datname = current_database()
+          and query like 'listen%'`;
+        await waitFor(
+          "the dispatcher to LISTEN again",
+          () => Promise.resolve(liveLines.some((l) => l.includes("relistened"))),
+          Boolean,
+        );
+        const id = await stack.createAppointment({
+          tenantId: staff.tenantId,
+          staffId: staff.id,
+          ...slot(34),
+        });
+        await waitFor("the appointment on the sandbox calendar", () => onCalendar(id), Boolean);
       },
     );
 
