@@ -245,10 +245,18 @@ async function runStreaming(
     }
   })();
   const status = await child.status;
-  // Grandchildren may still hold the pipe open: stop reading once the child has gone.
-  await Promise.race([reading, new Promise((r) => setTimeout(r, 2000))]);
-  reader.releaseLock();
   clearTimeout(timer);
+  if (setsidAvailable) {
+    // Whatever the run left behind (a gateway a test never closed) would outlive us and hold CI's
+    // stderr open: end the group.
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+      console.log(`[test] ${name} left processes running; killed them (a test does not clean up)`);
+    } catch { /* none left: the usual case */ }
+  }
+  // Stragglers may have held the pipe open: stop reading shortly after the child has gone.
+  await Promise.race([reading.catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
+  await reader.cancel().catch(() => {});
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
   return { code: status.code, output: output + decoder.decode(), timedOut };
