@@ -107,8 +107,12 @@ export async function disconnectStaff(
           access_token_encrypted = null, refresh_token_encrypted = null, token_expires_at = null,
           connection_status = 'disconnected', granted_scopes = '{}', last_error = null
         where id = ${id}`;
+      // A row a worker holds right now stays until its call ends (the worker records it under its
+      // lease); dropping it would let a quick reconnect queue a second row for the same event while
+      // that call is in flight. The reconnect's backfill reconciles whatever stays.
       const mappings = await tx`delete from public.calendar_sync_log
-        where staff_id = ${row.staff_id} and provider = ${row.provider}`;
+        where staff_id = ${row.staff_id} and provider = ${row.provider}
+          and (lease_expires_at is null or lease_expires_at <= now())`;
       log("calendar_disconnected", {
         connection_id: id,
         staff_id: row.staff_id,
