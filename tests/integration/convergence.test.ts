@@ -272,6 +272,7 @@ Deno.test("calendars converge to the appointments table under 2,000 random opera
     assert.equal(report.orphaned, 0, "no orphaned event");
     assert.equal(report.duplicates, 0, "no duplicate event");
     assert.equal(report.actual, report.expected);
+    assert.deepEqual(concurrency.violations, [], "no two calls for one event in flight at once");
   } finally {
     await stopWorkers();
     await stack.close();
