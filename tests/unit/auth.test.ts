@@ -25,6 +25,7 @@ function config(over: Partial<Config> = {}): Config {
     supabaseUrl: "http://127.0.0.1:1",
     jwtSecret: SECRET,
     jwks: { keys: [jwk as unknown as Record<string, unknown>] },
+    secretApiKeys: [],
     ...over,
   } as Config;
 }
@@ -155,4 +156,14 @@ Deno.test("auth: timingSafeEqual compares content and length", () => {
   assert.equal(timingSafeEqual("worker-secret", "worker-secreT"), false);
   assert.equal(timingSafeEqual("worker-secret", "worker-secret-longer"), false);
   assert.equal(timingSafeEqual("", ""), true);
+});
+
+Deno.test("auth: a secret API key (sb_secret_...) is the service role; a near miss is not", async () => {
+  const key = "sb_secret_0123456789abcdefghijklmnop";
+  const c = config({ secretApiKeys: ["sb_secret_other-key-0123456789abc", key] });
+  const caller = await authenticate(bearer(key), c);
+  assert.equal(caller.kind, "service");
+  await rejectsWith(authenticate(bearer(`${key}x`), c), 401, "invalid_token");
+  await rejectsWith(authenticate(bearer(key), config()), 401, "invalid_token");
+  await rejectsWith(authenticateUser(bearer(key), c), 403, "user_required");
 });

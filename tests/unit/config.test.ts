@@ -142,3 +142,23 @@ Deno.test("config: SUPABASE_JWKS must be a key set", () => {
   rejects({ SUPABASE_JWKS: "{}" }, /SUPABASE_JWKS/);
   rejects({ SUPABASE_JWKS: "not json" }, /SUPABASE_JWKS/);
 });
+
+Deno.test("config: CALENDAR_JWT_SECRET stands in for SUPABASE_JWT_SECRET (hosted secrets cannot start with SUPABASE_)", () => {
+  const secret = "calendar-jwt-secret-with-at-least-32-characters";
+  assert.equal(
+    parseConfig(env({ SUPABASE_JWT_SECRET: undefined, CALENDAR_JWT_SECRET: secret })).jwtSecret,
+    secret,
+  );
+  assert.equal(parseConfig(env({ SUPABASE_JWT_SECRET: undefined })).jwtSecret, undefined);
+});
+
+Deno.test("config: SUPABASE_SECRET_KEYS is Supabase's JSON dictionary of secret keys; garbage is refused", () => {
+  const keys = parseConfig(env({ SUPABASE_SECRET_KEYS: '{"default":"sb_secret_0123456789abcdefghij"}' }));
+  assert.deepEqual(keys.secretApiKeys, ["sb_secret_0123456789abcdefghij"]);
+  assert.deepEqual(parseConfig(env()).secretApiKeys, []);
+  const err = rejects(
+    { SUPABASE_SECRET_KEYS: "sb_secret_not-json" },
+    /SUPABASE_SECRET_KEYS must be a JSON object/,
+  );
+  assert.ok(!err.message.includes("sb_secret_not-json"));
+});

@@ -98,7 +98,9 @@ export async function verifyJwt(token: string, config: Config): Promise<Supabase
  * @throws HttpError 401 for a missing/invalid token, 403 `forbidden_role` for anon or other roles.
  */
 export async function authenticate(req: Request, config: Config): Promise<Caller> {
-  const claims = await verifyJwt(bearerToken(req), config);
+  const token = bearerToken(req);
+  if (isSecretApiKey(token, config)) return { kind: "service", claims: { role: "service_role" } };
+  const claims = await verifyJwt(token, config);
   if (claims.role === "service_role") return { kind: "service", claims };
   if (claims.role === "authenticated" && typeof claims.sub === "string" && UUID.test(claims.sub)) {
     return { kind: "user", userId: claims.sub, claims };
@@ -108,6 +110,17 @@ export async function authenticate(req: Request, config: Config): Promise<Caller
     "forbidden_role",
     "sign in as a staff member; the anon key cannot call this function",
   );
+}
+
+/**
+ * Whether `token` is one of the project's secret API keys (`sb_secret_...`, SUPABASE_SECRET_KEYS),
+ * which Supabase's new key model gives server-side callers instead of the service_role JWT.
+ * Compared in constant time against every configured key.
+ */
+export function isSecretApiKey(token: string, config: Pick<Config, "secretApiKeys">): boolean {
+  let match = false;
+  for (const key of config.secretApiKeys) match = timingSafeEqual(token, key) || match;
+  return match;
 }
 
 /** @throws HttpError 403 unless the caller is a signed-in user. */

@@ -37,6 +37,16 @@ const envSchema = z.object({
   SUPABASE_DB_URL: z.string().min(1),
   /** Legacy HS256 JWT secret. Optional when asymmetric keys (JWKS) are used. */
   SUPABASE_JWT_SECRET: z.string().min(32).optional(),
+  /**
+   * The same legacy secret under a name `supabase secrets set` accepts (it skips SUPABASE_* names),
+   * for hosted projects that still sign user tokens with the shared secret.
+   */
+  CALENDAR_JWT_SECRET: z.string().min(32).optional(),
+  /**
+   * Supabase's secret API keys (`sb_secret_...`), a JSON object of name -> key, injected into hosted
+   * functions. A server that presents one as its bearer token (or `apikey`) is the service role.
+   */
+  SUPABASE_SECRET_KEYS: z.string().optional(),
   /** Inline JWKS JSON; when absent the JWKS is fetched from SUPABASE_URL/auth/v1/.well-known/jwks.json. */
   SUPABASE_JWKS: z.string().optional(),
   /** Shared secret pg_cron / the dispatcher present to calendar-sync-worker (besides a service-role JWT). */
@@ -74,6 +84,8 @@ export interface Config {
   supabaseUrl: string;
   databaseUrl: string;
   jwtSecret?: string;
+  /** Secret API keys (`sb_secret_...`) that authenticate the service role; empty when none. */
+  secretApiKeys: string[];
   jwks?: { keys: Record<string, unknown>[] };
   workerSecret?: string;
   google: {
@@ -143,6 +155,22 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
       );
     }
   }
+  let secretApiKeys: string[] = [];
+  if (e.SUPABASE_SECRET_KEYS) {
+    try {
+      const value = JSON.parse(e.SUPABASE_SECRET_KEYS);
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        throw new Error("not an object");
+      }
+      secretApiKeys = Object.values(value).filter((k): k is string =>
+        typeof k === "string" && k.length >= 20
+      );
+    } catch {
+      throw new ConfigError(
+        'invalid configuration: SUPABASE_SECRET_KEYS must be a JSON object of key names to secret keys ({"default": "sb_secret_..."})',
+      );
+    }
+  }
   const keys = new Map<string, Uint8Array>([[e.TOKEN_ENCRYPTION_KEY_ID, decodeKey(e.TOKEN_ENCRYPTION_KEY)]]);
   for (const entry of csv(e.TOKEN_ENCRYPTION_PREVIOUS_KEYS)) {
     const [id, b64] = entry.split(":");
@@ -164,7 +192,8 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
   return {
     supabaseUrl: e.SUPABASE_URL.replace(/\/$/, ""),
     databaseUrl: e.SUPABASE_DB_URL,
-    jwtSecret: e.SUPABASE_JWT_SECRET,
+    jwtSecret: e.SUPABASE_JWT_SECRET ?? e.CALENDAR_JWT_SECRET,
+    secretApiKeys,
     jwks,
     workerSecret: e.CALENDAR_WORKER_SECRET,
     google: {

@@ -4,7 +4,8 @@
  * dispatcher, which repeats while `remaining > 0`.
  *
  * Gateway verify_jwt is off: the caller is authorised here, by `Authorization: Bearer
- * <CALENDAR_WORKER_SECRET>` (compared in constant time) or a verified service-role JWT.
+ * <CALENDAR_WORKER_SECRET>` (compared in constant time), a secret API key (`sb_secret_...`) or a
+ * verified service-role JWT.
  *
  * Input: POST with an empty body or `{}` (any field is refused).
  * Output 200: `{claimed, synced, retried, failed, parked, remaining}` (row counts; see DrainSummary).
@@ -13,7 +14,7 @@
  * `server_misconfigured` for a malformed CALENDAR_SYNC_* variable.
  */
 import { z } from "zod";
-import { bearerToken, timingSafeEqual, verifyJwt } from "../auth.ts";
+import { bearerToken, isSecretApiKey, timingSafeEqual, verifyJwt } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { getSql } from "../db/client.ts";
 import { HttpError, json, readJson, requireMethod } from "../http.ts";
@@ -29,6 +30,7 @@ import { drain } from "../sync/worker.ts";
 export async function authorizeWorkerCall(req: Request, config: Config): Promise<void> {
   const token = bearerToken(req);
   if (config.workerSecret && timingSafeEqual(token, config.workerSecret)) return;
+  if (isSecretApiKey(token, config)) return;
   const claims = await verifyJwt(token, config);
   if (claims.role !== "service_role") {
     throw new HttpError(
