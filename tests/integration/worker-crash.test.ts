@@ -109,3 +109,42 @@ Deno.test("a worker killed mid-batch: after the lease another worker converges e
     await stack.close();
   }
 });
+
+Deno.test("a live worker whose calls outlast the lease keeps its rows: renewed, never taken over", async () => {
+  const stack = await startTestStack();
+  const workers: WorkerProcess[] = [];
+  try {
+    const tenantId = await stack.createTenant("Slow clinic");
+    const s = await stack.createStaff({ tenantId, email: "slow-staff@example.com" });
+    await stack.connect(s);
+    // Every call takes 2.5 s, the lease is 1 s: without renewal the second worker would take every
+    // row over mid-call and write the same events again.
+    await stack.sandbox.latency(2_500);
+    const extra = { CALENDAR_SYNC_LEASE_MS: "1000", WORKER_IDLE_MS: "20" };
+    workers.push(await spawnWorker({ env: stack.env, name: "slow-a", extra }));
+    workers.push(await spawnWorker({ env: stack.env, name: "slow-b", extra }));
+    await stack.sql`
+      insert into public.appointments (tenant_id, staff_id, starts_at, ends_at)
+      select ${tenantId}, ${s.id}, date_trunc('hour', now()) + make_interval(days => 1, hours => g),
+        date_trunc('hour', now()) + make_interval(days => 1, hours => g, mins => 30)
+      from generate_series(0, 11) g`;
+    await waitFor(
+      "all 12 rows synced",
+      async () =>
+        (await stack.sql<{ n: number }[]>`select count(*)::int as n from public.calendar_sync_log
+          where sync_status = 'synced'`)[0].n,
+      (n) => n === 12,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    for (const w of workers) await w.stop();
+    const claimed = workers.map((w) => w.drains.reduce((n, d) => n + d.claimed, 0));
+    assert.equal(claimed[0] + claimed[1], 12, `each row claimed once (${claimed.join(" + ")})`);
+    const calls = await stack.sandbox.calls();
+    assert.equal(calls.byEndpoint["events.insert"], 12, "one insert per appointment");
+    const concurrency = await stack.sandbox.admin<{ violations: unknown[] }>("GET", "/_admin/concurrency");
+    assert.deepEqual(concurrency.violations, []);
+  } finally {
+    for (const w of workers) await w.stop();
+    await stack.close();
+  }
+});
