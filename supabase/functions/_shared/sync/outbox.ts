@@ -74,9 +74,12 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
         ${req.ids ? sql`and l.id = any(${req.ids}::uuid[])` : sql`and l.next_attempt_at <= now()`}
         and (l.lease_expires_at is null or l.lease_expires_at <= now())
         ${exclude.length > 0 ? sql`and l.staff_id <> all(${exclude}::uuid[])` : sql``}
+        -- A connection without a refresh token cannot work offline: its rows would be parked as
+        -- soon as claimed and, still due, claimed again in a tight loop. They wait like parked rows.
         and exists (
           select 1 from public.staff_calendar_connections c
           where c.staff_id = l.staff_id and c.provider = l.provider and c.connection_status = 'connected'
+            and c.refresh_token_encrypted is not null
         )
       order by l.next_attempt_at, l.id
       limit ${req.limit}
@@ -98,6 +101,7 @@ export async function countDue(sql: Sql): Promise<number> {
       and exists (
         select 1 from public.staff_calendar_connections c
         where c.staff_id = l.staff_id and c.provider = l.provider and c.connection_status = 'connected'
+          and c.refresh_token_encrypted is not null
       )`;
   return row.n;
 }
