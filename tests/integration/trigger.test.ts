@@ -140,8 +140,9 @@ Deno.test("appointment changes reach the calendar by themselves: trigger, outbox
     const bob = await stack.createStaff({ tenantId, email: "bob@clinic.test" });
     const carol = await stack.createStaff({ tenantId, email: "carol@clinic.test" }); // never connects
     const dora = await stack.createStaff({ tenantId, email: "dora@clinic.test" });
+    const fay = await stack.createStaff({ tenantId, email: "fay@clinic.test" });
     const admin = await stack.createStaff({ tenantId, email: "admin@clinic.test", role: "admin" });
-    for (const s of [alice, bob, dora]) {
+    for (const s of [alice, bob, dora, fay]) {
       const { location } = await stack.connect(s);
       assert.match(location, /calendar_status=connected/);
     }
@@ -272,6 +273,43 @@ Deno.test("appointment changes reach the calendar by themselves: trigger, outbox
     });
 
     await t.step(
+      "choosing another calendar moves the events, even one whose first write is in flight at that moment",
+      async () => {
+        const other = "fay-clinic@group.calendar.google.com";
+        await stack.sandbox.admin("POST", "/_admin/accounts", {
+          email: fay.email,
+          calendars: [{ id: other, summary: "Clinic", accessRole: "owner" }],
+        });
+        const doneTimes = slot(7, 9);
+        const done = await stack.createAppointment({ tenantId, staffId: fay.id, ...doneTimes });
+        await eventWithTimes(stack, fay, done, doneTimes);
+
+        // The next insert hangs at the provider long enough to change the calendar meanwhile.
+        await stack.sandbox.latency(1_500);
+        const flyingTimes = slot(7, 10);
+        const flying = await stack.createAppointment({ tenantId, staffId: fay.id, ...flyingTimes });
+        await waitFor(
+          "the row to be in flight",
+          async () =>
+            (await stack
+              .sql`select lease_owner from public.calendar_sync_log where appointment_key = ${flying}`)[0]
+              ?.lease_owner,
+          (owner) => typeof owner === "string",
+        );
+        await stack.sql`update public.staff_calendar_connections set selected_calendar_id = ${other}
+          where staff_id = ${fay.id}`;
+        await stack.sandbox.latency(0);
+        await eventWithTimes(stack, fay, done, doneTimes, other);
+        await eventWithTimes(stack, fay, flying, flyingTimes, other);
+        await settled(stack, flying, fay.id);
+        await settled(stack, done, fay.id);
+        for (const id of [done, flying]) {
+          assert.equal(await liveEvent(stack, fay, id), undefined, "nothing left on the old calendar");
+        }
+      },
+    );
+
+    await t.step(
       "the selected calendar deleted at the provider: that row fails with a clear error, others go on",
       async () => {
         const calendarId = "bob-clinic@group.calendar.google.com";
@@ -302,15 +340,13 @@ Deno.test("appointment changes reach the calendar by themselves: trigger, outbox
         assert.equal(failed.retry_count, 0, "permanent: failed at once, no retries spent");
         await eventWithTimes(stack, alice, a3, aliceTimes);
 
-        // Choosing a calendar that exists again, then re-queuing the dead letter, puts both on it.
+        // Choosing a calendar that exists is all it takes: the moved event and the dead letter both
+        // land on it, without a re-queue.
         await stack.sql`update public.staff_calendar_connections set selected_calendar_id = 'primary'
-        where staff_id = ${bob.id}`;
-        await stack.sql.begin(async (tx) => {
-          await tx`set local role service_role`;
-          await tx`select public.calendar_requeue_failed(${bob.id}::uuid)`;
-        });
+          where staff_id = ${bob.id}`;
         await eventWithTimes(stack, bob, b1, b1Times);
         await eventWithTimes(stack, bob, b2, slot(4, 10));
+        assert.equal((await settled(stack, b2, bob.id)).sync_status, "synced");
       },
     );
 
@@ -376,7 +412,7 @@ Deno.test("appointment changes reach the calendar by themselves: trigger, outbox
         assert.equal(doraLine.last_error_code, "provider_unavailable");
         assert.deepEqual(
           new Set(adminView.map((l) => l.staff_id)),
-          new Set([alice.id, bob.id, dora.id]),
+          new Set([alice.id, bob.id, dora.id, fay.id]),
           "the tenant's staff with a connection or rows",
         );
         const aliceLine = adminView.find((l) => l.staff_id === alice.id)!;

@@ -6,7 +6,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = public, extensions;
 
-select plan(41);
+select plan(43);
 
 -- Clinic A: alice (connected), bob (connected), carol (no connection), dave (needs_reconnect),
 -- erin (disconnected), and an admin. Clinic B: zoe (connected).
@@ -239,6 +239,31 @@ select results_eq(
     where appointment_key = 'e1000000-0000-4000-8000-000000000005'$$,
   $$values ('pending'::text, 'upsert'::text)$$,
   'a new selected calendar queues the staff member''s events to move');
+
+-- A row in flight (leased, no event yet) and a row dead-lettered because the calendar vanished are
+-- queued again too when the staff member picks another calendar.
+update public.calendar_sync_log set sync_status = 'pending', google_event_id = null, google_calendar_id = null,
+  lease_owner = 'worker:test', lease_expires_at = now() + interval '1 minute'
+  where appointment_key = 'e1000000-0000-4000-8000-000000000005';
+update public.calendar_sync_log set sync_status = 'failed', desired_action = 'delete',
+  last_error_code = 'calendar_not_found', next_attempt_at = null
+  where appointment_key = 'e1000000-0000-4000-8000-0000000000aa';
+delete from log_row;
+insert into log_row select sync_status, desired_action, queue_version from public.calendar_sync_log
+  where appointment_key = 'e1000000-0000-4000-8000-000000000005';
+update public.staff_calendar_connections set selected_calendar_id = 'primary'
+  where staff_id = 'c1000000-0000-4000-8000-000000000005';
+select is(
+  (select queue_version - (select queue_version from log_row) from public.calendar_sync_log
+   where appointment_key = 'e1000000-0000-4000-8000-000000000005'),
+  1::bigint, 'a row in flight when the calendar changes is re-queued (its writer''s success will not settle it)');
+select results_eq(
+  $$select sync_status, desired_action, retry_count, next_attempt_at <= now() from public.calendar_sync_log
+    where appointment_key = 'e1000000-0000-4000-8000-0000000000aa'$$,
+  $$values ('pending'::text, 'delete'::text, 0, true)$$,
+  'a calendar_not_found dead letter is queued again when another calendar is chosen');
+update public.calendar_sync_log set lease_owner = null, lease_expires_at = null
+  where appointment_key = 'e1000000-0000-4000-8000-000000000005';
 
 -- Dead letters and re-queue ------------------------------------------------------------------------
 update public.calendar_sync_log set sync_status = 'failed', error_message = 'calendar was not found',

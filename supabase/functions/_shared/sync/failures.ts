@@ -81,7 +81,8 @@ export function decideFailure(err: unknown, calendarId?: string | null): Failure
           code: "calendar_not_found",
           message: clip(
             `calendar ${calendarId ? `'${calendarId}' ` : ""}was not found at the provider (deleted, or no ` +
-              `longer shared with this account); choose another calendar, then re-queue: ${err.message}`,
+              `longer shared with this account); choose another calendar, which queues this row again: ` +
+              err.message,
           ),
         };
       case "invalid":
