@@ -21,6 +21,7 @@ import {
   verifierBinding,
   verifyStateToken,
 } from "../../supabase/functions/_shared/oauth-state.ts";
+import { assertEnvelope, json } from "../support/assertions.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
 
 const SCOPE = (name: string) => `https://www.googleapis.com/auth/${name}`;
@@ -85,24 +86,6 @@ function assertNoTokenShown(o: Outcome, what: string) {
       `${what} shows a token`,
     );
   }
-}
-
-async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
-  const text = await res.text();
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new Error(`expected JSON, got ${res.status}: ${text.slice(0, 300)}`);
-  }
-}
-
-async function assertEnvelope(res: Response, status: number, code?: string) {
-  const body = await json<{ error?: { code?: unknown; message?: unknown }; request_id?: unknown }>(res);
-  assert.equal(res.status, status, `status ${res.status}: ${JSON.stringify(body)}`);
-  assert.equal(typeof body.error?.code, "string");
-  assert.equal(typeof body.error?.message, "string");
-  assert.equal(typeof body.request_id, "string");
-  if (code) assert.equal(body.error?.code, code);
 }
 
 Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Postgres and the sandbox", async (t) => {

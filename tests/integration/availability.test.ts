@@ -4,6 +4,7 @@
  * provider failures mapped to errors (never "free"); tenancy and input checks.
  */
 import assert from "node:assert/strict";
+import { assertEnvelope } from "../support/assertions.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
 
 const FN = "calendar-get-availability";
@@ -21,16 +22,6 @@ function iso(ms: number): string {
 /** The same instant written with a +02:00 offset. */
 function isoPlus2(ms: number): string {
   return new Date(ms + 2 * HOUR).toISOString().replace(".000Z", "+02:00");
-}
-
-async function expectError(res: Response, status: number, code?: string) {
-  const body = await res.json();
-  assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${JSON.stringify(body)}`);
-  assert.equal(typeof body.error?.code, "string", "error envelope has a code");
-  assert.equal(typeof body.error?.message, "string", "error envelope has a message");
-  assert.equal(typeof body.request_id, "string", "error envelope has a request_id");
-  if (code) assert.equal(body.error.code, code);
-  return body;
 }
 
 async function addEvent(
@@ -168,18 +159,18 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
       "a user of another tenant gets 403, a user who is no staff 403, the anon key 403",
       async () => {
         const window = { staff_id: alice.id, time_min: iso(DAY0), time_max: iso(DAY0 + DAY) };
-        await expectError(await availability(stack, window, bob.jwt), 403, "forbidden_tenant");
+        await assertEnvelope(await availability(stack, window, bob.jwt), 403, "forbidden_tenant");
         const stranger = await stack.userJwt(crypto.randomUUID());
-        await expectError(await availability(stack, window, stranger), 403, "not_staff");
-        await expectError(await availability(stack, window, stack.anonJwt), 403);
+        await assertEnvelope(await availability(stack, window, stranger), 403, "not_staff");
+        await assertEnvelope(await availability(stack, window, stack.anonJwt), 403);
       },
     );
 
     await t.step("no JWT is 401, a forged one 401", async () => {
       const window = { staff_id: alice.id, time_min: iso(DAY0), time_max: iso(DAY0 + DAY) };
-      await expectError(await availability(stack, window, null), 401);
+      await assertEnvelope(await availability(stack, window, null), 401);
       const [h, p] = alice.jwt.split(".");
-      await expectError(await availability(stack, window, `${h}.${p}.AAAAforgedsignatureAAAA`), 401);
+      await assertEnvelope(await availability(stack, window, `${h}.${p}.AAAAforgedsignatureAAAA`), 401);
     });
 
     await t.step("bad ranges are 400 and never reach the provider", async () => {
@@ -195,9 +186,13 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
         [{ time_min: iso(DAY0) }, "invalid_request"],
       ];
       for (const [fields, code] of cases) {
-        await expectError(await availability(stack, { staff_id: alice.id, ...fields }, alice.jwt), 400, code);
+        await assertEnvelope(
+          await availability(stack, { staff_id: alice.id, ...fields }, alice.jwt),
+          400,
+          code,
+        );
       }
-      await expectError(
+      await assertEnvelope(
         await availability(
           stack,
           { staff_id: "nope", time_min: iso(DAY0), time_max: iso(DAY0 + DAY) },
@@ -214,12 +209,12 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
       "an unknown staff id is 404; a staff member who never connected is 409 not_connected",
       async () => {
         const window = { time_min: iso(DAY0), time_max: iso(DAY0 + DAY) };
-        await expectError(
+        await assertEnvelope(
           await availability(stack, { staff_id: crypto.randomUUID(), ...window }, stack.serviceRoleJwt),
           404,
           "staff_not_found",
         );
-        await expectError(
+        await assertEnvelope(
           await availability(stack, { staff_id: nora.id, ...window }, alice.jwt),
           409,
           "not_connected",
@@ -236,7 +231,7 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
           times: 1,
         });
         const res = await availability(stack, window, alice.jwt);
-        const body = await expectError(res, 503, "provider_unavailable");
+        const body = await assertEnvelope(res, 503, "provider_unavailable");
         assert.equal(body.busy, undefined);
         assert.match(res.headers.get("retry-after") ?? "", /^\d+$/);
       }
@@ -245,7 +240,7 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
         response: { timeout: true, hangMs: 4000 },
         times: 1,
       });
-      await expectError(await availability(stack, window, alice.jwt), 503, "provider_unavailable");
+      await assertEnvelope(await availability(stack, window, alice.jwt), 503, "provider_unavailable");
       await stack.sandbox.clearFaults();
     });
 
@@ -262,7 +257,7 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
           time_min: iso(DAY0),
           time_max: iso(DAY0 + DAY),
         }, alice.jwt);
-        await expectError(res, 429, "rate_limited");
+        await assertEnvelope(res, 429, "rate_limited");
         assert.equal(res.headers.get("retry-after"), "17");
         // Google also rate limits with 403 rateLimitExceeded (A2.1), without Retry-After.
         await stack.sandbox.fault({
@@ -275,7 +270,7 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
           time_min: iso(DAY0),
           time_max: iso(DAY0 + DAY),
         }, alice.jwt);
-        await expectError(forbidden, 429, "rate_limited");
+        await assertEnvelope(forbidden, 429, "rate_limited");
         assert.match(forbidden.headers.get("retry-after") ?? "", /^[1-9]\d*$/);
         await stack.sandbox.clearFaults();
       },
@@ -308,7 +303,7 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
           "DELETE",
           `/_admin/accounts/${encodeURIComponent(alice.email)}/calendars/${encodeURIComponent(doomedId)}`,
         );
-        const body = await expectError(
+        const body = await assertEnvelope(
           await availability(stack, window, alice.jwt),
           409,
           "calendar_not_found",
@@ -348,12 +343,12 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
         assert.equal(ok.status, 200);
         await ok.body?.cancel();
         await stack.sandbox.admin("POST", "/_admin/grants/revoke", { email: dave.email });
-        await expectError(await availability(stack, window, dave.jwt), 409, "needs_reconnect");
+        await assertEnvelope(await availability(stack, window, dave.jwt), 409, "needs_reconnect");
         const [conn] = await stack.sql<{ connection_status: string }[]>`
         select connection_status from public.staff_calendar_connections where staff_id = ${dave.id}`;
         assert.equal(conn.connection_status, "needs_reconnect");
         await stack.sandbox.resetCalls();
-        await expectError(await availability(stack, window, carol.jwt), 409, "needs_reconnect");
+        await assertEnvelope(await availability(stack, window, carol.jwt), 409, "needs_reconnect");
         assert.equal((await stack.sandbox.calls()).total, 0);
       },
     );

@@ -5,29 +5,12 @@
  * calendar; who may disconnect whom; and what happens when the provider's revocation fails.
  */
 import assert from "node:assert/strict";
+import { assertEnvelope, json } from "../support/assertions.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
 
 interface Grant {
   revoked: boolean;
   createdAt: string;
-}
-
-async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
-  const text = await res.text();
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new Error(`expected JSON, got ${res.status}: ${text.slice(0, 300)}`);
-  }
-}
-
-async function assertEnvelope(res: Response, status: number, code: string) {
-  const body = await json<{ error?: { code?: unknown; message?: unknown }; request_id?: unknown }>(res);
-  assert.equal(res.status, status, `status ${res.status}: ${JSON.stringify(body)}`);
-  assert.equal(body.error?.code, code);
-  assert.equal(typeof body.error?.message, "string");
-  assert.equal(typeof body.request_id, "string");
-  return body;
 }
 
 Deno.test("calendar-disconnect over HTTP against Postgres and the sandbox", async (t) => {

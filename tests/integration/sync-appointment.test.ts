@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { parseConfig } from "../../supabase/functions/_shared/config.ts";
 import { connectionTokenBinding, decryptToken } from "../../supabase/functions/_shared/crypto.ts";
 import { eventIdFor } from "../../supabase/functions/_shared/providers/google/event-id.ts";
+import { assertEnvelope } from "../support/assertions.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
 
 const FN = "calendar-sync-appointment";
@@ -31,16 +32,6 @@ interface LogRow {
 
 // deno-lint-ignore no-explicit-any
 type SandboxEvent = any;
-
-async function expectError(res: Response, status: number, code?: string) {
-  const body = await res.json();
-  assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${JSON.stringify(body)}`);
-  assert.equal(typeof body.error?.code, "string", "error envelope has a code");
-  assert.equal(typeof body.error?.message, "string", "error envelope has a message");
-  assert.equal(typeof body.request_id, "string", "error envelope has a request_id");
-  if (code) assert.equal(body.error.code, code);
-  return body;
-}
 
 async function sync(
   stack: TestStack,
@@ -401,14 +392,14 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
       async () => {
         const before = await stack.sandbox.calls();
         const denied = await stack.invoke(FN, { body: { appointment_id: appt2 }, jwt: bob.jwt });
-        await expectError(denied, 403, "forbidden_tenant");
+        await assertEnvelope(denied, 403, "forbidden_tenant");
         assert.equal(
           (await stack.sandbox.calls()).total,
           before.total,
           "no provider call for a refused caller",
         );
         const stranger = await stack.userJwt(crypto.randomUUID());
-        await expectError(await stack.invoke(FN, { body: { appointment_id: appt2 }, jwt: stranger }), 403);
+        await assertEnvelope(await stack.invoke(FN, { body: { appointment_id: appt2 }, jwt: stranger }), 403);
         const { status, body } = await sync(stack, { appointment_id: appt2 }, stack.serviceRoleJwt);
         assert.equal(status, 200, JSON.stringify(body));
         assert.equal(body.google_event_id, id2);
@@ -450,13 +441,13 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
       "an action that contradicts the appointment's state is 409 and changes nothing",
       async () => {
         const before = await stack.sandbox.calls();
-        await expectError(
+        await assertEnvelope(
           await stack.invoke(FN, { body: { appointment_id: appt2, action: "delete" }, jwt: alice.jwt }),
           409,
           "action_conflicts_with_state",
         );
         await stack.sql`update public.appointments set status = 'cancelled' where id = ${appt1}`;
-        await expectError(
+        await assertEnvelope(
           await stack.invoke(FN, { body: { appointment_id: appt1, action: "create" }, jwt: alice.jwt }),
           409,
           "action_conflicts_with_state",
@@ -499,13 +490,13 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
     );
 
     await t.step("an unknown appointment is 404; bad input 400; no JWT 401; anon key 403", async () => {
-      await expectError(
+      await assertEnvelope(
         await stack.invoke(FN, { body: { appointment_id: crypto.randomUUID() }, jwt: alice.jwt }),
         404,
         "appointment_not_found",
       );
-      await expectError(await stack.invoke(FN, { body: { appointment_id: "x" }, jwt: alice.jwt }), 400);
-      await expectError(
+      await assertEnvelope(await stack.invoke(FN, { body: { appointment_id: "x" }, jwt: alice.jwt }), 400);
+      await assertEnvelope(
         await stack.invoke(FN, { body: { appointment_id: appt2, action: "move" }, jwt: alice.jwt }),
         400,
       );
@@ -514,7 +505,10 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
       assert.equal(missing.status, 401);
       assert.equal((await missing.json()).message, "Missing authorization header");
       // The anon key passes the gateway (it is a valid JWT) and is refused by the function itself.
-      await expectError(await stack.invoke(FN, { body: { appointment_id: appt2 }, jwt: stack.anonJwt }), 403);
+      await assertEnvelope(
+        await stack.invoke(FN, { body: { appointment_id: appt2 }, jwt: stack.anonJwt }),
+        403,
+      );
     });
 
     await t.step(
@@ -526,7 +520,7 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
           startsAt: iso(DAY0 + 9 * HOUR),
           endsAt: iso(DAY0 + 10 * HOUR),
         });
-        await expectError(
+        await assertEnvelope(
           await stack.invoke(FN, { body: { appointment_id: appt5 }, jwt: carol.jwt }),
           409,
           "not_connected",
