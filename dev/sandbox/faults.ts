@@ -3,6 +3,7 @@
  * tracking per event (to prove the sync engine never writes one event from two places at once).
  */
 import { z } from "zod";
+import { seededRandom } from "./random.ts";
 
 /** Endpoint names used by faults and counters (CONTRACT.md). */
 export const ENDPOINTS = [
@@ -69,18 +70,6 @@ export interface CallInfo {
 interface Fault extends FaultSpec {
   id: string;
   fired: number;
-}
-
-/** mulberry32: a tiny seeded PRNG so probabilistic faults are reproducible for a given seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Active faults and latency settings. */

@@ -10,6 +10,7 @@
  * interleaving with the workers is not, which is the point.
  */
 import assert from "node:assert/strict";
+import { seededRandom } from "../../dev/sandbox/random.ts";
 import { compareWithAppointments, formatReport } from "../support/calendar-projection.ts";
 import { waitFor } from "../support/poll.ts";
 import { startTestStack, type TestStaff } from "../support/stack.ts";
@@ -21,18 +22,6 @@ const INITIAL = 200;
 const OPERATIONS = 2_000;
 const STAFF = 5;
 const EVENTS_PATH = "/google/calendar/v3/calendars/";
-
-/** mulberry32: small, seeded, reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Op = "create" | "move" | "reassign" | "cancel" | "restore" | "delete";
 const WEIGHTS: [Op, number][] = [
@@ -67,7 +56,7 @@ Deno.test("calendars converge to the appointments table under 2,000 random opera
     workers = [];
   };
   try {
-    const random = rng(SEED);
+    const random = seededRandom(SEED);
     const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)];
     const tenantId = await stack.createTenant("Convergence clinic");
     const staff: TestStaff[] = [];
