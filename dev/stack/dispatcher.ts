@@ -11,6 +11,8 @@
  * or sweep. postgres.js re-establishes the LISTEN after a lost connection by itself.
  */
 import postgres from "postgres";
+// The worker's answer (handlers/sync-worker.ts).
+import type { DrainSummary } from "../../supabase/functions/_shared/sync/worker.ts";
 
 /** What {@link startDispatcher} needs. */
 export interface DispatcherOptions {
@@ -32,16 +34,6 @@ export interface Dispatcher {
   close(): Promise<void>;
   /** Ask for a worker run now (what a kick does); resolves when that run (or the run it joined) is over. */
   kick(reason?: string): Promise<void>;
-}
-
-/** The worker's answer (handlers/sync-worker.ts). */
-interface DrainSummary {
-  claimed: number;
-  synced: number;
-  retried: number;
-  failed: number;
-  parked: number;
-  remaining: number;
 }
 
 /** A run stops repeating after this many consecutive drains, then waits for the next kick or sweep. */

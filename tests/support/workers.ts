@@ -6,18 +6,15 @@
  * goes away (its stdin reaches EOF), so a failed test never leaves workers draining a dropped DB.
  */
 
+import type { DrainSummary } from "../../supabase/functions/_shared/sync/worker.ts";
+
 const MAIN = new URL("./worker-process.ts", import.meta.url);
 const ROOT = new URL("../../", import.meta.url);
 const PASS_THROUGH = ["PATH", "HOME", "DENO_DIR", "TMPDIR", "NO_COLOR", "TZ", "LANG"];
 
-/** One `{"event":"drain",...}` line of a worker: row counts of one drain (see DrainSummary). */
-export interface DrainLine {
-  claimed: number;
-  synced: number;
-  retried: number;
-  failed: number;
-  parked: number;
-  remaining: number;
+/** One `{"event":"drain",...}` line of a worker (worker-process.ts): the drain's row counts. */
+export interface DrainLine extends DrainSummary {
+  event: "drain";
 }
 
 /** A running worker process. */
