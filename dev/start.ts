@@ -19,7 +19,7 @@ import postgres from "postgres";
 import { startSandbox } from "./sandbox/server.ts";
 import { openDatabase, prepareDatabase } from "./stack/database.ts";
 import { type Dispatcher, startDispatcher } from "./stack/dispatcher.ts";
-import { functionEnv } from "./stack/function-env.ts";
+import { functionEnv, sandboxOAuthClient } from "./stack/function-env.ts";
 import { startGatewayProcess } from "./stack/gateway.ts";
 import { mintJwt } from "./stack/jwt.ts";
 import { loadOrCreateSecrets, type LocalSecrets } from "./stack/secrets.ts";
@@ -274,14 +274,7 @@ async function main(): Promise<number> {
       port: PORTS.sandbox,
       hostname: HOST,
       stateFile: `${LOCAL_DIR}/sandbox.json`,
-      clients: [{
-        clientId: secrets.googleClientId,
-        clientSecret: secrets.googleClientSecret,
-        redirectUris: [
-          `${supabaseUrl}/functions/v1/calendar-auth-callback`,
-          `${supabaseUrl}/functions/v1/google-calendar-auth-callback`,
-        ],
-      }],
+      clients: [sandboxOAuthClient(supabaseUrl, secrets)],
     });
     stoppers.push({ name: "sandbox (state saved to .local/sandbox.json)", stop: () => sandbox.close() });
     await ensureSandboxAccount(sandbox.url);

@@ -3,6 +3,7 @@
  * supabase/functions/_shared/config.ts, with the Google endpoints pointing at the provider sandbox
  * (dev/sandbox/CONTRACT.md) and the secrets from secrets.ts.
  */
+import type { SandboxClientConfig } from "../sandbox/server.ts";
 import type { LocalSecrets } from "./secrets.ts";
 
 /** Origins a local app may ask the OAuth callback to return to. */
@@ -10,6 +11,29 @@ export const LOCAL_RETURN_ORIGINS = ["http://127.0.0.1:3000", "http://localhost:
 
 /** Where the callback sends the browser when auth-start had no `return_to`. */
 export const LOCAL_DEFAULT_RETURN_URL = "http://127.0.0.1:3000/settings/calendar";
+
+/** The OAuth callback URL of function `name` behind the gateway at `base` (no trailing slash). */
+function callbackUrl(base: string, name: "calendar-auth-callback" | "google-calendar-auth-callback"): string {
+  return `${base}/functions/v1/${name}`;
+}
+
+/**
+ * The OAuth client the provider sandbox must register for a stack whose gateway is `supabaseUrl`
+ * (no trailing slash needed): the stack's Google client id and secret, and both callbacks (the
+ * canonical calendar-auth-callback, which {@link functionEnv} sends as GOOGLE_REDIRECT_URI, and the
+ * seed's google-calendar-auth-callback) as redirect URIs, which the sandbox compares exactly.
+ */
+export function sandboxOAuthClient(supabaseUrl: string, secrets: LocalSecrets): SandboxClientConfig {
+  const base = supabaseUrl.replace(/\/$/, "");
+  return {
+    clientId: secrets.googleClientId,
+    clientSecret: secrets.googleClientSecret,
+    redirectUris: [
+      callbackUrl(base, "calendar-auth-callback"),
+      callbackUrl(base, "google-calendar-auth-callback"),
+    ],
+  };
+}
 
 /**
  * Build the function environment.
@@ -37,7 +61,7 @@ export function functionEnv(o: {
     CALENDAR_WORKER_SECRET: o.secrets.workerSecret,
     GOOGLE_CLIENT_ID: o.secrets.googleClientId,
     GOOGLE_CLIENT_SECRET: o.secrets.googleClientSecret,
-    GOOGLE_REDIRECT_URI: `${base}/functions/v1/calendar-auth-callback`,
+    GOOGLE_REDIRECT_URI: callbackUrl(base, "calendar-auth-callback"),
     GOOGLE_AUTHORIZATION_ENDPOINT: `${google}/o/oauth2/v2/auth`,
     GOOGLE_TOKEN_ENDPOINT: `${google}/token`,
     GOOGLE_REVOCATION_ENDPOINT: `${google}/revoke`,

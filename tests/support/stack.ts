@@ -14,7 +14,7 @@
 import postgres from "postgres";
 import { startSandbox } from "../../dev/sandbox/server.ts";
 import { createScratchDatabase } from "../../dev/stack/database.ts";
-import { functionEnv } from "../../dev/stack/function-env.ts";
+import { functionEnv, sandboxOAuthClient } from "../../dev/stack/function-env.ts";
 import { type GatewayProcess, startGatewayProcess } from "../../dev/stack/gateway.ts";
 import { mintJwt } from "../../dev/stack/jwt.ts";
 import { generateSecrets, type LocalSecrets } from "../../dev/stack/secrets.ts";
@@ -191,14 +191,7 @@ export async function startTestStack(
       sandbox = await startSandbox({
         port: 0,
         hostname: "127.0.0.1",
-        clients: [{
-          clientId: secrets.googleClientId,
-          clientSecret: secrets.googleClientSecret,
-          redirectUris: [
-            `${supabaseUrl}/functions/v1/calendar-auth-callback`,
-            `${supabaseUrl}/functions/v1/google-calendar-auth-callback`,
-          ],
-        }],
+        clients: [sandboxOAuthClient(supabaseUrl, secrets)],
         seed: o.sandboxSeed ?? 42,
       });
       env = functionEnv({ supabaseUrl, databaseUrl: db.url, sandboxUrl: sandbox.url, secrets, extra: o.env });
