@@ -3,11 +3,9 @@
  * apart from the app on Supabase: real HTTP between processes, its own isolate state and env.
  */
 
-const MAIN = new URL("./gateway-main.ts", import.meta.url);
-const ROOT = new URL("../../", import.meta.url);
+import { spawnDenoScript } from "./child-process.ts";
 
-/** Variables passed through from this process besides the function env (tooling only, no secrets). */
-const PASS_THROUGH = ["PATH", "HOME", "DENO_DIR", "TMPDIR", "NO_COLOR", "TZ", "LANG"];
+const MAIN = new URL("./gateway-main.ts", import.meta.url);
 
 /** A running gateway process. */
 export interface GatewayProcess {
@@ -37,21 +35,11 @@ export async function startGatewayProcess(o: {
   onLog?: (line: string) => void;
   startTimeoutMs?: number;
 }): Promise<GatewayProcess> {
-  const env: Record<string, string> = {};
-  for (const key of PASS_THROUGH) {
-    const value = Deno.env.get(key);
-    if (value !== undefined) env[key] = value;
-  }
-  Object.assign(env, o.env, { PORT: String(o.port ?? 0), GATEWAY_EXIT_ON_STDIN_EOF: "1" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN.pathname],
-    cwd: ROOT.pathname,
-    env,
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnDenoScript(MAIN, {
+    ...o.env,
+    PORT: String(o.port ?? 0),
+    GATEWAY_EXIT_ON_STDIN_EOF: "1",
+  });
 
   const recent: string[] = [];
   const stderrLines: string[] = [];

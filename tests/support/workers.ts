@@ -6,11 +6,10 @@
  * goes away (its stdin reaches EOF), so a failed test never leaves workers draining a dropped DB.
  */
 
+import { spawnDenoScript } from "../../dev/stack/child-process.ts";
 import type { DrainSummary } from "../../supabase/functions/_shared/sync/worker.ts";
 
 const MAIN = new URL("./worker-process.ts", import.meta.url);
-const ROOT = new URL("../../", import.meta.url);
-const PASS_THROUGH = ["PATH", "HOME", "DENO_DIR", "TMPDIR", "NO_COLOR", "TZ", "LANG"];
 
 /** One `{"event":"drain",...}` line of a worker (worker-process.ts): the drain's row counts. */
 export interface DrainLine extends DrainSummary {
@@ -45,21 +44,12 @@ export async function spawnWorker(o: {
   name: string;
   extra?: Record<string, string>;
 }): Promise<WorkerProcess> {
-  const env: Record<string, string> = {};
-  for (const key of PASS_THROUGH) {
-    const value = Deno.env.get(key);
-    if (value !== undefined) env[key] = value;
-  }
-  Object.assign(env, o.env, { WORKER_NAME: o.name, WORKER_EXIT_ON_STDIN_EOF: "1" }, o.extra ?? {});
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN.pathname],
-    cwd: ROOT.pathname,
-    env,
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnDenoScript(MAIN, {
+    ...o.env,
+    WORKER_NAME: o.name,
+    WORKER_EXIT_ON_STDIN_EOF: "1",
+    ...o.extra,
+  });
   const stdin = child.stdin.getWriter();
   const recent: string[] = [];
   const drains: DrainLine[] = [];
