@@ -13,6 +13,7 @@ import { HttpError } from "./http.ts";
 import { mapProviderErrors } from "./provider-http.ts";
 import { providerFor } from "./providers/index.ts";
 import type { BusyInterval } from "./providers/types.ts";
+import { formatInstant, mergeIntervals } from "./time-ranges.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -69,11 +70,9 @@ export function checkWindow(timeMin: string, timeMax: string, nowMs: number = Da
   return { startMs, endMs };
 }
 
-/** Epoch ms as ISO 8601 UTC, without a fraction when it is whole seconds (`2026-01-05T09:00:00Z`). */
-export function formatUtc(ms: number): string {
-  const iso = new Date(ms).toISOString();
-  return iso.endsWith(".000Z") ? `${iso.slice(0, -5)}Z` : iso;
-}
+/** Epoch ms as ISO 8601 UTC, without a fraction when it is whole seconds (`2026-01-05T09:00:00Z`):
+ * {@link formatInstant} of time-ranges.ts, under the name this module's callers know. */
+export const formatUtc: (ms: number) => string = formatInstant;
 
 /**
  * Clip intervals to the window, drop empty and unparseable ones, sort by start, and merge those that
@@ -81,20 +80,16 @@ export function formatUtc(ms: number): string {
  * @returns disjoint, non-adjacent intervals in ascending order, ISO 8601 UTC.
  */
 export function normaliseBusy(intervals: readonly BusyInterval[], window: Window): BusyInterval[] {
-  const spans = intervals
+  // Clip leniently here (Date.parse; unparseable spans are dropped, not fatal), so that what reaches
+  // mergeIntervals is always well-formed UTC and its strict parsing never throws.
+  const clipped = intervals
     .map((i) => ({
       start: Math.max(Date.parse(i.start), window.startMs),
       end: Math.min(Date.parse(i.end), window.endMs),
     }))
     .filter((i) => Number.isFinite(i.start) && Number.isFinite(i.end) && i.end > i.start)
-    .sort((a, b) => a.start - b.start || a.end - b.end);
-  const merged: { start: number; end: number }[] = [];
-  for (const span of spans) {
-    const last = merged[merged.length - 1];
-    if (last && span.start <= last.end) last.end = Math.max(last.end, span.end);
-    else merged.push({ ...span });
-  }
-  return merged.map((i) => ({ start: formatUtc(i.start), end: formatUtc(i.end) }));
+    .map((i) => ({ start: formatInstant(i.start), end: formatInstant(i.end) }));
+  return mergeIntervals(clipped);
 }
 
 /**
