@@ -14,6 +14,7 @@ import {
   ProviderError,
   type TokenSet,
 } from "../../supabase/functions/_shared/providers/types.ts";
+import { rejectedWith } from "../support/assertions.ts";
 
 const CLIENT_ID = "it-google-provider.apps.googleusercontent.com";
 const CLIENT_SECRET = "it-google-provider-secret";
@@ -34,16 +35,6 @@ function googleConfig(base: string): Config["google"] {
     revocationEndpoint: `${base}/google/revoke`,
     calendarApiBase: `${base}/google/calendar/v3`,
   };
-}
-
-async function rejection(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ProviderError, `expected ProviderError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected a rejection");
 }
 
 Deno.test("GoogleProvider against the sandbox", async (t) => {
@@ -115,7 +106,7 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
     await t.step("a consent with an unticked scope is reported as missing it", async () => {
       const partial = await connect("dr.partial@example.com", [S("calendar.events"), S("calendar.freebusy")]);
       assert.deepEqual(provider.missingScopes(partial.scopes), [S("calendar.calendarlist.readonly")]);
-      const err = await rejection(provider.listCalendars(partial.accessToken));
+      const err = await rejectedWith(ProviderError, provider.listCalendars(partial.accessToken));
       assert.equal(err.kind, "insufficient_scope");
     });
 
@@ -132,7 +123,8 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
         decision: "approve",
       });
       await provider.exchangeCode({ callbackUrl: new URL(redirect), codeVerifier: verifier, state });
-      const err = await rejection(
+      const err = await rejectedWith(
+        ProviderError,
         provider.exchangeCode({ callbackUrl: new URL(redirect), codeVerifier: verifier, state }),
       );
       assert.equal(err.kind, "auth");
@@ -187,11 +179,14 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
     });
 
     await t.step("busy: an unknown calendar throws not_found instead of looking free", async () => {
-      const err = await rejection(provider.busy(tokens.accessToken, {
-        calendarIds: [email, "nobody@example.com"],
-        timeMin: "2026-03-01T00:00:00Z",
-        timeMax: "2026-03-03T00:00:00Z",
-      }));
+      const err = await rejectedWith(
+        ProviderError,
+        provider.busy(tokens.accessToken, {
+          calendarIds: [email, "nobody@example.com"],
+          timeMin: "2026-03-01T00:00:00Z",
+          timeMax: "2026-03-03T00:00:00Z",
+        }),
+      );
       assert.equal(err.kind, "not_found");
       assert.equal(err.details.reason, "notFound");
     });
@@ -263,7 +258,10 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
 
     await t.step("refresh: a new access token, no new refresh token; expired tokens are auth", async () => {
       await admin("POST", "/_admin/tokens/expire", { email });
-      assert.equal((await rejection(provider.listCalendars(tokens.accessToken))).kind, "auth");
+      assert.equal(
+        (await rejectedWith(ProviderError, provider.listCalendars(tokens.accessToken))).kind,
+        "auth",
+      );
       const refreshed = await provider.refresh(tokens.refreshToken!);
       assert.notEqual(refreshed.accessToken, tokens.accessToken);
       assert.equal(refreshed.refreshToken, undefined);
@@ -276,7 +274,7 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
         match: { endpoint: "calendarList.list" },
         response: { status: 429, retryAfterSeconds: 7 },
       });
-      const limited = await rejection(provider.listCalendars(tokens.accessToken));
+      const limited = await rejectedWith(ProviderError, provider.listCalendars(tokens.accessToken));
       assert.equal(limited.kind, "rate_limited");
       assert.equal(limited.details.retryAfterMs, 7000);
       assert.equal(limited.details.reason, "rateLimitExceeded");
@@ -285,11 +283,14 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
         match: { endpoint: "freeBusy.query" },
         response: { status: 503 },
       });
-      const unavailable = await rejection(provider.busy(tokens.accessToken, {
-        calendarIds: [email],
-        timeMin: "2026-03-01T00:00:00Z",
-        timeMax: "2026-03-02T00:00:00Z",
-      }));
+      const unavailable = await rejectedWith(
+        ProviderError,
+        provider.busy(tokens.accessToken, {
+          calendarIds: [email],
+          timeMin: "2026-03-01T00:00:00Z",
+          timeMax: "2026-03-02T00:00:00Z",
+        }),
+      );
       assert.equal(unavailable.kind, "transient");
       assert.equal(unavailable.details.status, 503);
 
@@ -297,7 +298,7 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
         match: { endpoint: "oauth.token.refresh_token" },
         response: { status: 429, retryAfterSeconds: 2 },
       });
-      const tokenLimited = await rejection(provider.refresh(tokens.refreshToken!));
+      const tokenLimited = await rejectedWith(ProviderError, provider.refresh(tokens.refreshToken!));
       assert.equal(tokenLimited.kind, "rate_limited");
       assert.equal(tokenLimited.details.retryAfterMs, 2000);
 
@@ -306,7 +307,8 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
         response: { timeout: true, hangMs: 5000 },
       });
       const impatient = providerFor("google", config, { timeoutMs: 300 });
-      const timedOut = await rejection(
+      const timedOut = await rejectedWith(
+        ProviderError,
         impatient.upsertEvent(tokens.accessToken, { ...write, appointmentId: crypto.randomUUID() }),
       );
       assert.equal(timedOut.kind, "transient");
@@ -320,7 +322,7 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
       const other = await connect("dr.revoke@example.com");
       await provider.revoke(other.accessToken);
       await provider.revoke(other.accessToken);
-      const err = await rejection(provider.refresh(other.refreshToken!));
+      const err = await rejectedWith(ProviderError, provider.refresh(other.refreshToken!));
       assert.equal(err.kind, "auth");
       assert.equal(err.details.reason, "invalid_grant");
     });
@@ -329,14 +331,17 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
       "a grant revoked by the user: refresh is auth (invalid_grant), API calls are auth",
       async () => {
         await admin("POST", "/_admin/grants/revoke", { email });
-        const err = await rejection(provider.refresh(tokens.refreshToken!));
+        const err = await rejectedWith(ProviderError, provider.refresh(tokens.refreshToken!));
         assert.equal(err.kind, "auth");
         assert.equal(err.details.reason, "invalid_grant");
         assert.doesNotMatch(
           err.message,
           new RegExp(tokens.refreshToken!.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")),
         );
-        assert.equal((await rejection(provider.listCalendars(tokens.accessToken))).kind, "auth");
+        assert.equal(
+          (await rejectedWith(ProviderError, provider.listCalendars(tokens.accessToken))).kind,
+          "auth",
+        );
       },
     );
   } finally {

@@ -40,3 +40,22 @@ export async function assertEnvelope(res: Response, status: number, code?: strin
   if (code) assert.equal(body.error?.code, code);
   return body;
 }
+
+/**
+ * Await `promise`, which must reject with an instance of `type` (e.g. ProviderError, HttpError).
+ * @returns that error, for assertions on its fields.
+ * @throws AssertionError when the promise resolves or rejects with anything else.
+ */
+export async function rejectedWith<E extends Error>(
+  // deno-lint-ignore no-explicit-any
+  type: abstract new (...args: any[]) => E,
+  promise: Promise<unknown>,
+): Promise<E> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof type, `expected ${type.name}, got ${err}`);
+    return err;
+  }
+  assert.fail("expected a rejection");
+}

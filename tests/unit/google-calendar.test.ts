@@ -10,6 +10,7 @@ import { GoogleProvider } from "../../supabase/functions/_shared/providers/googl
 import { providerFor } from "../../supabase/functions/_shared/providers/index.ts";
 import { ProviderError } from "../../supabase/functions/_shared/providers/types.ts";
 import { DAY_MS, parseInstant } from "../../supabase/functions/_shared/time-ranges.ts";
+import { rejectedWith } from "../support/assertions.ts";
 
 const PAYLOADS = Deno.env.get("PROVIDER_PAYLOADS_DIR") ?? "/work/shared/provider-reference/payloads";
 const BASE = "https://www.googleapis.com/calendar/v3";
@@ -58,16 +59,6 @@ const googleError = (status: number, reason: string) =>
   json(status, {
     error: { errors: [{ domain: "global", reason, message: reason }], code: status, message: reason },
   });
-
-async function rejection(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ProviderError, `expected ProviderError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected a rejection");
-}
 
 Deno.test("listCalendars: follows nextPageToken, 250 per page, maps the reference fixture", async () => {
   const fixture = JSON.parse(await Deno.readTextFile(`${PAYLOADS}/google-calendarlist-list.json`));
@@ -168,7 +159,8 @@ Deno.test("busy: a per-calendar error is never reported as free", async () => {
     timeMin: "2026-01-05T00:00:00Z",
     timeMax: "2026-01-06T00:00:00Z",
   };
-  const notFound = await rejection(
+  const notFound = await rejectedWith(
+    ProviderError,
     answer({
       "a@example.com": { busy: [] },
       "b@example.com": { busy: [], errors: [{ domain: "global", reason: "notFound" }] },
@@ -178,7 +170,8 @@ Deno.test("busy: a per-calendar error is never reported as free", async () => {
   assert.equal(notFound.kind, "not_found");
   assert.equal(notFound.details.reason, "notFound");
   assert.match(notFound.message, /b@example\.com/);
-  const internal = await rejection(
+  const internal = await rejectedWith(
+    ProviderError,
     answer({
       "a@example.com": { busy: [], errors: [{ reason: "internalError" }] },
       "b@example.com": { busy: [] },
@@ -186,7 +179,10 @@ Deno.test("busy: a per-calendar error is never reported as free", async () => {
       .busy("t", args),
   );
   assert.equal(internal.kind, "transient");
-  const missing = await rejection(answer({ "a@example.com": { busy: [] } }).busy("t", args));
+  const missing = await rejectedWith(
+    ProviderError,
+    answer({ "a@example.com": { busy: [] } }).busy("t", args),
+  );
   assert.equal(missing.kind, "transient");
   // Google may answer an email id in another case; that still counts as an answer.
   assert.deepEqual(
@@ -221,7 +217,7 @@ Deno.test("busy: no calendars or an empty range make no request; bad ranges are 
     ]]
   ) {
     assert.equal(
-      (await rejection(provider.busy("t", { calendarIds: ["a"], timeMin, timeMax }))).kind,
+      (await rejectedWith(ProviderError, provider.busy("t", { calendarIds: ["a"], timeMin, timeMax }))).kind,
       "invalid",
     );
   }
@@ -324,7 +320,7 @@ Deno.test("upsertEvent: a known event id is patched; 404 inserts; 410, cancelled
   assert.deepEqual(steps(forbidden.seen).map((s) => s.split(" ")[0]), ["PATCH", "GET", "PATCH"]);
 
   const forbiddenLive = scripted((_req, i) => [googleError(403, "forbidden"), event("known")][i]);
-  const err = await rejection(forbiddenLive.provider.upsertEvent("t", write("known")));
+  const err = await rejectedWith(ProviderError, forbiddenLive.provider.upsertEvent("t", write("known")));
   assert.equal(err.kind, "invalid", "a 403 on a live event is not papered over");
 });
 
@@ -338,7 +334,7 @@ Deno.test("upsertEvent: bad input is invalid before any request", async () => {
       { ...write(), calendarId: "" },
     ]
   ) {
-    assert.equal((await rejection(provider.upsertEvent("t", bad))).kind, "invalid");
+    assert.equal((await rejectedWith(ProviderError, provider.upsertEvent("t", bad))).kind, "invalid");
   }
   assert.equal(seen.length, 0);
 });
@@ -358,7 +354,7 @@ Deno.test("deleteEvent: 204, and 404/410 count as already gone; other failures t
   }
   const { provider } = scripted(() => googleError(500, "backendError"));
   assert.equal(
-    (await rejection(provider.deleteEvent("t", { calendarId: "a", eventId: "b" }))).kind,
+    (await rejectedWith(ProviderError, provider.deleteEvent("t", { calendarId: "a", eventId: "b" }))).kind,
     "transient",
   );
 });
@@ -370,12 +366,12 @@ Deno.test("a request that outlives timeoutMs is transient; a 2xx with a wrong bo
         init?.signal?.addEventListener("abort", () => reject(init.signal!.reason));
       })) as typeof fetch;
   const slow = new GoogleProvider(GOOGLE, { fetch: hanging, timeoutMs: 50 });
-  const timeout = await rejection(slow.listCalendars("t"));
+  const timeout = await rejectedWith(ProviderError, slow.listCalendars("t"));
   assert.equal(timeout.kind, "transient");
   assert.equal(timeout.details.reason, "timeout");
 
   const { provider } = scripted(() => new Response("<html>captive portal</html>", { status: 200 }));
-  const garbled = await rejection(provider.listCalendars("t"));
+  const garbled = await rejectedWith(ProviderError, provider.listCalendars("t"));
   assert.equal(garbled.kind, "transient");
   assert.equal(garbled.details.reason, "unexpected_response");
 });

@@ -9,6 +9,7 @@ import {
   type GoogleOAuthConfig,
 } from "../../supabase/functions/_shared/providers/google/oauth.ts";
 import { ProviderError } from "../../supabase/functions/_shared/providers/types.ts";
+import { rejectedWith } from "../support/assertions.ts";
 
 const S = (name: string) => `https://www.googleapis.com/auth/${name}`;
 const SCOPES = [S("calendar.events"), S("calendar.freebusy"), S("calendar.calendarlist.readonly")];
@@ -51,16 +52,6 @@ function scripted(answer: (req: Seen) => Response | Promise<Response>) {
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
-
-async function rejection(p: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ProviderError, `expected ProviderError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected a rejection");
-}
 
 Deno.test("authorizationUrl: Google's parameters, PKCE S256, scopes space-delimited", async () => {
   const g = new GoogleOAuth(config());
@@ -130,7 +121,8 @@ Deno.test("exchangeCode: client_secret_post, PKCE verifier, granted scopes, refr
 Deno.test("exchangeCode: state mismatch and ?error=access_denied never reach the token endpoint", async () => {
   const { seen, fetchFn } = scripted(() => json(500, {}));
   const g = new GoogleOAuth(config(), { fetch: fetchFn });
-  const mismatch = await rejection(
+  const mismatch = await rejectedWith(
+    ProviderError,
     g.exchangeCode({
       callbackUrl: new URL(`${config().redirectUri}?state=other&code=c`),
       codeVerifier: "v",
@@ -138,7 +130,8 @@ Deno.test("exchangeCode: state mismatch and ?error=access_denied never reach the
     }),
   );
   assert.equal(mismatch.kind, "invalid");
-  const denied = await rejection(
+  const denied = await rejectedWith(
+    ProviderError,
     g.exchangeCode({
       callbackUrl: new URL(`${config().redirectUri}?error=access_denied&state=st`),
       codeVerifier: "v",
@@ -173,7 +166,8 @@ Deno.test("exchangeCode: token endpoint errors are classified (A1.4)", async () 
   ];
   for (const [response, kind, reason] of cases) {
     const g = new GoogleOAuth(config(), { fetch: scripted(() => response.clone()).fetchFn });
-    const err = await rejection(
+    const err = await rejectedWith(
+      ProviderError,
       g.exchangeCode({
         callbackUrl: new URL(`${config().redirectUri}?state=s&code=c`),
         codeVerifier: "v",
@@ -205,7 +199,8 @@ Deno.test("refresh: no new refresh token from Google; scopes from the answer", a
 });
 
 Deno.test("refresh: revoked grant -> auth/invalid_grant; 429 -> rate_limited with Retry-After; network -> transient", async () => {
-  const revoked = await rejection(
+  const revoked = await rejectedWith(
+    ProviderError,
     new GoogleOAuth(config(), {
       fetch: scripted(() =>
         json(400, { error: "invalid_grant", error_description: "Token has been expired or revoked." })
@@ -216,7 +211,8 @@ Deno.test("refresh: revoked grant -> auth/invalid_grant; 429 -> rate_limited wit
   assert.equal(revoked.details.reason, "invalid_grant");
   assert.doesNotMatch(revoked.message, /1\/\/r/, "the refresh token is not in the message");
 
-  const limited = await rejection(
+  const limited = await rejectedWith(
+    ProviderError,
     new GoogleOAuth(config(), {
       fetch: scripted(() => json(429, { error: "rate_limit_exceeded" }, { "retry-after": "3" })).fetchFn,
     }).refresh("1//r"),
@@ -224,7 +220,8 @@ Deno.test("refresh: revoked grant -> auth/invalid_grant; 429 -> rate_limited wit
   assert.equal(limited.kind, "rate_limited");
   assert.equal(limited.details.retryAfterMs, 3000);
 
-  const limitedEnvelope = await rejection(
+  const limitedEnvelope = await rejectedWith(
+    ProviderError,
     new GoogleOAuth(config(), {
       fetch: scripted(() =>
         json(429, { error: { code: 429, errors: [{ reason: "rateLimitExceeded" }] } }, { "retry-after": "4" })
@@ -234,7 +231,8 @@ Deno.test("refresh: revoked grant -> auth/invalid_grant; 429 -> rate_limited wit
   assert.equal(limitedEnvelope.kind, "rate_limited");
   assert.equal(limitedEnvelope.details.retryAfterMs, 4000);
 
-  const network = await rejection(
+  const network = await rejectedWith(
+    ProviderError,
     new GoogleOAuth(config(), {
       fetch: scripted(() => Promise.reject(new TypeError("connection refused"))).fetchFn,
     }).refresh("1//r"),
@@ -248,7 +246,10 @@ Deno.test("refresh: a request that outlives timeoutMs is transient", async () =>
       new Promise<Response>((_resolve, reject) => {
         init?.signal?.addEventListener("abort", () => reject(init.signal!.reason));
       })) as typeof fetch;
-  const err = await rejection(new GoogleOAuth(config(), { fetch: hanging, timeoutMs: 50 }).refresh("1//r"));
+  const err = await rejectedWith(
+    ProviderError,
+    new GoogleOAuth(config(), { fetch: hanging, timeoutMs: 50 }).refresh("1//r"),
+  );
   assert.equal(err.kind, "transient");
   assert.equal(err.details.reason, "timeout");
 });
@@ -264,7 +265,8 @@ Deno.test("revoke: 200 and 400 invalid_token both succeed; 5xx is transient", as
     )
       .fetchFn,
   }).revoke("ya29.t");
-  const err = await rejection(
+  const err = await rejectedWith(
+    ProviderError,
     new GoogleOAuth(config(), { fetch: scripted(() => new Response("oops", { status: 503 })).fetchFn })
       .revoke("t"),
   );
@@ -283,7 +285,7 @@ Deno.test("plain http is allowed for loopback endpoints only", async () => {
   const remote = new GoogleOAuth(config({ tokenEndpoint: "http://oauth.example.com/token" }), {
     fetch: fetchFn,
   });
-  const err = await rejection(remote.refresh("r"));
+  const err = await rejectedWith(ProviderError, remote.refresh("r"));
   assert.equal(err.kind, "invalid");
   assert.equal(seen.length, 1, "nothing was sent over plain http to a non-loopback host");
 });

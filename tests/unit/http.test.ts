@@ -17,6 +17,7 @@ import {
 import { providerErrorToHttp } from "../../supabase/functions/_shared/provider-http.ts";
 import { ProviderError } from "../../supabase/functions/_shared/providers/types.ts";
 import { queryRecord, readQueryOrJson } from "../../supabase/functions/_shared/request-input.ts";
+import { rejectedWith } from "../support/assertions.ts";
 
 const schema = z.strictObject({ staff_id: z.string(), count: z.number().int().optional() });
 
@@ -25,16 +26,6 @@ function post(
   headers: Record<string, string> = { "content-type": "application/json" },
 ) {
   return new Request("http://fn.test/x", { method: "POST", body, headers });
-}
-
-async function httpErrorOf(promise: Promise<unknown>): Promise<HttpError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof HttpError, `expected HttpError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected a rejection");
 }
 
 /** Capture console output while `fn` runs. */
@@ -147,29 +138,32 @@ Deno.test("http: readJson accepts a valid body and an empty one (validated as {}
 
 Deno.test("http: malformed JSON is 400 invalid_json; invalid UTF-8 too", async () => {
   for (const body of ["{", "{'a':1}", "undefined", '{"a":1}}']) {
-    const err = await httpErrorOf(readJson(post(body), schema));
+    const err = await rejectedWith(HttpError, readJson(post(body), schema));
     assert.equal(err.status, 400);
     assert.equal(err.code, "invalid_json");
   }
-  const err = await httpErrorOf(readJson(post(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])), schema));
+  const err = await rejectedWith(HttpError, readJson(post(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])), schema));
   assert.equal(err.code, "invalid_json");
 });
 
 Deno.test("http: extra, missing and mistyped fields are 400 invalid_request naming the field", async () => {
-  const extra = await httpErrorOf(readJson(post(JSON.stringify({ staff_id: "s", admin: true })), schema));
+  const extra = await rejectedWith(
+    HttpError,
+    readJson(post(JSON.stringify({ staff_id: "s", admin: true })), schema),
+  );
   assert.equal(extra.code, "invalid_request");
   assert.match(extra.message, /unknown field\(s\) admin/);
-  const missing = await httpErrorOf(readJson(post("{}"), schema));
+  const missing = await rejectedWith(HttpError, readJson(post("{}"), schema));
   assert.match(missing.message, /staff_id/);
-  const typed = await httpErrorOf(readJson(post(JSON.stringify({ staff_id: 5 })), schema));
+  const typed = await rejectedWith(HttpError, readJson(post(JSON.stringify({ staff_id: 5 })), schema));
   assert.match(typed.message, /staff_id/);
-  const array = await httpErrorOf(readJson(post("[1,2]"), schema));
+  const array = await rejectedWith(HttpError, readJson(post("[1,2]"), schema));
   assert.equal(array.code, "invalid_request");
 });
 
 Deno.test("http: a body over the limit is 413, whether declared or streamed", async () => {
   const big = JSON.stringify({ staff_id: "x".repeat(MAX_BODY_BYTES) });
-  const declared = await httpErrorOf(readJson(post(big), schema));
+  const declared = await rejectedWith(HttpError, readJson(post(big), schema));
   assert.equal(declared.status, 413);
   assert.equal(declared.code, "payload_too_large");
   // A chunked body with no content-length is cut off while reading.
@@ -179,12 +173,13 @@ Deno.test("http: a body over the limit is 413, whether declared or streamed", as
       controller.close();
     },
   });
-  const streamed = await httpErrorOf(readJson(post(stream), schema));
+  const streamed = await rejectedWith(HttpError, readJson(post(stream), schema));
   assert.equal(streamed.status, 413);
 });
 
 Deno.test("http: a non-JSON content type is 415", async () => {
-  const err = await httpErrorOf(
+  const err = await rejectedWith(
+    HttpError,
     readJson(post("staff_id=s", { "content-type": "application/x-www-form-urlencoded" }), schema),
   );
   assert.equal(err.status, 415);
@@ -204,7 +199,7 @@ Deno.test("request-input: GET validates the query string; repeated parameters ar
   assert.deepEqual(await readQueryOrJson(new Request("http://fn.test/?return_to=https%3A%2F%2Fa.b"), s), {
     return_to: "https://a.b",
   });
-  const extra = await httpErrorOf(readQueryOrJson(new Request("http://fn.test/?staff_id=1"), s));
+  const extra = await rejectedWith(HttpError, readQueryOrJson(new Request("http://fn.test/?staff_id=1"), s));
   assert.equal(extra.code, "invalid_request");
   assert.throws(
     () => queryRecord(new URL("http://fn.test/?a=1&a=2")),
@@ -224,7 +219,7 @@ Deno.test("request-input: POST reads JSON and refuses parameters smuggled in the
     body: "{}",
     headers: { "content-type": "application/json" },
   });
-  const err = await httpErrorOf(readQueryOrJson(smuggled, s));
+  const err = await rejectedWith(HttpError, readQueryOrJson(smuggled, s));
   assert.equal(err.code, "invalid_request");
   assert.match(err.message, /staff_id/);
 });
