@@ -3,6 +3,7 @@
  * checks prefixes or character sets sees realistic values (provider-apis.md A1.2, A6).
  */
 import { createHash } from "node:crypto";
+import { base64url as encodeBase64url } from "../../supabase/functions/_shared/encoding.ts";
 
 const BASE32HEX = "0123456789abcdefghijklmnopqrstuv";
 
@@ -22,10 +23,7 @@ export function randomBase64url(bytes: number): string {
 
 /** Unpadded base64url of bytes or of a UTF-8 string. */
 export function base64url(input: Uint8Array | string): string {
-  const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return encodeBase64url(typeof input === "string" ? new TextEncoder().encode(input) : input);
 }
 
 /** Decode unpadded base64url to a UTF-8 string; undefined when malformed. */

@@ -5,7 +5,7 @@
  * `.local/secrets.json` (gitignored, mode 0600) so tokens encrypted yesterday still decrypt today.
  * Nothing here is ever logged.
  */
-import { encodeBase64, encodeBase64Url } from "./encoding.ts";
+import { base64, base64url } from "../../supabase/functions/_shared/encoding.ts";
 
 /** Every secret the local stack hands to the functions (see function-env.ts). All strings are ASCII. */
 export interface LocalSecrets {
@@ -40,12 +40,12 @@ function random(bytes: number): Uint8Array {
 export function generateSecrets(): LocalSecrets {
   const id = Array.from(random(6), (b) => b.toString(16).padStart(2, "0")).join("");
   return {
-    jwtSecret: encodeBase64Url(random(36)),
-    tokenEncryptionKey: encodeBase64(random(32)),
-    stateSigningSecret: encodeBase64Url(random(36)),
-    workerSecret: encodeBase64Url(random(36)),
+    jwtSecret: base64url(random(36)),
+    tokenEncryptionKey: base64(random(32)),
+    stateSigningSecret: base64url(random(36)),
+    workerSecret: base64url(random(36)),
     googleClientId: `local-${id}.apps.googleusercontent.com`,
-    googleClientSecret: `GOCSPX-${encodeBase64Url(random(18))}`,
+    googleClientSecret: `GOCSPX-${base64url(random(18))}`,
   };
 }
 

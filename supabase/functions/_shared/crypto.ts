@@ -8,6 +8,7 @@
  * TOKEN_ENCRYPTION_PREVIOUS_KEYS until every row was re-encrypted.
  */
 import type { Config } from "./config.ts";
+import { base64url } from "./encoding.ts";
 
 /** What a ciphertext is bound to. Use the row's stable natural key, never something that changes. */
 export interface TokenBinding {
@@ -42,12 +43,6 @@ function aad(b: TokenBinding): Uint8Array {
   return new TextEncoder().encode(`v1|${b.table}|${b.rowKey}|${b.field}`);
 }
 
-function b64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const byte of bytes) s += String.fromCharCode(byte);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
 function fromB64url(text: string): Uint8Array {
   const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
   return Uint8Array.from(atob(b64 + "===".slice((b64.length + 3) % 4)), (c) => c.charCodeAt(0));
@@ -68,7 +63,7 @@ export async function encryptToken(
       new TextEncoder().encode(plaintext),
     ),
   );
-  return `v1.${encryption.currentKeyId}.${b64url(iv)}.${b64url(ct)}`;
+  return `v1.${encryption.currentKeyId}.${base64url(iv)}.${base64url(ct)}`;
 }
 
 /**

@@ -13,6 +13,7 @@ import { calculatePKCECodeChallenge, generateRandomCodeVerifier } from "oauth4we
 import { z } from "zod";
 import type { Config } from "./config.ts";
 import { decryptToken, encryptToken, type TokenBinding } from "./crypto.ts";
+import { base64url } from "./encoding.ts";
 import type { Sql } from "./db/client.ts";
 import type { ProviderId } from "./providers/types.ts";
 
@@ -89,10 +90,7 @@ function signingKey(config: Pick<Config, "stateSigningSecret">): Uint8Array {
 }
 
 function randomNonce(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
 }
 
 /**
