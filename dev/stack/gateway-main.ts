@@ -12,9 +12,9 @@
  * Exits on SIGTERM / SIGINT (in-flight requests finish first) and when its stdin closes (the
  * parent died), so a crashed test run leaves no gateway behind.
  */
-import type { JSONWebKeySet } from "jose";
 import { toFetchHandler } from "../../supabase/functions/_shared/serve.ts";
 import { FUNCTIONS } from "../../supabase/functions/_shared/handlers/registry.ts";
+import type { JwtKeys } from "../../supabase/functions/_shared/auth.ts";
 import { gatewayJwtError, readVerifyJwt } from "./verify-jwt.ts";
 
 const CONFIG_TOML = new URL("../../supabase/config.toml", import.meta.url);
@@ -23,14 +23,18 @@ const PREFIX = "/functions/v1/";
 const verify = await readVerifyJwt(CONFIG_TOML);
 const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, toFetchHandler(h)]));
 
-let jwks: JSONWebKeySet | undefined;
+let jwks: JwtKeys["jwks"];
 try {
   const raw = Deno.env.get("SUPABASE_JWKS");
   if (raw) jwks = JSON.parse(raw);
 } catch {
   jwks = undefined; // the functions report the malformed SUPABASE_JWKS themselves (config.ts)
 }
-const keys = { jwtSecret: Deno.env.get("SUPABASE_JWT_SECRET") || undefined, jwks };
+const keys: JwtKeys = {
+  jwtSecret: Deno.env.get("SUPABASE_JWT_SECRET") || Deno.env.get("CALENDAR_JWT_SECRET") || undefined,
+  jwks,
+  supabaseUrl: (Deno.env.get("SUPABASE_URL") ?? "").replace(/\/$/, ""),
+};
 
 function gatewayAnswer(status: number, code: number | string, message: string): Response {
   return new Response(JSON.stringify({ code, message }), {

@@ -25,12 +25,15 @@ export type Caller =
   | { kind: "user"; userId: string; claims: SupabaseClaims }
   | { kind: "service"; claims: SupabaseClaims };
 
+/** What JWT verification needs of the configuration: the legacy secret, an inline JWKS, or the project URL. */
+export type JwtKeys = Pick<Config, "jwtSecret" | "jwks" | "supabaseUrl">;
+
 let remoteJwks: ReturnType<typeof jose.createRemoteJWKSet> | undefined;
 let remoteJwksUrl: string | undefined;
 let localJwks: ReturnType<typeof jose.createLocalJWKSet> | undefined;
 let localJwksSource: unknown;
 
-function keySetFor(config: Config) {
+function keySetFor(config: JwtKeys) {
   if (config.jwks) {
     if (localJwksSource !== config.jwks) {
       localJwks = jose.createLocalJWKSet(config.jwks as unknown as jose.JSONWebKeySet);
@@ -60,7 +63,7 @@ export function bearerToken(req: Request): string {
  * Verify a Supabase JWT and return its claims.
  * @throws HttpError 401 `invalid_token` for a bad signature, an expired token or an unknown algorithm.
  */
-export async function verifyJwt(token: string, config: Config): Promise<SupabaseClaims> {
+export async function verifyJwt(token: string, config: JwtKeys): Promise<SupabaseClaims> {
   let alg: string | undefined;
   try {
     alg = jose.decodeProtectedHeader(token).alg;
