@@ -7,6 +7,7 @@
  * issuer, or without `exp`, are 401.
  */
 import assert from "node:assert/strict";
+import { createClient, FunctionsHttpError } from "@supabase/supabase-js";
 import * as jose from "jose";
 import { eventIdFor } from "../../supabase/functions/_shared/providers/google/event-id.ts";
 import { assertEnvelope, json } from "../support/assertions.ts";
@@ -94,6 +95,24 @@ Deno.test("secret API keys: every server-side caller, every header form, through
         }
       },
     );
+
+    await t.step("supabase-js createClient(url, secret key) invokes the server-side functions", async () => {
+      const baseUrl = stack.functionsUrl.replace(/\/functions\/v1$/, "");
+      const options = { auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false } };
+      const server = createClient(baseUrl, SECRET_KEY, options);
+      const worker = await server.functions.invoke("calendar-sync-worker", { body: {} });
+      assert.equal(worker.error, null, String(worker.error));
+      assert.equal(typeof worker.data.claimed, "number");
+      const busy = await server.functions.invoke("calendar-get-availability", { body: window });
+      assert.equal(busy.error, null, String(busy.error));
+      assert.ok(Array.isArray(busy.data.busy));
+      // The same call with the publishable key (what a browser holds) is refused.
+      const browser = createClient(baseUrl, PUBLISHABLE_KEY, options);
+      const refused = await browser.functions.invoke("calendar-get-availability", { body: window });
+      assert.ok(refused.error instanceof FunctionsHttpError);
+      assert.equal(refused.error.context.status, 403);
+      await refused.error.context.body?.cancel();
+    });
 
     await t.step(
       "a wrong secret key is 401 in either header; a right apikey does not rescue a wrong bearer",
