@@ -48,6 +48,12 @@ const envSchema = z.object({
    */
   SUPABASE_SECRET_KEYS: z.string().optional(),
   /**
+   * Inline JWKS, as hosted Supabase injects it (a JSON array of JWKs) or as a key set ({"keys": [...]}).
+   * Read by {@link parseJwksEnv}: when unset, empty or unusable the JWKS is fetched from
+   * SUPABASE_URL/auth/v1/.well-known/jwks.json (empty or unusable also logs one warning).
+   */
+  SUPABASE_JWKS: z.string().optional(),
+  /**
    * Audiences a user access token may carry (`aud`), comma-separated. Supabase Auth issues
    * "authenticated" unless the project's JWT audience was changed.
    */
@@ -206,7 +212,6 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
   const input = { ...env };
   // Read before empty values are dropped below: an empty SUPABASE_JWKS is reported, not ignored.
   const jwksEnv = parseJwksEnv(env.SUPABASE_JWKS);
-  delete input.SUPABASE_JWKS;
   // Supabase injects SUPABASE_DB_URL; the local stack and CI use DATABASE_URL.
   input.SUPABASE_DB_URL ??= env.DATABASE_URL;
   for (const key of Object.keys(input)) if (input[key] === "") delete input[key];
