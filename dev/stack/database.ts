@@ -212,10 +212,12 @@ export async function migrationFiles(): Promise<MigrationFile[]> {
  * `supabase_migrations.schema_migrations (version, name, statements)` as the Supabase CLI does
  * (statements holds the file's text as one element); versions already recorded are skipped.
  * Concurrent callers on one database serialise on an advisory lock.
+ * @param opts.before apply only versions lower than this one (to rehearse an upgrade: a database as
+ *   an earlier release left it, then the rest).
  * @returns the versions applied by this call (empty when up to date).
  * @throws Error naming the failing file; that file's changes are rolled back.
  */
-export async function applyMigrations(url: string): Promise<string[]> {
+export async function applyMigrations(url: string, opts: { before?: string } = {}): Promise<string[]> {
   const sql = connect(url);
   const applied: string[] = [];
   try {
@@ -227,6 +229,7 @@ export async function applyMigrations(url: string): Promise<string[]> {
       if (!RACE_CODES.has((err as { code?: string }).code ?? "")) throw err;
     });
     for (const file of await migrationFiles()) {
+      if (opts.before !== undefined && file.version >= opts.before) break;
       const text = await Deno.readTextFile(file.path);
       const done = await sql.begin(async (tx) => {
         await tx`select pg_advisory_xact_lock(hashtext('calendar-sync migrations'))`;

@@ -12,6 +12,8 @@
  *   sync-appointment or disconnect. The migrations leave the app's grants, RLS, policies and
  *   constraints exactly as they were.
  * - On the host tables this project creates, the composite foreign key refuses the inserts.
+ * - Upgrading a database where an earlier release already queued (and wrote) such an appointment
+ *   for B: the migration hands the row to B's tenant as a delete, and the worker removes the event.
  *
  * "0 provider calls" is measured without timing: the sandbox's call counters for one ordinary
  * appointment of tenant A, synced by the same worker, are the same with and without the attack
@@ -23,6 +25,7 @@ import postgres from "postgres";
 import { eventIdFor } from "../../supabase/functions/_shared/providers/google/event-id.ts";
 import { assertEnvelope } from "../support/assertions.ts";
 import { waitFor } from "../support/poll.ts";
+import { applyMigrations } from "../../dev/stack/database.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
 import { spawnWorker, type WorkerProcess } from "../support/workers.ts";
 
@@ -174,6 +177,11 @@ Deno.test("attack: tenant A names tenant B's staff on appointments in an app's o
           await syncAlice();
         });
         assert.deepEqual(calls, yardstick, "the attack added no provider call to one ordinary sync");
+        const { recent } = await stack.sandbox.admin<{ recent: { email?: string }[] }>(
+          "GET",
+          "/_admin/calls",
+        );
+        assert.equal(recent.filter((c) => c.email === bob.email).length, 0, "no call for B's account");
         assert.deepEqual(
           await stack.sandbox.events(bob.email, bob.email, true),
           [],
@@ -332,6 +340,80 @@ Deno.test("attack: on the host tables this project creates, the composite key re
     assert.equal((await stack.sandbox.calls()).total, 0, "no provider call");
     assert.deepEqual(await stack.sandbox.events(bob.email, bob.email, true), []);
   } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("upgrade: a row an earlier release queued across tenants goes back to B and its event is deleted", async () => {
+  const id = () => crypto.randomUUID();
+  const tenantA = id(), tenantB = id(), bobUser = id(), bobStaff = id(), mallory = id(), appointment = id();
+  const bobEmail = `bob-${id().slice(0, 8)}@example.com`;
+  const times = slot(1, 10);
+  const stack = await startTestStack({
+    beforeMigrations: async (url) => {
+      // The database as the release before the tenant-isolation migration left it, after the attack.
+      await applyMigrations(url, { before: "20261129000200" });
+      const sql = postgres(url, { max: 1, onnotice: () => {} });
+      try {
+        await sql`insert into public.tenants (id, name) values (${tenantA}, 'Clinic A'), (${tenantB}, 'Clinic B')`;
+        await sql`insert into auth.users (id, email) values (${bobUser}, ${bobEmail})`;
+        await sql`insert into public.staff (id, tenant_id, profile_id, email) values
+          (${bobStaff}, ${tenantB}, ${bobUser}, ${bobEmail}), (${mallory}, ${tenantA}, null, null)`;
+        await sql`insert into public.staff_calendar_connections (tenant_id, staff_id, refresh_token_encrypted)
+          values (${tenantB}, ${bobStaff}, 'v1.k1.old.old')`;
+        await sql`insert into public.appointments (id, tenant_id, staff_id, starts_at, ends_at)
+          values (${appointment}, ${tenantA}, ${bobStaff}, ${times.startsAt}, ${times.endsAt})`;
+        // What the earlier worker recorded after writing the event onto B's calendar.
+        const updated =
+          await sql`update public.calendar_sync_log set sync_status = 'synced', desired_action = null,
+            pending_since = null, next_attempt_at = null, google_event_id = ${eventIdFor(appointment)},
+            google_calendar_id = ${bobEmail}
+          where appointment_key = ${appointment} and staff_id = ${bobStaff} and tenant_id = ${tenantA}`;
+        assert.equal(updated.count, 1, "the earlier release queued the appointment for B under tenant A");
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    },
+  });
+  let worker: WorkerProcess | undefined;
+  try {
+    const [row] = await stack.sql`
+      select tenant_id, sync_status, desired_action from public.calendar_sync_log where appointment_key = ${appointment}`;
+    assert.deepEqual({ ...row }, { tenant_id: tenantB, sync_status: "pending", desired_action: "delete" });
+    const [fk] = await stack.sql`
+      select convalidated from pg_constraint where conname = 'appointments_tenant_id_staff_id_fkey'`;
+    assert.equal(fk?.convalidated, false, "the key is added, checking new rows, without failing the deploy");
+
+    await stack.sandbox.admin("POST", "/_admin/accounts", { email: bobEmail });
+    await stack.sandbox.admin(
+      "POST",
+      `/_admin/accounts/${encodeURIComponent(bobEmail)}/calendars/${encodeURIComponent(bobEmail)}/events`,
+      { id: eventIdFor(appointment), start: times.startsAt, end: times.endsAt, summary: "ValorWell" },
+    );
+    assert.equal((await stack.sandbox.events(bobEmail)).length, 1, "the intruding event is on B's calendar");
+    const bob: TestStaff = {
+      id: bobStaff,
+      tenantId: tenantB,
+      profileId: bobUser,
+      email: bobEmail,
+      jwt: await stack.userJwt(bobUser, { email: bobEmail }),
+    };
+    assert.match((await stack.connect(bob)).location, /calendar_status=connected/);
+    worker = await spawnWorker({ env: stack.env, name: "upgrade", extra: { WORKER_IDLE_MS: "20" } });
+    const after = await waitFor(
+      "the remediated row settled",
+      async () =>
+        (await stack.sql`
+          select sync_status, google_event_id from public.calendar_sync_log where appointment_key = ${appointment}`)[
+          0
+        ],
+      (r) => r?.sync_status !== "pending",
+    );
+    assert.deepEqual({ ...after }, { sync_status: "synced", google_event_id: null });
+    const live = (await stack.sandbox.events(bobEmail)).filter((e) => e.status !== "cancelled");
+    assert.deepEqual(live, [], "the intruding event is gone from B's calendar");
+  } finally {
+    await worker?.stop();
     await stack.close();
   }
 });
