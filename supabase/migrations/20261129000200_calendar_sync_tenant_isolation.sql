@@ -85,6 +85,18 @@ begin
   into v_matches
   from actual;
   if not coalesce(v_matches, false) then
+    if exists (
+      select 1 from pg_policies
+      where schemaname = 'public' and tablename = 'appointments' and policyname = 'members manage tenant appointments'
+    ) then
+      -- 20261123000100 took the app's tables for its own because public.staff had no policy. Undoing
+      -- it now could lock the app out (RLS) or drop grants the app relies on, so it stays, and says so.
+      raise warning 'calendar sync: public.tenants / staff / appointments are the app''s, but 20261123000100 enabled '
+        'RLS on them and added the policies "members read own tenant", "members read tenant staff", "members '
+        'manage tenant appointments" and grants to authenticated and service_role (public.staff had no policy '
+        'then). They are left in place; review them against the app''s own access rules';
+      return;
+    end if;
     raise notice 'calendar sync: public.tenants / staff / appointments belong to the app; their grants, RLS and '
       'constraints are left as they are (see the host tables section of the docs)';
     return;

@@ -137,7 +137,6 @@ create temporary table calendar_relations on commit drop as
   select c.oid, c.relname::text as relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
   where n.nspname = 'public' and c.relkind in ('r', 'v', 'm', 'p')
     and (c.relname like 'calendar%' or c.relname = 'staff_calendar_connections');
-grant select on calendar_relations to anon, authenticated, service_role;
 select ok((select count(*) >= 4 from calendar_relations), 'the calendar tables and views are found');
 select is(
   (select array_agg(relname order by relname) from calendar_relations
