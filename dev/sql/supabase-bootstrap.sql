@@ -55,3 +55,11 @@ create or replace function auth.jwt() returns jsonb language sql stable as $$
 $$;
 
 grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;
+
+-- Supabase's default privileges: every table, view, sequence and function that the migration role
+-- creates in public is granted to the API roles (ALL on tables includes TRUNCATE, REFERENCES and
+-- TRIGGER). Migrations must therefore revoke what they do not mean to give; emulating this here
+-- keeps the tests honest about it.
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;

@@ -142,12 +142,21 @@ async function prepareDataDir(dataDir: string): Promise<void> {
 /** SQLSTATEs two bootstraps racing on one server can raise (roles are cluster-wide). */
 const RACE_CODES = new Set(["42710", "23505", "XX000", "40P01"]);
 
+/** Options of {@link prepareDatabase} and {@link createScratchDatabase}. */
+export interface PrepareOptions {
+  /**
+   * Runs after the bootstrap and before the migrations, with the database URL: for tests that need
+   * what an app already has when it installs calendar sync (its own host tables, grants, policies).
+   */
+  beforeMigrations?: (url: string) => Promise<void>;
+}
+
 /**
  * Give `url`'s database what Supabase provides (bootstrap, only when `auth.uid()` or one of the
- * API roles is missing), then apply pending migrations.
+ * API roles is missing), run `opts.beforeMigrations`, then apply pending migrations.
  * @throws the PostgreSQL error of the failing file, with the file name in the message.
  */
-export async function prepareDatabase(url: string): Promise<void> {
+export async function prepareDatabase(url: string, opts: PrepareOptions = {}): Promise<void> {
   const sql = connect(url);
   try {
     for (let attempt = 1;; attempt++) {
@@ -167,6 +176,7 @@ export async function prepareDatabase(url: string): Promise<void> {
   } finally {
     await sql.end({ timeout: 5 });
   }
+  await opts.beforeMigrations?.(url);
   await applyMigrations(url);
 }
 
@@ -202,10 +212,12 @@ export async function migrationFiles(): Promise<MigrationFile[]> {
  * `supabase_migrations.schema_migrations (version, name, statements)` as the Supabase CLI does
  * (statements holds the file's text as one element); versions already recorded are skipped.
  * Concurrent callers on one database serialise on an advisory lock.
+ * @param opts.before apply only versions lower than this one (to rehearse an upgrade: a database as
+ *   an earlier release left it, then the rest).
  * @returns the versions applied by this call (empty when up to date).
  * @throws Error naming the failing file; that file's changes are rolled back.
  */
-export async function applyMigrations(url: string): Promise<string[]> {
+export async function applyMigrations(url: string, opts: { before?: string } = {}): Promise<string[]> {
   const sql = connect(url);
   const applied: string[] = [];
   try {
@@ -217,6 +229,7 @@ export async function applyMigrations(url: string): Promise<string[]> {
       if (!RACE_CODES.has((err as { code?: string }).code ?? "")) throw err;
     });
     for (const file of await migrationFiles()) {
+      if (opts.before !== undefined && file.version >= opts.before) break;
       const text = await Deno.readTextFile(file.path);
       const done = await sql.begin(async (tx) => {
         await tx`select pg_advisory_xact_lock(hashtext('calendar-sync migrations'))`;
@@ -252,7 +265,7 @@ function databaseUrl(server: string, name: string): string {
 /**
  * A new, uniquely named database (`cs_<prefix>_<random>`) on the server of
  * TEST_DATABASE_URL ?? DATABASE_URL ?? postgres://postgres@127.0.0.1:5432/postgres, prepared
- * (bootstrap where missing + migrations).
+ * (bootstrap where missing + `opts.beforeMigrations` + migrations).
  * @param prefix letters, digits and underscores (others are replaced by `_`), at most 30 kept.
  * @returns its `url` and `drop()`, which drops exactly this database `WITH (FORCE)` (connections
  *   still open are terminated); calling it twice is harmless.
@@ -260,6 +273,7 @@ function databaseUrl(server: string, name: string): string {
  */
 export async function createScratchDatabase(
   prefix: string,
+  opts: PrepareOptions = {},
 ): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const server = Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL") || DEFAULT_SERVER_URL;
   const clean = prefix.toLowerCase().replace(/[^a-z0-9_]/g, "_").replace(/^cs_/, "").slice(0, 30);
@@ -297,7 +311,7 @@ export async function createScratchDatabase(
   };
   const url = databaseUrl(server, name);
   try {
-    await prepareDatabase(url);
+    await prepareDatabase(url, opts);
   } catch (err) {
     await drop().catch(() => {});
     throw err;

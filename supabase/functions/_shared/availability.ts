@@ -7,7 +7,12 @@
  * empty "free" answer.
  */
 import type { Config } from "./config.ts";
-import { type ConnectionRow, requireConnection, withAccessToken } from "./connections.ts";
+import {
+  type ConnectionOwner,
+  type ConnectionRow,
+  requireConnection,
+  withAccessToken,
+} from "./connections.ts";
 import type { Sql } from "./db/client.ts";
 import { HttpError } from "./http.ts";
 import { mapProviderErrors } from "./provider-http.ts";
@@ -93,17 +98,18 @@ export function normaliseBusy(intervals: readonly BusyInterval[], window: Window
 }
 
 /**
- * The busy intervals of a staff member's selected calendar in a window.
+ * The busy intervals of a staff member's selected calendar in a window (their connection in
+ * `owner.tenantId`; the caller has checked that the reader may see that tenant's staff).
  * @throws HttpError 409 `not_connected` / `needs_reconnect` (connection), and the provider mapping of
  *   provider-http.ts: 409 `calendar_not_found`, 409 `insufficient_scope`, 429 `rate_limited` with
  *   Retry-After, 503 `provider_unavailable`, 502 `provider_error`.
  */
 export async function readBusy(
   deps: { sql: Sql; config: Config },
-  staffId: string,
+  owner: ConnectionOwner,
   window: Window,
 ): Promise<{ busy: BusyInterval[]; connection: ConnectionRow }> {
-  const connection = await requireConnection(deps.sql, staffId);
+  const connection = await requireConnection(deps.sql, owner);
   const busy = await mapProviderErrors(async () => {
     const provider = providerFor(connection.provider, deps.config);
     return await withAccessToken(

@@ -45,31 +45,42 @@ const COLUMNS = [
   "account_email",
 ] as const;
 
-/** The staff member's connection for a provider (any status), or null. */
+/**
+ * Whose connection: a staff member and the tenant it must belong to. Every lookup matches both, so a
+ * staff id that reached us through another tenant's data (an appointment naming a staff member of
+ * another tenant) never finds that staff member's calendar.
+ */
+export interface ConnectionOwner {
+  tenantId: string;
+  staffId: string;
+}
+
+/** The staff member's connection in the tenant, for a provider (any status), or null. */
 export async function findConnection(
   sql: Sql,
-  staffId: string,
+  owner: ConnectionOwner,
   provider?: ProviderId,
 ): Promise<ConnectionRow | null> {
   const rows = await sql<ConnectionRow[]>`
     select ${sql(COLUMNS as unknown as string[])} from public.staff_calendar_connections
-    where staff_id = ${staffId} ${provider ? sql`and provider = ${provider}` : sql``}
+    where tenant_id = ${owner.tenantId} and staff_id = ${owner.staffId}
+      ${provider ? sql`and provider = ${provider}` : sql``}
     order by (connection_status = 'connected') desc, updated_at desc
     limit 1`;
   return rows[0] ?? null;
 }
 
 /**
- * The staff member's usable connection.
+ * The staff member's usable connection in the tenant.
  * @throws HttpError 409 `not_connected` when there is none (or it was disconnected), 409
  *   `needs_reconnect` when the grant was revoked or lacks a scope.
  */
 export async function requireConnection(
   sql: Sql,
-  staffId: string,
+  owner: ConnectionOwner,
   provider?: ProviderId,
 ): Promise<ConnectionRow> {
-  const conn = await findConnection(sql, staffId, provider);
+  const conn = await findConnection(sql, owner, provider);
   if (!conn || conn.connection_status === "disconnected" || !conn.refresh_token_encrypted) {
     throw new HttpError(409, "not_connected", "this staff member has not connected a calendar");
   }

@@ -24,7 +24,7 @@
 import { z } from "zod";
 import { authenticateUser } from "../auth.ts";
 import type { Config } from "../config.ts";
-import type { ConnectionRow } from "../connections.ts";
+import type { ConnectionOwner, ConnectionRow } from "../connections.ts";
 import { connectionTokenBinding, decryptToken } from "../crypto.ts";
 import { getSql, type Sql } from "../db/client.ts";
 import { HttpError, json, type RequestContext, requireMethod } from "../http.ts";
@@ -80,18 +80,18 @@ async function revokeGrant(config: Config, row: LockedRow, log: RequestContext["
 }
 
 /**
- * Disconnect every active connection of a staff member.
+ * Disconnect every active connection of a staff member in their tenant.
  * @returns how many connections were disconnected and whether every grant was revoked.
  */
 export async function disconnectStaff(
   sql: Sql,
   config: Config,
-  staffId: string,
+  owner: ConnectionOwner,
   log: RequestContext["log"],
 ): Promise<{ disconnected: number; revoked: boolean }> {
   const ids = await sql<{ id: string }[]>`
     select id from public.staff_calendar_connections
-    where staff_id = ${staffId} and connection_status <> 'disconnected'`;
+    where tenant_id = ${owner.tenantId} and staff_id = ${owner.staffId} and connection_status <> 'disconnected'`;
   let disconnected = 0;
   let revoked = true;
   for (const { id } of ids) {
@@ -111,7 +111,7 @@ export async function disconnectStaff(
       // lease); dropping it would let a quick reconnect queue a second row for the same event while
       // that call is in flight. The reconnect's backfill reconciles whatever stays.
       const mappings = await tx`delete from public.calendar_sync_log
-        where staff_id = ${row.staff_id} and provider = ${row.provider}
+        where tenant_id = ${row.tenant_id} and staff_id = ${row.staff_id} and provider = ${row.provider}
           and (lease_expires_at is null or lease_expires_at <= now())`;
       log("calendar_disconnected", {
         connection_id: id,
@@ -136,7 +136,12 @@ export const disconnect: FunctionHandler = async (req, ctx) => {
   const input = await readQueryOrJson(req, inputSchema);
   const sql = getSql(config);
   const staff = await authorizeStaffManage(sql, caller, input.staff_id);
-  const result = await disconnectStaff(sql, config, staff.id, ctx.log);
+  const result = await disconnectStaff(
+    sql,
+    config,
+    { tenantId: staff.tenant_id, staffId: staff.id },
+    ctx.log,
+  );
   if (result.disconnected === 0) {
     throw new HttpError(409, "not_connected", "this staff member has no calendar connected");
   }

@@ -42,7 +42,7 @@ export const listCalendars: FunctionHandler = async (req, ctx) => {
   await readQueryOrJson(req, z.strictObject({}));
   const sql = getSql(config);
   const staff = await requireOwnStaff(sql, caller.userId);
-  const connection = await requireConnection(sql, staff.id);
+  const connection = await requireConnection(sql, { tenantId: staff.tenant_id, staffId: staff.id });
   const calendars = await mapProviderErrors(async () => {
     const provider = providerFor(connection.provider, config);
     return await withAccessToken(

@@ -28,7 +28,9 @@
  * - 409 `not_connected` (no connected calendar), `needs_reconnect` (grant revoked; the row waits
  *   parked and resumes after the reconnect), `insufficient_scope`, `calendar_not_found`,
  *   `action_conflicts_with_state`;
- * - 422 `invalid_appointment` (ends before it starts), `appointment_has_no_staff`;
+ * - 422 `invalid_appointment` (ends before it starts), `appointment_has_no_staff`,
+ *   `staff_not_in_tenant` (the appointment names a staff member of another tenant, or none that
+ *   exists: it never reaches any calendar, and nothing is queued or called);
  * - 502 `provider_error` (the provider refused the request); a row that ran out of attempts is
  *   `failed` and answers the status of its last error (429, 503 or 502).
  * Errors before any work: 400 `invalid_json` / `invalid_request`, 401 `missing_authorization` /
@@ -44,7 +46,12 @@ import { DEFAULT_RETRY_AFTER_SECONDS } from "../provider-http.ts";
 import { NO_STORE } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";
 import { staffForUser } from "../staff.ts";
-import { findAppointmentTarget, type RowResult, syncAppointmentNow } from "../sync/appointment.ts";
+import {
+  type AppointmentTarget,
+  findAppointmentTarget,
+  type RowResult,
+  syncAppointmentNow,
+} from "../sync/appointment.ts";
 import { getWorkerOptions } from "../sync/options.ts";
 import { cachedProviders } from "../sync/worker.ts";
 
@@ -104,6 +111,13 @@ export const syncAppointment: FunctionHandler = async (req, ctx) => {
       throw new HttpError(403, "forbidden_tenant", "this appointment belongs to another tenant");
     }
   }
+  if (!target.staffInTenant) {
+    throw new HttpError(
+      422,
+      "staff_not_in_tenant",
+      "the appointment's staff_id is not a staff member of the appointment's tenant, so it is never synced to a calendar; fix staff_id or tenant_id",
+    );
+  }
   if (input.action === "delete" && target.wantsEvent) {
     throw new HttpError(
       409,
@@ -121,7 +135,7 @@ export const syncAppointment: FunctionHandler = async (req, ctx) => {
     );
   }
   if (target.wantsEvent) {
-    const conn = await findConnection(sql, target.staffId!);
+    const conn = await findConnection(sql, { tenantId: target.tenantId, staffId: target.staffId! });
     if (!conn || conn.connection_status === "disconnected" || !conn.refresh_token_encrypted) {
       throw new HttpError(
         409,
@@ -145,12 +159,16 @@ export const syncAppointment: FunctionHandler = async (req, ctx) => {
     );
   }
 
-  const results = await syncAppointmentNow({
-    sql,
-    config,
-    options: getWorkerOptions(),
-    provider: cachedProviders(config),
-  }, appointmentId);
+  const results = await syncAppointmentNow(
+    {
+      sql,
+      config,
+      options: getWorkerOptions(),
+      provider: cachedProviders(config),
+    },
+    appointmentId,
+    target.tenantId,
+  );
   const primary = pickPrimary(results, target.wantsEvent ? target.staffId : null) ??
     results[0];
   if (!primary) {
@@ -161,7 +179,7 @@ export const syncAppointment: FunctionHandler = async (req, ctx) => {
     rows: results.length,
     outcome: primary.outcome?.status ?? "held",
   });
-  return await respond(sql, appointmentId, target.wantsEvent, primary, ctx.requestId);
+  return await respond(sql, target, primary, ctx.requestId);
 };
 
 /** The row the answer is about: the current staff member's, else the one that held an event. */
@@ -188,11 +206,11 @@ function answer(
 
 async function respond(
   sql: ReturnType<typeof getSql>,
-  appointmentId: string,
-  wantsEvent: boolean,
+  target: AppointmentTarget,
   primary: RowResult,
   requestId: string,
 ): Promise<Response> {
+  const { appointmentId, wantsEvent } = target;
   const outcome = primary.outcome;
   const [row] = await sql<{ google_event_id: string | null; google_calendar_id: string | null }[]>`
     select google_event_id, google_calendar_id from public.calendar_sync_log where id = ${primary.rowId}`;
@@ -200,7 +218,7 @@ async function respond(
   const calendarId = row?.google_calendar_id ?? null;
   const fallbackAction: Action = wantsEvent ? (eventId ? "update" : "create") : "delete";
   if (outcome === null) {
-    const conn = await findConnection(sql, primary.staffId);
+    const conn = await findConnection(sql, { tenantId: target.tenantId, staffId: primary.staffId });
     if (conn?.connection_status === "needs_reconnect") {
       const body = withError(answer(appointmentId, fallbackAction, "pending", eventId, calendarId), {
         code: "needs_reconnect",

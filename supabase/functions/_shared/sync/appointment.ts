@@ -13,27 +13,38 @@ import { processRows } from "./worker.ts";
 /** The appointment as the caller's checks need it; null fields when it was hard-deleted. */
 export interface AppointmentTarget {
   appointmentId: string;
+  /** The appointment's tenant (after a hard delete: the tenant of its newest sync row). */
   tenantId: string;
   /** Present while the appointment row exists. */
   exists: boolean;
   staffId: string | null;
-  /** True when the appointment exists, has a staff member and its status wants an event. */
+  /** False when the appointment names a staff member who is not staff of its tenant (or no staff
+   * row at all): such an appointment never reaches any calendar. True when it names none. */
+  staffInTenant: boolean;
+  /** True when the appointment exists, has a staff member of its tenant and its status wants an event. */
   wantsEvent: boolean;
-  /** calendar_sync_log rows of this appointment (any staff member), before queuing. */
+  /** calendar_sync_log rows of this appointment in `tenantId` (any staff member), before queuing. */
   rows: { id: string; staff_id: string; provider: ProviderId; google_event_id: string | null }[];
 }
 
 /**
- * Look up an appointment and its sync rows. A hard-deleted appointment is still found through its
- * rows (appointment_key), so "delete" after deleting the row works as the seed contract expects.
+ * Look up an appointment and its sync rows in its tenant. A hard-deleted appointment is still found
+ * through its rows (appointment_key), so "delete" after deleting the row works as the seed contract
+ * expects. Rows of other tenants are never part of the target.
  * @returns null when neither the appointment nor any row of it exists.
  */
 export async function findAppointmentTarget(
   sql: Sql,
   appointmentId: string,
 ): Promise<AppointmentTarget | null> {
-  const [appointment] = await sql<{ tenant_id: string; staff_id: string | null; wants_event: boolean }[]>`
-    select a.tenant_id, a.staff_id, calendar_private.appointment_wants_event(a.status) as wants_event
+  const [appointment] = await sql<
+    { tenant_id: string; staff_id: string | null; staff_in_tenant: boolean; wants_event: boolean }[]
+  >`
+    select a.tenant_id, a.staff_id,
+      (a.staff_id is null or exists (
+        select 1 from public.staff s where s.id = a.staff_id and s.tenant_id = a.tenant_id
+      )) as staff_in_tenant,
+      calendar_private.appointment_wants_event(a.status) as wants_event
     from public.appointments a where a.id = ${appointmentId}`;
   const rows = await sql<
     {
@@ -46,15 +57,18 @@ export async function findAppointmentTarget(
   >`
     select id, tenant_id, staff_id, provider, google_event_id from public.calendar_sync_log
     where appointment_key = ${appointmentId}
-    order by updated_at desc`;
+    order by updated_at desc, id`;
   if (!appointment && rows.length === 0) return null;
+  const tenantId = appointment?.tenant_id ?? rows[0].tenant_id;
   return {
     appointmentId,
-    tenantId: appointment?.tenant_id ?? rows[0].tenant_id,
+    tenantId,
     exists: !!appointment,
     staffId: appointment?.staff_id ?? null,
-    wantsEvent: !!appointment && appointment.staff_id !== null && appointment.wants_event,
-    rows: rows.map(({ id, staff_id, provider, google_event_id }) => ({
+    staffInTenant: appointment?.staff_in_tenant ?? true,
+    wantsEvent: !!appointment && appointment.staff_id !== null && appointment.staff_in_tenant &&
+      appointment.wants_event,
+    rows: rows.filter((r) => r.tenant_id === tenantId).map(({ id, staff_id, provider, google_event_id }) => ({
       id,
       staff_id,
       provider,
@@ -72,18 +86,21 @@ export interface RowResult {
 }
 
 /**
- * Queue the appointment's rows (forced: even rows that look done) and process them now.
- * Rows of staff members whose connection is not `connected` are queued (parked) but not processed.
- * @returns one result per row of the appointment after queuing.
+ * Queue the appointment's rows (forced: even rows that look done) and process those of `tenantId`
+ * now (the appointment's tenant, {@link AppointmentTarget.tenantId}). Rows of staff members whose
+ * connection is not `connected` are queued (parked) but not processed.
+ * @returns one result per row of the appointment in the tenant after queuing.
  */
 export async function syncAppointmentNow(
   deps: ProcessDeps & { owner?: string },
   appointmentId: string,
+  tenantId: string,
 ): Promise<RowResult[]> {
   const { sql } = deps;
   await sql`select calendar_private.enqueue_appointment(${appointmentId}::uuid)`;
   const rows = await sql<{ id: string; staff_id: string }[]>`
-    select id, staff_id from public.calendar_sync_log where appointment_key = ${appointmentId}`;
+    select id, staff_id from public.calendar_sync_log
+    where appointment_key = ${appointmentId} and tenant_id = ${tenantId}`;
   const claimed = await claimRows(sql, {
     owner: deps.owner ?? `appointment:${crypto.randomUUID()}`,
     limit: rows.length,

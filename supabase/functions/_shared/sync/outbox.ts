@@ -1,10 +1,12 @@
 /**
  * The outbox's SQL: claiming rows with a lease, and recording each outcome. The trigger, the
- * backfill and the enqueue function live in the migration 20261123000200_calendar_sync_outbox.sql.
+ * backfill and the enqueue function live in the migrations (20261123000200_calendar_sync_outbox.sql,
+ * with the tenant matching of 20261129000200_calendar_sync_tenant_isolation.sql).
  *
  * Claims use `FOR UPDATE SKIP LOCKED` and a lease (`lease_owner`, `lease_expires_at`), so parallel
  * workers never take the same row and a crashed worker's rows are claimable again once its lease
- * expires. Only rows whose staff member's connection is `connected` are claimed: the rest are
+ * expires. Only rows whose staff member's connection in the row's tenant is `connected` are
+ * claimed (a connection of the same staff id under another tenant never matches): the rest are
  * parked and resume by themselves after a reconnect. Every outcome is written only while the lease
  * is still ours (`lease_owner` = the claim's owner), and marks a row done only if it was not
  * re-queued since the claim (`queue_version` unchanged); otherwise it stays pending for another pass.
@@ -37,6 +39,8 @@ export interface AppointmentState {
   id: string;
   tenant_id: string;
   staff_id: string | null;
+  /** The tenant of the staff member named (null when none, or no such staff row). */
+  staff_tenant_id: string | null;
   starts_at: Date;
   ends_at: Date;
   wants_event: boolean;
@@ -78,8 +82,8 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
         -- soon as claimed and, still due, claimed again in a tight loop. They wait like parked rows.
         and exists (
           select 1 from public.staff_calendar_connections c
-          where c.staff_id = l.staff_id and c.provider = l.provider and c.connection_status = 'connected'
-            and c.refresh_token_encrypted is not null
+          where c.tenant_id = l.tenant_id and c.staff_id = l.staff_id and c.provider = l.provider
+            and c.connection_status = 'connected' and c.refresh_token_encrypted is not null
         )
       order by l.next_attempt_at, l.id
       limit ${req.limit}
@@ -100,8 +104,8 @@ export async function countDue(sql: Sql): Promise<number> {
       and (l.lease_expires_at is null or l.lease_expires_at <= now())
       and exists (
         select 1 from public.staff_calendar_connections c
-        where c.staff_id = l.staff_id and c.provider = l.provider and c.connection_status = 'connected'
-          and c.refresh_token_encrypted is not null
+        where c.tenant_id = l.tenant_id and c.staff_id = l.staff_id and c.provider = l.provider
+          and c.connection_status = 'connected' and c.refresh_token_encrypted is not null
       )`;
   return row.n;
 }
@@ -113,7 +117,7 @@ export async function loadAppointment(
 ): Promise<AppointmentState | null> {
   if (!appointmentId) return null;
   const [row] = await sql<AppointmentState[]>`
-    select a.id, a.tenant_id, a.staff_id, a.starts_at, a.ends_at,
+    select a.id, a.tenant_id, a.staff_id, s.tenant_id as staff_tenant_id, a.starts_at, a.ends_at,
       calendar_private.appointment_wants_event(a.status) as wants_event,
       s.time_zone
     from public.appointments a

@@ -5,9 +5,10 @@
  * appointment's rows).
  *
  * The appointment's current state decides, not the queued `desired_action`: the event should exist
- * iff the appointment exists, is assigned to this row's staff member and its status wants an event
- * (`calendar_private.appointment_wants_event`). So a row re-queued many times, or processed late,
- * still converges to the latest state.
+ * iff the appointment exists, is assigned to this row's staff member, appointment, staff member and
+ * row share one tenant, and its status wants an event (`calendar_private.appointment_wants_event`).
+ * So a row re-queued many times, or processed late, still converges to the latest state, and the
+ * connection used is always the one of the row's tenant.
  *
  * - upsert: events carry start, end, the configured title and the staff member's zone only. When
  *   the row's event sits on another calendar than the one now selected, it is deleted there first
@@ -73,7 +74,7 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
   let conn: ConnectionRow | null = null;
   let calendarId: string | null = row.google_calendar_id;
   try {
-    conn = await findConnection(sql, row.staff_id, row.provider);
+    conn = await findConnection(sql, { tenantId: row.tenant_id, staffId: row.staff_id }, row.provider);
     if (!conn || conn.connection_status !== "connected" || !conn.refresh_token_encrypted) {
       // Disconnected or needs reconnect since the claim: wait for a reconnect, no attempt used.
       const code = conn?.connection_status === "needs_reconnect" ? "needs_reconnect" : "not_connected";
@@ -84,7 +85,11 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
       return { status: "parked", action, code, message };
     }
     const appointment = await loadAppointment(sql, row.appointment_id);
-    const wanted = appointment !== null && appointment.staff_id === row.staff_id && appointment.wants_event;
+    // The event exists only while appointment, staff member and row share one tenant: an appointment
+    // naming a staff member of another tenant never reaches that staff member's calendar.
+    const wanted = appointment !== null && appointment.staff_id === row.staff_id &&
+      appointment.tenant_id === row.tenant_id && appointment.staff_tenant_id === row.tenant_id &&
+      appointment.wants_event;
     action = wanted ? "upsert" : "delete";
     const provider = deps.provider(row.provider);
     let result: SuccessRecord;
