@@ -1,6 +1,6 @@
 /**
  * Classification of every Google failure into a {@link ProviderError}, in one place
- * (ARCHITECTURE.md decision 6): Calendar API answers (status + Google's error envelope, provider-apis.md
+ * (docs/decisions.md decision 6): Calendar API answers (status + Google's error envelope, docs/providers/google.md
  * A2.1), OAuth token/revocation errors (RFC 6749 JSON, A1.4), and transport failures.
  *
  * Messages name the operation, the HTTP status and Google's reason code and message; they never
