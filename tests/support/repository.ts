@@ -50,17 +50,24 @@ export interface OutsideMention {
 }
 
 /**
- * Absolute paths a script may legitimately use: the Debian PostgreSQL layout `.ci/run` and the stack
- * helpers work with, and the system temporary directory. Prefixes, matched on whole path segments.
+ * Absolute paths a script may legitimately use: the Debian layout of PostgreSQL and pgbouncer that
+ * `.ci/run` and the test helpers work with, system binaries, and the system temporary directory.
+ * Prefixes, matched on whole path segments.
  */
 export const ALLOWED_ABSOLUTE_PREFIXES: readonly string[] = [
   "/etc/postgresql",
+  "/etc/pgbouncer",
   "/usr/lib/postgresql",
   "/usr/share/postgresql",
+  "/usr/include/postgresql",
   "/var/run/postgresql",
+  "/var/run/pgbouncer",
   "/var/log/postgresql",
+  "/var/log/pgbouncer",
   "/var/lib/postgresql",
-  "/usr/bin/env",
+  "/usr/bin",
+  "/usr/sbin",
+  "/usr/local/bin",
   "/tmp",
 ];
 
@@ -115,6 +122,14 @@ function withinSegments(path: string, prefix: string): boolean {
   return path === prefix || path.startsWith(prefix.endsWith("/") ? prefix : `${prefix}/`);
 }
 
+/** Whether `path`, written in `file`, is one of {@link ALLOWED_ESCAPES}, as written or as resolved. */
+function allowedEscape(file: string, path: string): boolean {
+  const resolved = normalize(posix.join(dirname(file), path));
+  return ALLOWED_ESCAPES.some((a) =>
+    a.file === file && (withinSegments(path, a.prefix) || withinSegments(resolved, a.prefix))
+  );
+}
+
 /**
  * Every mention in `text` (the content of repository file `file`) of a path outside the repository:
  * an absolute path into a machine directory (work, root, a user's home, a Windows user directory ...)
@@ -141,7 +156,7 @@ export function outsideMentions(file: string, text: string, files: readonly stri
   }
   for (const m of text.matchAll(CLIMBING)) {
     const path = m[0].replace(/[.:]+$/, "");
-    if (ALLOWED_ESCAPES.some((a) => a.file === file && withinSegments(path, a.prefix))) continue;
+    if (allowedEscape(file, path)) continue;
     const resolved = normalize(posix.join(dirname(file), path));
     if (resolved.startsWith("..")) {
       found.push({ line: lineOf(text, m.index), path, why: "climbs out of the repository" });
@@ -157,6 +172,7 @@ export function outsideMentions(file: string, text: string, files: readonly stri
     const path = m[1];
     const fromFile = normalize(posix.join(dirname(file), path));
     if (exists(path) || exists(fromFile) || (!path.includes("/") && basenames.has(path))) continue;
+    if (allowedEscape(file, path)) continue;
     found.push({ line: lineOf(text, m.index), path, why: "names a document that is not in the repository" });
   }
   return found;

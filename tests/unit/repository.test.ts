@@ -51,6 +51,7 @@ Deno.test("outside paths: relative paths that leave the repository are found, wi
   assert.deepEqual(paths("dev/start.ts", `const v = "${up(1, "shared/vendor/pg_net")}";`), [
     up(1, "shared/vendor/pg_net"),
   ]);
+  assert.deepEqual(paths(".ci/run", `cp -r ${up(1, "shared/other")} .`), [up(1, "shared/other")]);
   assert.deepEqual(paths("README.md", `cd "$HOME/${up(1, "elsewhere")}"`), [up(1, "elsewhere")]);
 });
 
@@ -73,6 +74,14 @@ Deno.test("outside paths: paths inside the repository, system paths and URLs are
       `${abs("var", "run", "postgresql")} ${abs("tmp", "x.log")} #!${abs("usr", "bin", "env")} bash`,
     ],
     [".ci/run", `build "${up(1, "shared/vendor/pg_net")}"`],
+    [
+      ".ci/run",
+      `VENDOR="$(dirname "$0")/${up(2, "shared/vendor")}" # see ${up(1, "shared/vendor/" + md("BUILD"))}`,
+    ],
+    [
+      ".ci/run",
+      `pg_config: ${abs("usr", "include", "postgresql", "15", "server")} ${abs("etc", "pgbouncer", "x.ini")}`,
+    ],
     ["README.md", "https://example.com/home/alice/x and http://127.0.0.1:54321/functions/v1/x"],
     [
       "README.md",
