@@ -9,20 +9,23 @@ export const ROOT = new URL("../../", import.meta.url);
 
 /**
  * The repository's files as root-relative POSIX paths, sorted: what `git ls-files` tracks plus new
- * files git does not ignore, minus files deleted from the working tree.
- * @throws Error when git is missing or the checkout is not a git repository.
+ * files git does not ignore, minus files deleted from the working tree. Outside a git checkout (an
+ * unpacked archive) it walks the tree instead, skipping `.git` and what .gitignore names.
  */
 export function repositoryFiles(): string[] {
-  const out = new Deno.Command("git", {
-    args: ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  if (!out.success) {
-    throw new Error(`git ls-files failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  let names: string[];
+  try {
+    const out = new Deno.Command("git", {
+      args: ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    if (!out.success) throw new Error("not a git checkout");
+    names = new TextDecoder().decode(out.stdout).split("\0").filter(Boolean);
+  } catch {
+    names = walk("", ignoredBy(Deno.readTextFileSync(new URL(".gitignore", ROOT))));
   }
-  const names = new TextDecoder().decode(out.stdout).split("\0").filter(Boolean);
   return [...new Set(names)].filter((name) => {
     try {
       return Deno.statSync(new URL(name, ROOT)).isFile;
@@ -30,6 +33,28 @@ export function repositoryFiles(): string[] {
       return false;
     }
   }).sort();
+}
+
+/** A matcher for the simple .gitignore patterns this repository uses (`dir/`, `*.ext`, `path`). */
+function ignoredBy(gitignore: string): (path: string) => boolean {
+  const patterns = gitignore.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  return (path) =>
+    path === ".git" || patterns.some((p) => {
+      const bare = p.replace(/^\//, "").replace(/\/$/, "");
+      if (bare.startsWith("*.")) return path.endsWith(bare.slice(1));
+      return bare.includes("/") ? path === bare : posix.basename(path) === bare;
+    });
+}
+
+function walk(dir: string, ignored: (path: string) => boolean): string[] {
+  const files: string[] = [];
+  for (const entry of Deno.readDirSync(new URL(dir || ".", ROOT))) {
+    const path = dir ? `${dir}/${entry.name}` : entry.name;
+    if (ignored(path)) continue;
+    if (entry.isDirectory) files.push(...walk(path, ignored));
+    else if (entry.isFile) files.push(path);
+  }
+  return files;
 }
 
 /** A file's text, or undefined for a binary file (one with a NUL byte). */
