@@ -1,7 +1,7 @@
 /**
  * OAuth clients registered in the sandbox (the "Google Cloud console" of the emulator) and client
  * authentication at the token endpoint: `client_secret_post` or HTTP Basic (RFC 6749 section 2.3.1),
- * with Google's 401 `invalid_client` answers (provider-apis.md A1.4).
+ * with Google's 401 `invalid_client` answers (docs/providers/google.md A1.4).
  */
 import { OAuthError } from "./errors.ts";
 

@@ -1,7 +1,7 @@
 /**
  * Error bodies in the three shapes the sandbox speaks:
  * - Calendar v3: `{"error":{"errors":[{domain,reason,message,locationType?,location?}],"code","message","status"}}`
- *   (provider-apis.md A2.1; `status` as in google-error-401-authError-observed-2024.json);
+ *   (docs/providers/google.md A2.1; `status` as in 401-authError-unauthenticated.json of tests/fixtures);
  * - OAuth endpoints: RFC 6749 `{"error","error_description"}` (A1.4);
  * - admin API: the project's envelope `{"error":{"code","message"},"request_id"}`.
  */
@@ -137,7 +137,7 @@ export class GoogleApiError extends Error {
   }
 }
 
-/** The 401 for a missing, unknown, revoked or expired access token (google-error-401-authError-observed-2024). */
+/** The 401 for a missing, unknown, revoked or expired access token (as 401-authError-unauthenticated.json). */
 export function authError(): GoogleApiError {
   return new GoogleApiError(401, "authError", {
     topMessage:

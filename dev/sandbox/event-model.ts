@@ -1,6 +1,6 @@
 /**
  * Google Calendar event resources: request-body validation, insert/patch/update/delete semantics and
- * the resource shape Google returns (provider-apis.md A5-A8, Part E items 4-6, 8).
+ * the resource shape Google returns (docs/providers/google.md A5-A8, Part E items 4-6, 8).
  *
  * Not emulated: recurrence expansion (`recurrence` is stored and returned, never expanded into
  * instances), attendee notifications, conference data creation.

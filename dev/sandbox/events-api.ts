@@ -1,5 +1,5 @@
 /**
- * Calendar v3 events.insert/get/patch/update/delete/list (provider-apis.md A6-A9, Part E 4-7).
+ * Calendar v3 events.insert/get/patch/update/delete/list (docs/providers/google.md A6-A9, Part E 4-7).
  *
  * events.list paging uses cursors rather than offsets, so an event written or deleted between two page
  * requests never makes the list skip an unchanged event. `nextSyncToken` appears only on the last page

@@ -1,6 +1,6 @@
 /**
  * Identifier and token generators for the Google sandbox, shaped like Google's so client code that
- * checks prefixes or character sets sees realistic values (provider-apis.md A1.2, A6).
+ * checks prefixes or character sets sees realistic values (docs/providers/google.md A1.2, A6).
  */
 import { createHash } from "node:crypto";
 import { base64url as encodeBase64url } from "../../supabase/functions/_shared/encoding.ts";

@@ -1,5 +1,5 @@
 /**
- * Google's authorization endpoint (provider-apis.md A1.1) and the consent decision behind it:
+ * Google's authorization endpoint (docs/providers/google.md A1.1) and the consent decision behind it:
  * `GET /google/o/oauth2/v2/auth` validates the request like Google (client and redirect URI problems
  * are shown as an error page, never redirected) and renders the consent page; `POST .../decision`
  * turns the user's choice into the redirect back to the app with a code or `error=access_denied`.

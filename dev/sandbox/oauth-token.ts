@@ -1,5 +1,5 @@
 /**
- * Google's token and revocation endpoints (provider-apis.md A1.2-A1.5, Part E items 1-3):
+ * Google's token and revocation endpoints (docs/providers/google.md A1.2-A1.5, Part E items 1-3):
  * authorization_code with PKCE (single-use 10-minute codes), refresh_token (never rotated), and
  * revocation of a whole grant. Errors are RFC 6749 JSON `{error, error_description}`.
  */

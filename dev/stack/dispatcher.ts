@@ -1,5 +1,5 @@
 /**
- * The local stand-in for pg_net and pg_cron (ARCHITECTURE.md decision 9): it LISTENs for the
+ * The local stand-in for pg_net and pg_cron (docs/decisions.md decision 9): it LISTENs for the
  * outbox kick (`pg_notify('calendar_sync_kick', reason)`, sent by the appointment trigger, the
  * backfill, the re-queue function and the sweep) and POSTs `calendar-sync-worker`, and once per
  * sweep interval runs `calendar_private.sweep_outbox()` plus one worker run, so retries that came

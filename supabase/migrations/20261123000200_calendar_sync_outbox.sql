@@ -1,4 +1,4 @@
--- Calendar sync outbox (ARCHITECTURE.md decision 7): the trigger that marks calendar_sync_log rows
+-- Calendar sync outbox (docs/decisions.md decision 7): the trigger that marks calendar_sync_log rows
 -- pending in the same transaction as the appointment change, the kick (pg_notify always, pg_net
 -- when installed), backfill after a (re)connect, the per-staff status view and the re-queue
 -- function. The worker (supabase/functions/_shared/sync/worker.ts) claims and processes the rows.

@@ -1,5 +1,5 @@
 /**
- * The Google provider sandbox's own fidelity (dev/sandbox/CONTRACT.md, provider-apis.md Part E) where
+ * The Google provider sandbox's own fidelity (dev/sandbox/CONTRACT.md, docs/providers/google.md Part E) where
  * tests/integration/google-provider.test.ts does not reach: the consent page and its validation,
  * denial and partial consent, code and PKCE rules, refresh-token issuance, revocation, Calendar v3
  * error rules, the admin API's faults, latency, counters and concurrency report, and the state file.

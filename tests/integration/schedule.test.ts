@@ -1,5 +1,5 @@
 /**
- * The pg_cron safety net (supabase/migrations/*_schedule.sql, ARCHITECTURE.md "write" flow): in the
+ * The pg_cron safety net (supabase/migrations/*_schedule.sql, docs/architecture.md "write" flow): in the
  * database pg_cron serves (cron.database_name, `calendar_sync_cron` as .ci/run configures it), the
  * migrations schedule exactly one job `calendar-sync-worker`, every minute, running
  * `select calendar_private.sweep_outbox()`; re-applying the schedule migration keeps one job; and

@@ -1,5 +1,5 @@
 /**
- * The token envelope (ARCHITECTURE.md decision 5): AES-256-GCM with a random IV, additional data
+ * The token envelope (docs/decisions.md decision 5): AES-256-GCM with a random IV, additional data
  * binding a ciphertext to its row and field, a key id for rotation.
  */
 import assert from "node:assert/strict";

@@ -12,7 +12,6 @@ import { ProviderError } from "../../supabase/functions/_shared/providers/types.
 import { DAY_MS, parseInstant } from "../../supabase/functions/_shared/time-ranges.ts";
 import { rejectedWith } from "../support/assertions.ts";
 
-const PAYLOADS = Deno.env.get("PROVIDER_PAYLOADS_DIR") ?? "/work/shared/provider-reference/payloads";
 const BASE = "https://www.googleapis.com/calendar/v3";
 const GOOGLE: Config["google"] = {
   clientId: "id",
@@ -60,8 +59,10 @@ const googleError = (status: number, reason: string) =>
     error: { errors: [{ domain: "global", reason, message: reason }], code: status, message: reason },
   });
 
-Deno.test("listCalendars: follows nextPageToken, 250 per page, maps the reference fixture", async () => {
-  const fixture = JSON.parse(await Deno.readTextFile(`${PAYLOADS}/google-calendarlist-list.json`));
+Deno.test("listCalendars: follows nextPageToken, 250 per page, maps the calendar-list fixture", async () => {
+  const fixture = JSON.parse(
+    await Deno.readTextFile(new URL("../fixtures/google/calendar-list.json", import.meta.url)),
+  );
   const { seen, provider } = scripted((req) =>
     req.url.searchParams.get("pageToken") === "p2"
       ? json(200, { ...fixture, nextPageToken: undefined })

@@ -7,43 +7,43 @@ import {
 } from "../../supabase/functions/_shared/providers/google/errors.ts";
 import { ProviderError, type ProviderErrorKind } from "../../supabase/functions/_shared/providers/types.ts";
 
-/** The provider reference's payloads (DOC / OBSERVED provenance; see its README.md). */
-const PAYLOADS = Deno.env.get("PROVIDER_PAYLOADS_DIR") ?? "/work/shared/provider-reference/payloads";
+/** Google's error bodies, documented and observed (provenance: tests/fixtures/README.md). */
+const ERRORS = new URL("../fixtures/google/errors/", import.meta.url);
 
-/** Expected kind and reason for every google-error-*.json in the reference. */
+/** Expected kind and reason for every fixture, named `<status>-<reason>[-variant].json`. */
 const EXPECTED: Record<string, { kind: ProviderErrorKind; reason: string }> = {
-  "google-error-400-invalid-resource-id.json": { kind: "invalid", reason: "invalid" },
-  "google-error-400-syncTokenWithRequestRestrictions.json": {
+  "400-invalid-resource-id.json": { kind: "invalid", reason: "invalid" },
+  "400-syncTokenWithRequestRestrictions.json": {
     kind: "invalid",
     reason: "syncTokenWithRequestRestrictions",
   },
-  "google-error-400-timeRangeEmpty.json": { kind: "invalid", reason: "timeRangeEmpty" },
-  "google-error-401-authError-docs.json": { kind: "auth", reason: "authError" },
-  "google-error-401-authError-observed-2024.json": { kind: "auth", reason: "authError" },
-  "google-error-403-forbiddenForNonOrganizer.json": { kind: "invalid", reason: "forbiddenForNonOrganizer" },
-  "google-error-403-quotaExceeded.json": { kind: "rate_limited", reason: "quotaExceeded" },
-  "google-error-403-rateLimitExceeded.json": { kind: "rate_limited", reason: "rateLimitExceeded" },
-  "google-error-403-userRateLimitExceeded.json": { kind: "rate_limited", reason: "userRateLimitExceeded" },
-  "google-error-404-notFound.json": { kind: "not_found", reason: "notFound" },
-  "google-error-409-conflict.json": { kind: "conflict", reason: "conflict" },
-  "google-error-409-duplicate.json": { kind: "conflict", reason: "duplicate" },
-  "google-error-410-deleted.json": { kind: "gone", reason: "deleted" },
-  "google-error-410-fullSyncRequired.json": { kind: "gone", reason: "fullSyncRequired" },
-  "google-error-410-updatedMinTooLongAgo.json": { kind: "gone", reason: "updatedMinTooLongAgo" },
-  "google-error-412-conditionNotMet.json": { kind: "conflict", reason: "conditionNotMet" },
-  "google-error-429-rateLimitExceeded.json": { kind: "rate_limited", reason: "rateLimitExceeded" },
-  "google-error-500-backendError.json": { kind: "transient", reason: "backendError" },
+  "400-timeRangeEmpty.json": { kind: "invalid", reason: "timeRangeEmpty" },
+  "401-authError.json": { kind: "auth", reason: "authError" },
+  "401-authError-unauthenticated.json": { kind: "auth", reason: "authError" },
+  "403-forbiddenForNonOrganizer.json": { kind: "invalid", reason: "forbiddenForNonOrganizer" },
+  "403-quotaExceeded.json": { kind: "rate_limited", reason: "quotaExceeded" },
+  "403-rateLimitExceeded.json": { kind: "rate_limited", reason: "rateLimitExceeded" },
+  "403-userRateLimitExceeded.json": { kind: "rate_limited", reason: "userRateLimitExceeded" },
+  "404-notFound.json": { kind: "not_found", reason: "notFound" },
+  "409-conflict.json": { kind: "conflict", reason: "conflict" },
+  "409-duplicate.json": { kind: "conflict", reason: "duplicate" },
+  "410-deleted.json": { kind: "gone", reason: "deleted" },
+  "410-fullSyncRequired.json": { kind: "gone", reason: "fullSyncRequired" },
+  "410-updatedMinTooLongAgo.json": { kind: "gone", reason: "updatedMinTooLongAgo" },
+  "412-conditionNotMet.json": { kind: "conflict", reason: "conditionNotMet" },
+  "429-rateLimitExceeded.json": { kind: "rate_limited", reason: "rateLimitExceeded" },
+  "500-backendError.json": { kind: "transient", reason: "backendError" },
 };
 
-Deno.test("classifyGoogleResponse: every google-error payload of the reference", async () => {
-  const files = [...Deno.readDirSync(PAYLOADS)]
+Deno.test("classifyGoogleResponse: every Google error fixture", async () => {
+  const files = [...Deno.readDirSync(ERRORS)]
     .map((e) => e.name)
-    .filter((n) => /^google-error-.*\.json$/.test(n))
+    .filter((n) => n.endsWith(".json"))
     .sort();
-  assert.deepEqual(files, Object.keys(EXPECTED).sort(), "a payload file has no expectation (or vanished)");
+  assert.deepEqual(files, Object.keys(EXPECTED).sort(), "a fixture has no expectation (or vanished)");
   for (const file of files) {
-    const body = JSON.parse(await Deno.readTextFile(`${PAYLOADS}/${file}`));
-    const status = Number(/^google-error-(\d{3})-/.exec(file)![1]);
+    const body = JSON.parse(await Deno.readTextFile(new URL(file, ERRORS)));
+    const status = Number(/^(\d{3})-/.exec(file)![1]);
     assert.equal(body.error.code, status, `${file}: status in the name matches the body`);
     const err = classifyGoogleResponse(status, body, new Headers(), "events.test");
     assert.ok(err instanceof ProviderError);

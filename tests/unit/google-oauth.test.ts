@@ -1,5 +1,5 @@
 /**
- * GoogleOAuth against scripted token/revocation answers (the shapes of provider-apis.md A1 and the
+ * GoogleOAuth against scripted token/revocation answers (the shapes of docs/providers/google.md A1 and the
  * google-oauth-* payloads); no network. The sandbox round trip is in tests/integration.
  */
 import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
 /**
- * The signed OAuth state (oauth-state.ts, ARCHITECTURE.md decision 4): what the JWT carries, and
+ * The signed OAuth state (oauth-state.ts, docs/decisions.md decision 4): what the JWT carries, and
  * every way a state can be wrong. Consumption against the nonce row (exactly once, replay, expiry,
  * races) runs against real PostgreSQL in tests/integration/auth-callback.test.ts.
  */

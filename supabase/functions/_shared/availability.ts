@@ -24,8 +24,8 @@ const DAY_MS = 86_400_000;
 
 /**
  * Longest window one request may ask for, in days. Google's freeBusy accepts about 90 days (the
- * provider chunks anyway); Microsoft getSchedule refuses 63 days and more (provider-apis.md Part C
- * #15), and a provider-neutral API keeps one limit.
+ * provider chunks anyway); Microsoft getSchedule refuses 63 days and more (observed; its
+ * documentation says "less than 62 days"), and a provider-neutral API keeps one limit.
  */
 export const MAX_RANGE_DAYS = 62;
 /** How far back a window may start, in days from now: busy times of the distant past are no one's business. */

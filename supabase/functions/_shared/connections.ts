@@ -1,6 +1,6 @@
 /**
  * Staff calendar connections: lookup, storing tokens, and access tokens that are refreshed
- * single-flight across processes (ARCHITECTURE.md decision 8).
+ * single-flight across processes (docs/decisions.md decision 8).
  *
  * Refresh holds a row lock (`SELECT ... FOR UPDATE`) on the connection, re-reads it, refreshes only
  * if still due, and stores both tokens in the same transaction, so twenty concurrent callers with an

@@ -2,7 +2,7 @@
  * HTTP plumbing shared by every function: JSON responses, the error envelope, CORS, request ids,
  * body parsing with zod, and the wrapper that turns thrown errors into envelopes.
  *
- * Error envelope (ARCHITECTURE.md, "Contracts"):
+ * Error envelope (docs/architecture.md, "Contracts"):
  * `{"error": {"code": "snake_case", "message": "..."}, "request_id": "..."}`.
  */
 import { z } from "zod";

@@ -1,7 +1,7 @@
 /**
  * The OAuth `state` parameter: a jose HS256 JWT signed with OAUTH_STATE_SIGNING_SECRET plus a
  * single-use nonce row in `calendar_oauth_states` that holds the PKCE verifier (encrypted) and the
- * validated return URL (ARCHITECTURE.md decision 4). A signature alone would allow replay; the row
+ * validated return URL (docs/decisions.md decision 4). A signature alone would allow replay; the row
  * is consumed atomically, so a state works exactly once even when two callbacks race.
  *
  * JWT claims: `iss` "calendar-sync", `aud` "calendar-auth-callback", `jti` the nonce, `sub` the

@@ -1,5 +1,5 @@
 /**
- * The one place a classified provider failure ({@link ProviderError}, ARCHITECTURE.md decision 6)
+ * The one place a classified provider failure ({@link ProviderError}, docs/decisions.md decision 6)
  * becomes an HTTP answer for the app. Unknown calendars are a 409 the app can act on (pick another
  * calendar), never an empty "free" answer.
  *

@@ -1,7 +1,7 @@
 /**
  * Who the caller is in the host app, and what they may touch.
  *
- * A user token's `sub` is mapped to staff rows through `staff.profile_id` (ARCHITECTURE.md,
+ * A user token's `sub` is mapped to staff rows through `staff.profile_id` (docs/architecture.md,
  * "Functions"); a staff id in a request body is never trusted without that check. Tenant admin
  * status goes through `calendar_private.is_tenant_admin(tenant_id)`, evaluated with the caller's
  * verified claims in `request.jwt.claims` exactly as PostgREST would, so an app that replaces that

@@ -12,7 +12,7 @@
  * Output 200, the same for both names: a JSON array `[{id, summary, primary, access_role}]`
  * (`primary` boolean; `access_role` Google's accessRole: freeBusyReader | reader | writer | owner),
  * in the provider's order. Decision: the canonical name keeps the seed's bare array rather than an
- * object, because issue #2 and ARCHITECTURE.md fix `[{id, summary, primary, access_role}]` for
+ * object, because issue #2 and docs/api.md fix `[{id, summary, primary, access_role}]` for
  * `calendar-list-calendars` too, and one shape for both names means one handler with no routing on
  * the URL. The calendar currently used for sync and availability is readable by the app as
  * `staff_calendar_connections.selected_calendar_id` (granted to `authenticated` under RLS, which

@@ -261,7 +261,7 @@ async function respond(
   }
   if (outcome.status === "retry") {
     // The row stays pending and the worker retries it, but this call failed at the provider: answer
-    // the provider status (ARCHITECTURE.md "Contracts": 429, 502/503) with a Retry-After hint.
+    // the provider status (docs/architecture.md "Contracts": 429, 502/503) with a Retry-After hint.
     const body = withError(answer(appointmentId, action, "pending", eventId, calendarId), error, requestId);
     if (outcome.retryAt) body.next_attempt_at = outcome.retryAt.toISOString();
     const seconds = outcome.retryAt

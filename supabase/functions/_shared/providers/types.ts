@@ -7,7 +7,7 @@
 export type ProviderId = "google" | "microsoft";
 
 /**
- * How a provider failure is classified, once, in the client (ARCHITECTURE.md decision 6):
+ * How a provider failure is classified, once, in the client (docs/decisions.md decision 6):
  * - `auth`: the grant is revoked/expired or the token is rejected after a refresh; reconnect needed
  * - `rate_limited`: retry after `retryAfterMs` (from Retry-After when given)
  * - `transient`: 5xx, timeouts, network errors; retry with backoff

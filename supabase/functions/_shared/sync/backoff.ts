@@ -2,7 +2,7 @@
  * Retry delays: exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff
  * and Jitter"): the delay is uniform in [0, min(cap, base * 2^attempt)], so retries of many rows
  * that failed together spread out instead of hitting the provider in waves. A provider's
- * Retry-After (Google sends it with 429 and some 403 rate limits, provider-apis.md A2) is a
+ * Retry-After (Google sends it with 429 and some 403 rate limits, docs/providers/google.md A2) is a
  * floor: we never come back sooner than it asks.
  */
 

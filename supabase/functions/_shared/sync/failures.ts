@@ -1,6 +1,6 @@
 /**
  * What the worker does with a failure, decided in one place from the classified error
- * (ARCHITECTURE.md decision 6):
+ * (docs/decisions.md decision 6):
  *
  * | error                                            | decision | code                 |
  * |--------------------------------------------------|----------|----------------------|

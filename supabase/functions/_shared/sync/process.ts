@@ -13,7 +13,7 @@
  * - upsert: events carry start, end, the configured title and the staff member's zone only. When
  *   the row's event sits on another calendar than the one now selected, it is deleted there first
  *   and created on the new one. The event id derives from the appointment id, so retries never
- *   duplicate (provider-apis.md A6).
+ *   duplicate (docs/providers/google.md A6).
  * - delete: the stored event id, else the derived one; "already gone" is success.
  */
 import type { Config } from "../config.ts";

@@ -1,5 +1,5 @@
 /**
- * The outbox worker: one bounded drain of due calendar_sync_log rows (ARCHITECTURE.md decision 7).
+ * The outbox worker: one bounded drain of due calendar_sync_log rows (docs/decisions.md decision 7).
  *
  * Rows are claimed as slots free up (never more than `concurrency` held at once, so no claimed
  * row waits long enough for its lease to matter), processed with at most `concurrency` provider

@@ -1,6 +1,6 @@
 /**
- * A thin fetch client for the Calendar v3 calls we make (ARCHITECTURE.md decision 6;
- * provider-apis.md A3, A4, A6-A8). One request per method, a per-request timeout, responses
+ * A thin fetch client for the Calendar v3 calls we make (docs/decisions.md decision 6;
+ * docs/providers/google.md A3, A4, A6-A8). One request per method, a per-request timeout, responses
  * validated with zod, and every failure classified once by ./errors.ts.
  */
 import type { z } from "zod";

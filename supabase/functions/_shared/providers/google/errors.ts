@@ -1,7 +1,8 @@
 /**
  * Classification of every Google failure into a {@link ProviderError}, in one place
- * (ARCHITECTURE.md decision 6): Calendar API answers (status + Google's error envelope, provider-apis.md
- * A2.1), OAuth token/revocation errors (RFC 6749 JSON, A1.4), and transport failures.
+ * (docs/decisions.md decision 6): Calendar API answers (status + Google's error envelope,
+ * docs/providers/google.md A2.1), OAuth token/revocation errors (RFC 6749 JSON, A1.4), and transport
+ * failures.
  *
  * Messages name the operation, the HTTP status and Google's reason code and message; they never
  * contain tokens, authorization codes or secrets (those are never part of what we quote).

@@ -3,7 +3,7 @@
  *
  * Google accepts a client-supplied event id made of base32hex characters (lowercase `a-v` and
  * `0-9`, RFC 2938 §3.1.2) of length 5 to 1024, unique per calendar, and answers a second insert of
- * the same id (even of a deleted event) with 409 `duplicate` (provider-apis.md A6, Part C #3).
+ * the same id (even of a deleted event) with 409 `duplicate` (docs/providers/google.md A6, Part C #3).
  * Deriving the id from the appointment id means a retried insert can never create a second event.
  */
 import { ProviderError } from "../types.ts";

@@ -1,5 +1,6 @@
 /**
- * Google OAuth 2.0 web-server flow with oauth4webapi (ARCHITECTURE.md decision 3; provider-apis.md A1):
+ * Google OAuth 2.0 web-server flow with oauth4webapi (docs/decisions.md decision 3;
+ * docs/providers/google.md A1):
  * consent URL with PKCE S256, code exchange and refresh with client_secret_post, and RFC 7009
  * revocation. Endpoints come from configuration, so the same code talks to Google and to the sandbox.
  */

@@ -1,7 +1,7 @@
 /**
  * Google Calendar behind the {@link CalendarProvider} interface: OAuth (./oauth.ts), calendar list,
  * busy times chunked into windows Google accepts, and idempotent event writes keyed by an id derived
- * from the appointment id (provider-apis.md A6, Part C #3).
+ * from the appointment id (docs/providers/google.md A6, Part C #3).
  */
 import type { Config } from "../../config.ts";
 import {

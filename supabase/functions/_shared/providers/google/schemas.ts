@@ -1,5 +1,5 @@
 /**
- * zod schemas for the Google responses we read (provider-apis.md A2-A8). They check only the fields
+ * zod schemas for the Google responses we read (docs/providers/google.md A2-A8). They check only the fields
  * we use and let the rest through unvalidated, so an additive change at Google never breaks a call.
  */
 import { z } from "zod";

@@ -2,7 +2,7 @@
  * Which granted Google scopes satisfy which required ones.
  *
  * Google reports the scopes actually granted in the token response's `scope` (granular consent lets
- * a user untick some; provider-apis.md A1.2). A required scope is satisfied by itself or by a scope
+ * a user untick some; docs/providers/google.md A1.2). A required scope is satisfied by itself or by a scope
  * that every method needing it also accepts, per the "Authorization" tables of the Calendar v3
  * reference. The table is deliberately conservative: a pair is listed only where the reference
  * shows the broader scope accepted by every method of the narrower one. In particular
