@@ -72,8 +72,9 @@ export async function cliVersion(): Promise<{ version: string } | { unavailable:
   }
   const version = run.stdout.trim();
   if (run.code !== 0 || !/^\d+\.\d+\.\d+/.test(version)) {
-    const why = (run.stderr.trim().split("\n").find((l) => /error|unsupported|no matching/i.test(l)) ??
-      run.stderr.trim().split("\n").pop() ?? "").trim();
+    // The npm shim throws (node prints the source line, then `Error: ...`) when no platform package fits.
+    const lines = run.stderr.trim().split("\n").map((l) => l.trim());
+    const why = lines.find((l) => /^\w*Error: /.test(l)) ?? lines.pop() ?? "";
     return { unavailable: `\`supabase --version\` exited ${run.code}: ${why || "no output"}` };
   }
   return { version };
