@@ -5,22 +5,29 @@
  * 2. Finds PostgreSQL: TEST_DATABASE_URL ?? DATABASE_URL ?? postgres://postgres@127.0.0.1:5432/postgres.
  *    When none is set and that default server is unreachable outside CI, starts the embedded PostgreSQL
  *    of the local stack (.local/pg); in CI, or when a URL was given explicitly, an unreachable server fails.
- * 3. pgTAP: a scratch database (bootstrap + migrations), `create extension pgtap`, `pg_prove` over
+ * 3. Supabase CLI (dev/supabase-cli-checks.ts): `supabase db push --remote=<url> --yes` on a fresh
+ *    scratch database as a user's deploy runs it, `supabase migration list`, and the committed generated
+ *    database types compared with `supabase gen types typescript` (5 checks, each counted as a test).
+ *    Without a CLI binary for this machine it prints a loud SKIPPED notice; that counts as a failure when
+ *    CI=true or CALENDAR_TEST_REQUIRE_SUPABASE_CLI=1.
+ * 4. pgTAP: a scratch database (bootstrap + migrations), `create extension pgtap`, `pg_prove` over
  *    supabase/tests/database/*.test.sql, each TAP line counted. Without pgTAP or pg_prove it prints a loud
  *    SKIPPED notice; that counts as a failure when CI=true or CALENDAR_TEST_REQUIRE_PGTAP=1.
- * 4. `deno test -A --no-check=remote tests/` with TEST_DATABASE_URL set, output streamed live. Extra CLI
+ * 5. `deno test -A --no-check=remote tests/` with TEST_DATABASE_URL set, output streamed live. Extra CLI
  *    args pass through (`npm test -- tests/unit`, `npm test -- --filter refresh`); when none of them is an
  *    existing path, `tests/` is appended.
- * 5. Prints one plain closing line `N passed, N failed[, N skipped]` (pgTAP tests plus deno tests; skipped
- *    = ignored deno tests, pgTAP skips, and pgTAP files not run) and exits 1 when anything failed or no
- *    test ran.
+ * 6. Prints one plain closing line `N passed, N failed[, N skipped]` (CLI checks, pgTAP tests and deno
+ *    tests; skipped = ignored deno tests, pgTAP skips, pgTAP files and CLI checks not run) and exits 1
+ *    when anything failed or no test ran.
  *
  * Environment: CI, TEST_DATABASE_URL, DATABASE_URL, CALENDAR_TEST_REQUIRE_PGTAP=1,
+ * CALENDAR_TEST_REQUIRE_SUPABASE_CLI=1,
  * CALENDAR_TEST_TIMEOUT_MINUTES (deno test wall-clock limit, default 45; its process group is killed
  * after it, so CI never hangs on a stuck test).
  */
 import postgres from "postgres";
 import { createScratchDatabase, DEFAULT_SERVER_URL, openDatabase } from "./stack/database.ts";
+import { CLI_CHECKS, runCliChecks } from "./supabase-cli-checks.ts";
 
 /** Debian packages that provide the pgTAP extension and pg_prove for PostgreSQL 15. */
 export const PGTAP_PACKAGES = ["postgresql-15-pgtap", "libtap-parser-sourcehandler-pgtap-perl"];
@@ -363,6 +370,28 @@ async function runPgTap(serverUrl: string, requirePgTap: boolean): Promise<Count
   }
 }
 
+async function runSupabaseCli(requireCli: boolean): Promise<Counts> {
+  const outcome = await runCliChecks(log);
+  if ("unavailable" in outcome) {
+    banner([
+      `Supabase CLI SKIPPED: ${outcome.unavailable}.`,
+      `${CLI_CHECKS.length} checks did not run (db push, migration list, generated types drift).`,
+      "The npm package `supabase` (devDependency) ships binaries for darwin, linux and windows on",
+      "arm64 and x64: run `npm ci` on one of those.",
+      requireCli
+        ? "CI=true or CALENDAR_TEST_REQUIRE_SUPABASE_CLI=1: this counts as a FAILURE."
+        : "Counted as skipped (CI=true or CALENDAR_TEST_REQUIRE_SUPABASE_CLI=1 makes it a failure).",
+    ]);
+    return requireCli
+      ? { passed: 0, failed: 1, skipped: 0 }
+      : { passed: 0, failed: 0, skipped: CLI_CHECKS.length };
+  }
+  const passed = outcome.results.filter((r) => r.ok).length;
+  const failed = outcome.results.length - passed;
+  log(`supabase CLI: ${passed} passed, ${failed} failed`);
+  return { passed, failed, skipped: 0 };
+}
+
 async function runDenoTests(serverUrl: string, extra: string[]): Promise<Counts> {
   const args = denoTestArgs(extra, (p) => pathExists(p.startsWith("/") ? p : `${ROOT}${p}`));
   const minutes = Number(Deno.env.get("CALENDAR_TEST_TIMEOUT_MINUTES") ?? "45");
@@ -417,6 +446,7 @@ function message(error: unknown): string {
 async function runAll(total: Counts): Promise<void> {
   const isCi = Deno.env.get("CI") === "true";
   const requirePgTap = isCi || Deno.env.get("CALENDAR_TEST_REQUIRE_PGTAP") === "1";
+  const requireCli = isCi || Deno.env.get("CALENDAR_TEST_REQUIRE_SUPABASE_CLI") === "1";
   const add = (c: Counts) => {
     total.passed += c.passed;
     total.failed += c.failed;
@@ -440,6 +470,12 @@ async function runAll(total: Counts): Promise<void> {
   // createScratchDatabase and the integration tests read the server from here.
   Deno.env.set("TEST_DATABASE_URL", db.url);
   try {
+    try {
+      add(await runSupabaseCli(requireCli));
+    } catch (error) {
+      log(`supabase CLI: ${message(error)}: counted as 1 failure`);
+      add({ passed: 0, failed: 1, skipped: 0 });
+    }
     try {
       add(await runPgTap(db.url, requirePgTap));
     } catch (error) {

@@ -157,6 +157,17 @@ export interface PrepareOptions {
  * @throws the PostgreSQL error of the failing file, with the file name in the message.
  */
 export async function prepareDatabase(url: string, opts: PrepareOptions = {}): Promise<void> {
+  await bootstrapDatabase(url);
+  await opts.beforeMigrations?.(url);
+  await applyMigrations(url);
+}
+
+/**
+ * Give `url`'s database what Supabase provides (dev/sql/supabase-bootstrap.sql), only when `auth.uid()`
+ * or one of the API roles is missing; no migrations (the Supabase CLI's `db push` applies them then).
+ * @throws Error naming the bootstrap file when it fails.
+ */
+export async function bootstrapDatabase(url: string): Promise<void> {
   const sql = connect(url);
   try {
     for (let attempt = 1;; attempt++) {
@@ -176,8 +187,6 @@ export async function prepareDatabase(url: string, opts: PrepareOptions = {}): P
   } finally {
     await sql.end({ timeout: 5 });
   }
-  await opts.beforeMigrations?.(url);
-  await applyMigrations(url);
 }
 
 async function needsBootstrap(sql: postgres.Sql): Promise<boolean> {
@@ -265,7 +274,8 @@ function databaseUrl(server: string, name: string): string {
 /**
  * A new, uniquely named database (`cs_<prefix>_<random>`) on the server of
  * TEST_DATABASE_URL ?? DATABASE_URL ?? postgres://postgres@127.0.0.1:5432/postgres, prepared
- * (bootstrap where missing + `opts.beforeMigrations` + migrations).
+ * (bootstrap where missing + `opts.beforeMigrations` + migrations; with `migrations: false` the bootstrap
+ * only).
  * @param prefix letters, digits and underscores (others are replaced by `_`), at most 30 kept.
  * @returns its `url` and `drop()`, which drops exactly this database `WITH (FORCE)` (connections
  *   still open are terminated); calling it twice is harmless.
@@ -273,7 +283,7 @@ function databaseUrl(server: string, name: string): string {
  */
 export async function createScratchDatabase(
   prefix: string,
-  opts: PrepareOptions = {},
+  opts: PrepareOptions & { migrations?: boolean } = {},
 ): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const server = Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL") || DEFAULT_SERVER_URL;
   const clean = prefix.toLowerCase().replace(/[^a-z0-9_]/g, "_").replace(/^cs_/, "").slice(0, 30);
@@ -311,7 +321,7 @@ export async function createScratchDatabase(
   };
   const url = databaseUrl(server, name);
   try {
-    await prepareDatabase(url, opts);
+    await (opts.migrations === false ? bootstrapDatabase(url) : prepareDatabase(url, opts));
   } catch (err) {
     await drop().catch(() => {});
     throw err;

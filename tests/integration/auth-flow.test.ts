@@ -21,6 +21,7 @@ import {
   verifierBinding,
   verifyStateToken,
 } from "../../supabase/functions/_shared/oauth-state.ts";
+import type { Narrow, Row } from "../../supabase/functions/_shared/db/rows.ts";
 import { assertEnvelope, json } from "../support/assertions.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
 
@@ -38,19 +39,11 @@ interface Outcome {
 }
 
 /** The staff_calendar_connections columns these tests read. */
-interface ConnectionRecord {
-  id: string;
-  tenant_id: string;
-  staff_id: string;
-  provider: string;
-  access_token_encrypted: string;
-  refresh_token_encrypted: string;
-  token_expires_at: Date;
-  selected_calendar_id: string;
-  connection_status: string;
-  granted_scopes: string[];
-  last_error: string | null;
-}
+/** `select *` of a connection the flow stored: its tokens and expiry are set. */
+type ConnectionRecord = Narrow<
+  Row<"staff_calendar_connections">,
+  { access_token_encrypted: string; refresh_token_encrypted: string; token_expires_at: Date }
+>;
 
 async function outcome(res: Response): Promise<Outcome> {
   const body = await res.text();

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../supabase/functions/_shared/config.ts";
 import { connectionTokenBinding, decryptToken } from "../../supabase/functions/_shared/crypto.ts";
+import type { Row } from "../../supabase/functions/_shared/db/rows.ts";
 import { eventIdFor } from "../../supabase/functions/_shared/providers/google/event-id.ts";
 import { assertEnvelope } from "../support/assertions.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
@@ -20,15 +21,16 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-interface LogRow {
-  sync_status: string;
-  google_event_id: string | null;
-  google_calendar_id: string | null;
-  last_synced_at: Date | null;
-  error_message: string | null;
-  last_error_code: string | null;
-  retry_count: number;
-}
+type LogRow = Pick<
+  Row<"calendar_sync_log">,
+  | "sync_status"
+  | "google_event_id"
+  | "google_calendar_id"
+  | "last_synced_at"
+  | "error_message"
+  | "last_error_code"
+  | "retry_count"
+>;
 
 // deno-lint-ignore no-explicit-any
 type SandboxEvent = any;

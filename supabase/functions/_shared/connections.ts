@@ -10,26 +10,21 @@
 import type { Config } from "./config.ts";
 import { connectionTokenBinding, DecryptionError, decryptToken, encryptToken } from "./crypto.ts";
 import type { Sql } from "./db/client.ts";
+import type { Narrow, Row } from "./db/rows.ts";
 import { HttpError } from "./http.ts";
 import { type CalendarProvider, ProviderError, type ProviderId, type TokenSet } from "./providers/types.ts";
 
 /** Refresh when the access token expires within this many milliseconds. */
 export const REFRESH_MARGIN_MS = 2 * 60 * 1000;
 
-/** A connection row with its token columns still encrypted. Times are Date objects (timestamptz). */
-export interface ConnectionRow {
-  id: string;
-  tenant_id: string;
-  staff_id: string;
-  provider: ProviderId;
-  access_token_encrypted: string | null;
-  refresh_token_encrypted: string | null;
-  token_expires_at: Date | null;
-  selected_calendar_id: string;
-  connection_status: "connected" | "needs_reconnect" | "disconnected";
-  granted_scopes: string[];
-  account_email: string | null;
-}
+/**
+ * A connection row ({@link COLUMNS} of the generated row type) with its token columns still
+ * encrypted. Times are Date objects (timestamptz).
+ */
+export type ConnectionRow = Narrow<
+  Pick<Row<"staff_calendar_connections">, (typeof COLUMNS)[number]>,
+  { provider: ProviderId; connection_status: "connected" | "needs_reconnect" | "disconnected" }
+>;
 
 const COLUMNS = [
   "id",
@@ -120,7 +115,7 @@ export async function storeGrant(
   const refresh = tokens.refreshToken
     ? await encryptToken(tokens.refreshToken, connectionTokenBinding(key, "refresh_token"), config.encryption)
     : null;
-  const rows = await sql<{ id: string; refresh_token_encrypted: string | null }[]>`
+  const rows = await sql<Pick<Row<"staff_calendar_connections">, "id" | "refresh_token_encrypted">[]>`
     insert into public.staff_calendar_connections as c (
       tenant_id, staff_id, provider, access_token_encrypted, refresh_token_encrypted, token_expires_at,
       selected_calendar_id, connection_status, granted_scopes, account_email, last_error, connected_at

@@ -15,6 +15,7 @@ import type { Config } from "./config.ts";
 import { decryptToken, encryptToken, type TokenBinding } from "./crypto.ts";
 import { base64url } from "./encoding.ts";
 import type { Sql } from "./db/client.ts";
+import type { Narrow, Row } from "./db/rows.ts";
 import type { ProviderId } from "./providers/types.ts";
 
 /** Lifetime of a state, in seconds (JWT `exp` and the row's `expires_at` agree). */
@@ -181,7 +182,7 @@ export async function createAuthState(
   const codeChallenge = await calculatePKCECodeChallenge(codeVerifier);
   const encrypted = await encryptToken(codeVerifier, verifierBinding(nonce), config.encryption);
   // The database clock decides expiry at consumption, so take it from there too.
-  const [row] = await sql<{ expires_at: Date }[]>`
+  const [row] = await sql<Pick<Row<"calendar_oauth_states">, "expires_at">[]>`
     insert into public.calendar_oauth_states
       (nonce, tenant_id, staff_id, provider, code_verifier_encrypted, return_to, expires_at)
     values (${nonce}, ${input.tenantId}, ${input.staffId}, ${input.provider}, ${encrypted},
@@ -215,13 +216,13 @@ export async function consumeAuthState(sql: Sql, config: Config, state: string):
   const claims = await verifyStateToken(config, state);
   if (claims.expired) throw await explainRefusal(sql, claims);
   const rows = await sql<
-    {
-      tenant_id: string;
-      staff_id: string;
-      provider: ProviderId;
-      return_to: string | null;
-      code_verifier_encrypted: string;
-    }[]
+    Narrow<
+      Pick<
+        Row<"calendar_oauth_states">,
+        "tenant_id" | "staff_id" | "provider" | "return_to" | "code_verifier_encrypted"
+      >,
+      { provider: ProviderId }
+    >[]
   >`
     update public.calendar_oauth_states set consumed_at = now()
     where nonce = ${claims.nonce} and consumed_at is null and expires_at > now()
@@ -256,7 +257,7 @@ export async function consumeAuthState(sql: Sql, config: Config, state: string):
 /** Why a signed state could not be consumed, with the row's return URL when the row still exists. */
 async function explainRefusal(sql: Sql, claims: VerifiedStateClaims): Promise<AuthStateError> {
   const [row] = await sql<
-    { staff_id: string; return_to: string | null; consumed: boolean; expired: boolean }[]
+    (Pick<Row<"calendar_oauth_states">, "staff_id" | "return_to"> & { consumed: boolean; expired: boolean })[]
   >`
     select staff_id, return_to, consumed_at is not null as consumed, expires_at <= now() as expired
     from public.calendar_oauth_states where nonce = ${claims.nonce}`;

@@ -41,6 +41,7 @@ import { z } from "zod";
 import { authenticate } from "../auth.ts";
 import { findConnection } from "../connections.ts";
 import { getSql } from "../db/client.ts";
+import type { Row } from "../db/rows.ts";
 import { HttpError, json, readJson, requireMethod } from "../http.ts";
 import { DEFAULT_RETRY_AFTER_SECONDS } from "../provider-http.ts";
 import { NO_STORE } from "../request-input.ts";
@@ -212,7 +213,7 @@ async function respond(
 ): Promise<Response> {
   const { appointmentId, wantsEvent } = target;
   const outcome = primary.outcome;
-  const [row] = await sql<{ google_event_id: string | null; google_calendar_id: string | null }[]>`
+  const [row] = await sql<Pick<Row<"calendar_sync_log">, "google_event_id" | "google_calendar_id">[]>`
     select google_event_id, google_calendar_id from public.calendar_sync_log where id = ${primary.rowId}`;
   const eventId = row?.google_event_id ?? null;
   const calendarId = row?.google_calendar_id ?? null;

@@ -14,25 +14,33 @@
  * lease only decides how soon a dead worker's rows come back.
  */
 import type { Sql } from "../db/client.ts";
+import type { Narrow, Row } from "../db/rows.ts";
 import type { ProviderId } from "../providers/types.ts";
 
-/** A claimed calendar_sync_log row, as the worker needs it. */
-export interface ClaimedRow {
-  id: string;
-  tenant_id: string;
-  appointment_id: string | null;
-  /** The appointment id, kept after a hard delete; the provider event id derives from it. */
-  appointment_key: string;
-  staff_id: string;
-  provider: ProviderId;
-  google_event_id: string | null;
-  google_calendar_id: string | null;
-  desired_action: "upsert" | "delete" | null;
-  retry_count: number;
-  /** bigint as text: compared back in SQL to detect a re-queue during processing. */
-  queue_version: string;
-  lease_owner: string;
-}
+/**
+ * A claimed calendar_sync_log row, as the worker needs it (the generated row type's columns).
+ * `appointment_key` is the appointment id, kept after a hard delete; the provider event id derives
+ * from it. `queue_version` is the bigint as text, compared back in SQL to detect a re-queue during
+ * processing. `lease_owner` is set: the claim took the row.
+ */
+export type ClaimedRow = Narrow<
+  Pick<
+    Row<"calendar_sync_log">,
+    | "id"
+    | "tenant_id"
+    | "appointment_id"
+    | "appointment_key"
+    | "staff_id"
+    | "provider"
+    | "google_event_id"
+    | "google_calendar_id"
+    | "desired_action"
+    | "retry_count"
+    | "queue_version"
+    | "lease_owner"
+  >,
+  { provider: ProviderId; desired_action: "upsert" | "delete" | null; lease_owner: string }
+>;
 
 /** An appointment's state at processing time, with whether its status wants an event. */
 export interface AppointmentState {
