@@ -51,6 +51,13 @@ export type Database = {
             referencedRelation: "tenants";
             referencedColumns: ["id"];
           },
+          {
+            foreignKeyName: "appointments_tenant_id_staff_id_fkey";
+            columns: ["tenant_id", "staff_id"];
+            isOneToOne: false;
+            referencedRelation: "staff";
+            referencedColumns: ["tenant_id", "id"];
+          },
         ];
       };
       "calendar_oauth_states": {
