@@ -194,6 +194,30 @@ Deno.test("the worker against purged, moved and missing calendars, and against s
       assert.ok(inserts.some((c) => c.status === 409), "the retry found its own event (409) and adopted it");
     });
 
+    await t.step(
+      "a fresh id that is itself held by a vanished event is skipped in the same attempt",
+      async () => {
+        const a4 = await stack.createAppointment({ tenantId, staffId: alice.id, ...slot(1, 15) });
+        await synced(stack, a4, alice, "a4 synced");
+        // Generation 1's id was used once and purged (a row rebuilt from the ledger starts at 0 again).
+        const events = `/_admin/accounts/${encodeURIComponent(alice.email)}/calendars/${
+          encodeURIComponent(alice.email)
+        }/events`;
+        await stack.sandbox.admin("POST", events, {
+          id: eventIdFor(a4, 1),
+          start: slot(1, 15).startsAt,
+          end: slot(1, 15).endsAt,
+        });
+        await stack.sandbox.admin("POST", eventPath(alice, alice.email, eventIdFor(a4, 1), "purge"));
+        await stack.sandbox.admin("POST", eventPath(alice, alice.email, eventIdFor(a4), "purge"));
+        await stack.sandbox.resetCalls();
+        await move(stack, a4, slot(1, 16));
+        const done = await synced(stack, a4, alice, "a4 on generation 2", (r) => r.event_generation === 2);
+        assert.equal(done.retry_count, 0, "done within one attempt");
+        assert.deepEqual((await liveEvents(stack, alice, a4)).map((e) => e.id), [eventIdFor(a4, 2)]);
+      },
+    );
+
     await t.step("only a calendar that is itself gone dead-letters with calendar_not_found", async () => {
       await stack.sql`update public.staff_calendar_connections set selected_calendar_id = ${team}
         where staff_id = ${alice.id}`;

@@ -12,7 +12,7 @@
  * | ProviderError `transient`                        | retry    | provider_unavailable |
  * | ProviderError `conflict`, `gone`                 | retry    | provider_conflict    |
  * | ProviderError `not_found` (resource `event`: still | retry    | event_not_found      |
- * |   missing after a re-create under a fresh id)    |          |                      |
+ * |   missing after re-creates under fresh ids)      |          |                      |
  * | ProviderError `not_found` (the calendar)         | fail     | calendar_not_found   |
  * | ProviderError `invalid`                          | fail     | provider_error       |
  * | {@link InvalidAppointmentError}                  | fail     | invalid_appointment  |
@@ -81,7 +81,7 @@ export function decideFailure(err: unknown, calendarId?: string | null): Failure
         return { decision: "retry", code: "provider_conflict", message, rateLimited: false };
       case "not_found":
         if (err.details.resource === "event") {
-          // The sync engine already re-created the event under a fresh id once in this attempt.
+          // The sync engine already tried fresh ids in this attempt; the next attempt goes on.
           return { decision: "retry", code: "event_not_found", message, rateLimited: false };
         }
         return {

@@ -112,7 +112,7 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
         ? { calendarId: row.google_calendar_id, eventId: row.google_event_id }
         : null;
       let generation = row.event_generation;
-      let recreated = false;
+      let recreations = 0;
       const written = await withAccessToken({ sql, config: deps.config, provider }, conn, async (token) => {
         if (moveFrom) {
           // The staff member chose another calendar: move the event (delete there, create here).
@@ -130,16 +130,19 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
             title: deps.config.eventTitle,
             timeZone: appointment.time_zone,
           });
-        try {
-          return await write();
-        } catch (err) {
-          if (recreated || !isEventMissing(err)) throw err;
-          // The event vanished from a calendar that still exists (purged, or moved by the user to
-          // another calendar): write it again under a fresh derived id, stored before the write.
-          generation = await nextEventGeneration(sql, row, generation);
-          eventId = null;
-          recreated = true;
-          return await write();
+        for (;;) {
+          try {
+            return await write();
+          } catch (err) {
+            if (recreations >= MAX_RECREATIONS_PER_ATTEMPT || !isEventMissing(err)) throw err;
+            // The event vanished from a calendar that still exists (purged, or moved by the user to
+            // another calendar): write it again under a fresh derived id, stored before the write.
+            // A fresh id can itself be held by an event that vanished (a row rebuilt from the
+            // ledger starts again at generation 0), hence a few tries.
+            generation = await nextEventGeneration(sql, row, generation);
+            eventId = null;
+            recreations++;
+          }
         }
       });
       operation = written.operation;
@@ -166,6 +169,9 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
     return await recordError(row, action, err, calendarId, conn, deps);
   }
 }
+
+/** Fresh ids tried in one attempt before the row is retried later (event_not_found). */
+const MAX_RECREATIONS_PER_ATTEMPT = 3;
 
 /** The provider found the calendar but not the event (see CalendarProvider.upsertEvent). */
 function isEventMissing(err: unknown): boolean {
