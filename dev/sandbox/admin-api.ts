@@ -10,9 +10,12 @@ import { type EventBody, insertEvent } from "./event-model.ts";
 import { faultSchema, latencySchema } from "./faults.ts";
 import type { SandboxRuntime } from "./runtime.ts";
 import { ACCESS_ROLES, type Account, type CalendarRecord } from "./state.ts";
+import { isValidTimeZone } from "./time.ts";
 
 const email = z.string().trim().regex(/^[^\s@/]+@[^\s@/]+$/, "must be an email address")
   .transform((e) => e.toLowerCase());
+
+const timeZone = z.string().min(1).refine(isValidTimeZone, "must be an IANA time zone");
 
 const accountBody = z.strictObject({
   email,
@@ -20,8 +23,19 @@ const accountBody = z.strictObject({
     id: z.string().min(1).optional(),
     summary: z.string().min(1),
     accessRole: z.enum(ACCESS_ROLES).optional(),
+    timeZone: timeZone.optional(),
   })).optional(),
 });
+
+/** PATCH of a calendar: any of its list properties, and an injected freeBusy error (null clears it). */
+const calendarPatch = z.strictObject({
+  summary: z.string().min(1).optional(),
+  accessRole: z.enum(ACCESS_ROLES).optional(),
+  timeZone: timeZone.optional(),
+  freeBusyError: z.string().regex(/^[A-Za-z]+$/, "must be a Google reason code").nullable().optional(),
+});
+
+const moveBody = z.strictObject({ destination: z.string().min(1) });
 
 const dateTimeInput = z.union([
   z.string().min(1).transform((dateTime) => ({ dateTime })),
@@ -70,7 +84,7 @@ export async function handleAdmin(
     throw new AdminError(400, "invalid_request", "Malformed path encoding");
   }
   const route = `${req.method} ${
-    seg.map((s, i) => (seg[0] === "accounts" && (i === 1 || i === 3) ? "*" : s)).join("/")
+    seg.map((s, i) => (seg[0] === "accounts" && (i === 1 || i === 3 || i === 5) ? "*" : s)).join("/")
   }`;
   switch (route) {
     case "POST reset":
@@ -103,6 +117,44 @@ export async function handleAdmin(
         if (err instanceof GoogleApiError) throw new AdminError(400, "invalid_request", err.item.message);
         throw err;
       }
+    }
+    case "PATCH accounts/*/calendars/*": {
+      const cal = calendarOf(sb, seg[1], seg[3]);
+      const body = await readJson(req, calendarPatch);
+      if (body.accessRole && cal.primary && body.accessRole !== "owner") {
+        throw new AdminError(400, "invalid_request", "the primary calendar is always owned");
+      }
+      if (body.summary !== undefined) cal.summary = body.summary;
+      if (body.accessRole !== undefined) cal.accessRole = body.accessRole;
+      if (body.timeZone !== undefined) cal.timeZone = body.timeZone;
+      if (body.freeBusyError === null) delete cal.freeBusyError;
+      else if (body.freeBusyError !== undefined) cal.freeBusyError = body.freeBusyError;
+      cal.etag = sb.state.nextEtag();
+      sb.state.changed();
+      return ok(calendarView(cal));
+    }
+    case "POST accounts/*/calendars/*/events/*/purge": {
+      const cal = calendarOf(sb, seg[1], seg[3]);
+      if (!sb.state.purgeEvent(cal, seg[5])) {
+        throw new AdminError(404, "not_found", `Calendar ${cal.id} has no event ${seg[5]}`);
+      }
+      return ok();
+    }
+    case "POST accounts/*/calendars/*/events/*/move": {
+      const from = calendarOf(sb, seg[1], seg[3]);
+      const body = await readJson(req, moveBody);
+      const to = calendarOf(sb, seg[1], body.destination);
+      const moved = sb.state.moveEvent(from, to, seg[5]);
+      if (moved === "no_event") {
+        throw new AdminError(404, "not_found", `Calendar ${from.id} has no event ${seg[5]}`);
+      }
+      if (moved === "same_calendar") {
+        throw new AdminError(400, "invalid_request", "destination is the same calendar");
+      }
+      if (moved === "id_taken") {
+        throw new AdminError(409, "duplicate", `Calendar ${to.id} already has event ${seg[5]}`);
+      }
+      return ok(moved);
     }
     case "DELETE accounts/*/calendars/*": {
       const cal = calendarOf(sb, seg[1], seg[3]);
@@ -187,16 +239,19 @@ function calendarOf(sb: SandboxRuntime, emailParam: string, calendarId: string):
   return cal;
 }
 
-function accountView(account: Account) {
+function calendarView(c: CalendarRecord) {
   return {
-    email: account.email,
-    calendars: Object.values(account.calendars).map((c) => ({
-      id: c.id,
-      summary: c.summary,
-      accessRole: c.accessRole,
-      primary: c.primary,
-    })),
+    id: c.id,
+    summary: c.summary,
+    accessRole: c.accessRole,
+    primary: c.primary,
+    timeZone: c.timeZone,
+    ...(c.freeBusyError ? { freeBusyError: c.freeBusyError } : {}),
   };
+}
+
+function accountView(account: Account) {
+  return { email: account.email, calendars: Object.values(account.calendars).map(calendarView) };
 }
 
 /**

@@ -15,6 +15,13 @@ export const SCOPES = {
     `${S}calendar.calendarlist`,
     `${S}calendar.calendarlist.readonly`,
   ],
+  /** calendars.get: the Calendars resource (metadata) scopes. */
+  calendars: [
+    `${S}calendar`,
+    `${S}calendar.readonly`,
+    `${S}calendar.calendars`,
+    `${S}calendar.calendars.readonly`,
+  ],
   freeBusy: [
     `${S}calendar`,
     `${S}calendar.readonly`,

@@ -1,6 +1,6 @@
 /**
- * Calendar v3 under `/google/calendar/v3`: route table, calendarList.list (A3) and freeBusy.query (A4).
- * The events methods live in events-api.ts.
+ * Calendar v3 under `/google/calendar/v3`: route table, calendarList.list and .get (A3), calendars.get,
+ * and freeBusy.query (A4). The events methods live in events-api.ts.
  */
 import { z } from "zod";
 import {
@@ -41,6 +41,12 @@ export function matchCalendarRoute(method: string, subpath: string): CalendarRou
     seg.length === parts.length && parts.every((p, i) => p === "*" || p === seg[i]);
   if (method === "GET" && is("users", "me", "calendarList")) {
     return { endpoint: "calendarList.list", params: {}, handle: calendarList };
+  }
+  if (method === "GET" && is("users", "me", "calendarList", "*")) {
+    return { endpoint: "calendarList.get", params: { calendarId: seg[3] }, handle: calendarListGet };
+  }
+  if (method === "GET" && is("calendars", "*")) {
+    return { endpoint: "calendars.get", params: { calendarId: seg[1] }, handle: calendarsGet };
   }
   if (method === "POST" && is("freeBusy")) {
     return { endpoint: "freeBusy.query", params: {}, handle: freeBusy };
@@ -101,6 +107,34 @@ function listEntry(cal: CalendarRecord): Record<string, unknown> {
   return entry;
 }
 
+/**
+ * GET /users/me/calendarList/{calendarId} (A3): the caller's list entry, with its `accessRole` and
+ * `timeZone`; `primary` names the account's own calendar. Not in the list -> 404 notFound.
+ */
+function calendarListGet(ctx: ApiContext): Response {
+  const email = requireAuth(ctx, SCOPES.calendarList);
+  return jsonResponse(listEntry(calendarFor(ctx, email, "freeBusyReader")));
+}
+
+/**
+ * GET /calendars/{calendarId}: the calendar's metadata (`id`, `summary`, `timeZone`, ...); no access
+ * role (that is per user, in the calendar list). Needs a calendar or calendar.calendars scope;
+ * unknown -> 404 notFound.
+ */
+function calendarsGet(ctx: ApiContext): Response {
+  const email = requireAuth(ctx, SCOPES.calendars);
+  const cal = calendarFor(ctx, email, "freeBusyReader");
+  return jsonResponse({
+    kind: "calendar#calendar",
+    etag: cal.etag,
+    id: cal.id,
+    summary: cal.summary,
+    ...(cal.description ? { description: cal.description } : {}),
+    timeZone: cal.timeZone,
+    conferenceProperties: { allowedConferenceSolutionTypes: ["hangoutsMeet"] },
+  });
+}
+
 const calendarListQuery = z.object({
   maxResults: z.coerce.number().int().min(1).optional(),
   pageToken: z.string().optional(),
@@ -155,7 +189,8 @@ export const FREEBUSY_MAX_RANGE_MS = 90 * 86_400_000;
 
 /**
  * POST /freeBusy (A4): busy = confirmed/tentative opaque events overlapping the window, clipped and
- * merged, in UTC `Z`. Unknown calendars get `errors:[notFound]` with `busy:[]`; items past 50 (or
+ * merged, in UTC `Z`. Unknown calendars get `errors:[notFound]` with `busy:[]`, and so does a calendar
+ * with an injected error (`freeBusyError`, e.g. `internalError`) with that reason; items past 50 (or
  * calendarExpansionMax) get `tooManyCalendarsRequested`. Range > 90 days -> 400 timeRangeTooLong;
  * timeMax <= timeMin -> 400 timeRangeEmpty. `timeZone` is accepted but answers stay in UTC.
  */
@@ -189,6 +224,10 @@ function freeBusy(ctx: ApiContext): Response {
       cal = calendarFor({ ...ctx, params: { calendarId: id } }, email, "freeBusyReader");
     } catch {
       calendars[id] = { errors: [{ domain: "global", reason: "notFound" }], busy: [] };
+      return;
+    }
+    if (cal.freeBusyError) {
+      calendars[id] = { errors: [{ domain: "global", reason: cal.freeBusyError }], busy: [] };
       return;
     }
     calendars[id] = { busy: busyIntervals(cal, tMin, tMax) };

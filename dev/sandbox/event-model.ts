@@ -220,7 +220,9 @@ export function insertEvent(
   if (body.id !== undefined && (body.iCalUID !== undefined || !CLIENT_EVENT_ID.test(body.id))) {
     throw invalid("Invalid resource id value.");
   }
-  if (body.id !== undefined && cal.events[body.id]) throw new GoogleApiError(409, "duplicate");
+  if (body.id !== undefined && (cal.events[body.id] || cal.retiredEventIds?.includes(body.id))) {
+    throw new GoogleApiError(409, "duplicate");
+  }
   checkTimes(body, cal);
   const id = body.id ?? randomBase32hex(26);
   const now = rfc3339(Date.now());
@@ -261,10 +263,11 @@ export function ifNoneMatchHits(header: string | null, ev: EventResource): boole
 }
 
 /**
- * events.patch / events.update (A7). Patch merges; update replaces every writable field (an update
- * without `status` keeps a cancelled event cancelled). Writing `status:"confirmed"` revives a deleted
- * event (A6, [obs] ruby#1811). New etag and `updated` on every write; `sequence` goes up when the
- * times change, and a client `sequence` below the current one is refused.
+ * events.patch / events.update (A7). Patch merges; update replaces every writable field. A deleted
+ * (cancelled) event refuses any write that does not revive it with 403 `forbidden` "Forbidden", as
+ * Google answered in ruby#1811 (A6); writing `status:"confirmed"` (or `tentative`) revives it. New
+ * etag and `updated` on every write; `sequence` goes up when the times change, and a client
+ * `sequence` below the current one is refused.
  */
 export function writeEvent(
   state: SandboxState,
@@ -274,6 +277,9 @@ export function writeEvent(
   mode: "patch" | "update",
 ): EventResource {
   const old = stored.resource;
+  if (old.status === "cancelled" && body.status !== "confirmed" && body.status !== "tentative") {
+    throw new GoogleApiError(403, "forbidden");
+  }
   if (body.id !== undefined && body.id !== old.id) throw invalid("Invalid resource id value.");
   if (body.sequence !== undefined && body.sequence < old.sequence) {
     throw invalid(
@@ -301,7 +307,7 @@ export function writeEvent(
     ) {
       next[k] = structuredClone(old[k]);
     }
-    next.status = old.status === "cancelled" ? "cancelled" : "confirmed";
+    next.status = "confirmed";
     next.reminders = { useDefault: true };
     applyWritable(next, body, false);
   }

@@ -12,6 +12,8 @@ export const ENDPOINTS = [
   "oauth.token.refresh_token",
   "oauth.revoke",
   "calendarList.list",
+  "calendarList.get",
+  "calendars.get",
   "freeBusy.query",
   "events.insert",
   "events.get",

@@ -61,6 +61,17 @@ export interface CalendarRecord {
   /** Bumped to invalidate every sync token issued for this calendar (410 fullSyncRequired). */
   syncGeneration: number;
   events: Record<string, StoredEvent>;
+  /**
+   * Ids of events purged from this calendar or moved out of it (admin API). Such an id answers 404
+   * to get/patch/update/delete, yet stays taken for events.insert (409 duplicate), the strictest
+   * reading of Google's per-calendar id uniqueness (docs/providers/google.md A6).
+   */
+  retiredEventIds?: string[];
+  /**
+   * An injected per-calendar freeBusy error reason (`internalError`, `notFound`, ...): freeBusy.query
+   * answers this calendar with `errors:[{domain:"global",reason}]` and `busy:[]` (A4).
+   */
+  freeBusyError?: string;
 }
 
 /** A Google account: lowercased email and its calendars by id. */
@@ -231,13 +242,22 @@ export class SandboxState {
   /** Add a calendar to an account, or update the summary/role of an existing one. */
   putCalendar(
     account: Account,
-    c: { id?: string; summary: string; accessRole?: AccessRole; primary?: boolean; description?: string },
+    c: {
+      id?: string;
+      summary: string;
+      accessRole?: AccessRole;
+      primary?: boolean;
+      description?: string;
+      /** IANA zone; default UTC. */
+      timeZone?: string;
+    },
   ): CalendarRecord {
     const id = c.id ?? `${randomBase32hex(26)}@group.calendar.google.com`;
     const existing = account.calendars[id];
     if (existing) {
       existing.summary = c.summary;
       if (c.accessRole && !existing.primary) existing.accessRole = c.accessRole;
+      if (c.timeZone) existing.timeZone = c.timeZone;
       existing.etag = this.nextEtag();
       this.changed();
       return existing;
@@ -251,7 +271,7 @@ export class SandboxState {
       ...(c.description ? { description: c.description } : {}),
       accessRole: c.primary ? "owner" : c.accessRole ?? "owner",
       primary: !!c.primary,
-      timeZone: "UTC",
+      timeZone: c.timeZone ?? "UTC",
       etag: this.nextEtag(),
       colorId: String(n + 14),
       backgroundColor: colors[n % colors.length],
@@ -269,6 +289,40 @@ export class SandboxState {
     if (!account) return undefined;
     const id = calendarId === "primary" ? account.email : calendarId;
     return account.calendars[id];
+  }
+
+  /**
+   * Purge an event (what emptying the trash does): it disappears from the calendar, get/patch/delete
+   * answer 404, and its id stays taken for inserts. False when the calendar has no such event.
+   */
+  purgeEvent(cal: CalendarRecord, eventId: string): boolean {
+    if (!cal.events[eventId]) return false;
+    delete cal.events[eventId];
+    cal.retiredEventIds = [...new Set([...(cal.retiredEventIds ?? []), eventId])];
+    this.changed();
+    return true;
+  }
+
+  /**
+   * Move an event to another calendar of the same account, keeping its id (as events.move does): the
+   * source then answers 404 for it (its id stays taken there for inserts), the destination holds it.
+   * @returns the moved event, or a reason it could not move.
+   */
+  moveEvent(
+    from: CalendarRecord,
+    to: CalendarRecord,
+    eventId: string,
+  ): EventResource | "no_event" | "same_calendar" | "id_taken" {
+    const stored = from.events[eventId];
+    if (!stored) return "no_event";
+    if (from.id === to.id) return "same_calendar";
+    if (to.events[eventId] || to.retiredEventIds?.includes(eventId)) return "id_taken";
+    delete from.events[eventId];
+    from.retiredEventIds = [...new Set([...(from.retiredEventIds ?? []), eventId])];
+    const resource = { ...stored.resource, etag: this.nextEtag(), updated: rfc3339(Date.now()) };
+    to.events[eventId] = { resource, changeSeq: this.nextChangeSeq() };
+    this.changed();
+    return resource;
   }
 
   /** Remove a calendar and its events from the account; false when there was none. */

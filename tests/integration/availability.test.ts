@@ -315,6 +315,36 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
     );
 
     await t.step(
+      "a per-calendar freeBusy error (internalError) is 503 provider_unavailable, never an empty busy list",
+      async () => {
+        // A day of its own, so the event added here does not touch the other steps' windows.
+        const day = DAY0 + 5 * DAY;
+        const window = { staff_id: alice.id, time_min: iso(day), time_max: iso(day + DAY) };
+        await addEvent(stack, alice.email, { start: day + 9 * HOUR, end: day + 10 * HOUR });
+        const calendar = `/_admin/accounts/${encodeURIComponent(alice.email)}/calendars/${
+          encodeURIComponent(alice.email)
+        }`;
+        await stack.sandbox.admin("PATCH", calendar, { freeBusyError: "internalError" });
+        try {
+          for (const jwt of [alice.jwt, stack.serviceRoleJwt]) {
+            const res = await availability(stack, window, jwt);
+            const body = await assertEnvelope(res, 503, "provider_unavailable");
+            assert.equal(body.busy, undefined, "no busy list at all, so no slot looks free");
+            assert.match(res.headers.get("retry-after") ?? "", /^[1-9]\d*$/);
+          }
+        } finally {
+          await stack.sandbox.admin("PATCH", calendar, { freeBusyError: null });
+        }
+        const healed = await availability(stack, window, alice.jwt);
+        assert.equal(healed.status, 200);
+        assert.deepEqual((await healed.json()).busy, [{
+          start: iso(day + 9 * HOUR),
+          end: iso(day + 10 * HOUR),
+        }]);
+      },
+    );
+
+    await t.step(
       "an access token Google stopped accepting is refreshed once for 20 concurrent callers, who all get their answer",
       async () => {
         await stack.sandbox.admin("POST", "/_admin/tokens/expire", { email: alice.email });

@@ -263,6 +263,41 @@ Deno.test("every function answers bad input with a 4xx envelope and writes nothi
       ],
       secrets: () => [foreign.email, otherTenantId],
     };
+    const selectCalendar: FunctionCase = {
+      name: "calendar-select-calendar",
+      method: "POST",
+      verifyJwt: true,
+      refusesQuery: true,
+      token: () => staff.jwt,
+      valid: () => ({ calendar_id: "primary" }),
+      missing: [{}],
+      wrongTypes: [
+        { calendar_id: 5 },
+        { calendar_id: "" },
+        { calendar_id: null },
+        ["primary"],
+        "primary",
+        null,
+      ],
+      domain: () => [
+        [
+          "naming another tenant's staff",
+          { calendar_id: "primary", staff_id: foreign.id },
+          400,
+          "invalid_request",
+        ],
+        ["another tenant's calendar", { calendar_id: foreign.email }, 404, "calendar_not_found"],
+        [
+          "a read-only calendar",
+          {
+            calendar_id: "en.usa#holiday@group.v.calendar.google.com",
+          },
+          403,
+          "calendar_not_writable",
+        ],
+      ],
+      secrets: () => [foreign.email, otherTenantId],
+    };
     const worker: FunctionCase = {
       name: "calendar-sync-worker",
       method: "POST",
@@ -285,6 +320,7 @@ Deno.test("every function answers bad input with a 4xx envelope and writes nothi
       syncAppointment("google-calendar-sync-appointment"),
       worker,
       disconnect,
+      selectCalendar,
     ];
 
     /** POST a body as a stream: chunked transfer, no content-length, so only the read limit can stop it. */

@@ -40,7 +40,6 @@ Deno.test("calendars converge to the appointments table under 2,000 random opera
       CALENDAR_SYNC_BACKOFF_BASE_MS: "20",
       CALENDAR_SYNC_BACKOFF_CAP_MS: "400",
       CALENDAR_SYNC_RETRY_AFTER_MAX_MS: "1000",
-      CALENDAR_SYNC_MAX_ATTEMPTS: "60",
       CALENDAR_PROVIDER_TIMEOUT_MS: "1000",
     },
   });

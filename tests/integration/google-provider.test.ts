@@ -256,6 +256,125 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
       assert.deepEqual((await eventsOf(email, OPS)).map((e) => e.status), ["confirmed"]);
     });
 
+    const calendarsPath = `/_admin/accounts/${encodeURIComponent(email)}/calendars`;
+    const eventAdmin = (calendarId: string, eventId: string, action: string) =>
+      `${calendarsPath}/${encodeURIComponent(calendarId)}/events/${eventId}/${action}`;
+
+    await t.step("a plain PATCH of a deleted event is 403 forbidden; the provider revives it", async () => {
+      await provider.deleteEvent(tokens.accessToken, { calendarId: OPS, eventId: derived });
+      await admin("POST", "/_admin/calls/reset");
+      const restored = await provider.upsertEvent(tokens.accessToken, { ...write, eventId: derived });
+      assert.equal(restored.operation, "restored");
+      const { recent } = await admin("GET", "/_admin/calls");
+      assert.deepEqual(
+        recent.map((c: { endpoint: string; status: number }) => `${c.endpoint} ${c.status}`),
+        ["events.patch 403", "events.get 200", "events.patch 200"],
+      );
+    });
+
+    await t.step("getCalendar: the live access role and the calendar's time zone", async () => {
+      await admin("PATCH", `${calendarsPath}/${encodeURIComponent(OPS)}`, { timeZone: "America/Chicago" });
+      assert.deepEqual(await provider.getCalendar(tokens.accessToken, OPS), {
+        id: OPS,
+        summary: "Ops",
+        primary: false,
+        access_role: "owner",
+        time_zone: "America/Chicago",
+      });
+      const primary = await provider.getCalendar(tokens.accessToken, "primary");
+      assert.equal(primary.id, email);
+      assert.equal(primary.primary, true);
+      assert.equal(primary.time_zone, "UTC");
+      const holidays = await provider.getCalendar(
+        tokens.accessToken,
+        "en.usa#holiday@group.v.calendar.google.com",
+      );
+      assert.equal(holidays.access_role, "reader");
+      const err = await rejectedWith(
+        ProviderError,
+        provider.getCalendar(tokens.accessToken, "nope@example.com"),
+      );
+      assert.equal(err.kind, "not_found");
+      assert.equal(err.details.resource, "calendar");
+    });
+
+    await t.step(
+      "an event purged by the user: not_found for the event; the next generation writes it again",
+      async () => {
+        await admin("POST", eventAdmin(OPS, derived, "purge"));
+        const err = await rejectedWith(
+          ProviderError,
+          provider.upsertEvent(tokens.accessToken, { ...write, eventId: derived }),
+        );
+        assert.equal(err.kind, "not_found");
+        assert.equal(err.details.resource, "event", "the calendar is there: only the event is missing");
+        // The purged id stays taken: a create under it is refused (409) and its GET is a 404.
+        const again = await rejectedWith(ProviderError, provider.upsertEvent(tokens.accessToken, write));
+        assert.equal(again.details.resource, "event");
+        const fresh = await provider.upsertEvent(tokens.accessToken, { ...write, eventGeneration: 1 });
+        assert.equal(fresh.operation, "created");
+        assert.equal(fresh.eventId, eventIdFor(appointmentId, 1));
+        // A retry of that re-create (its answer lost) adopts the event instead of duplicating it.
+        const retried = await provider.upsertEvent(tokens.accessToken, { ...write, eventGeneration: 1 });
+        assert.equal(retried.operation, "updated");
+        assert.equal(retried.eventId, fresh.eventId);
+        const live = (await eventsOf(email, OPS)).filter((e) => e.status !== "cancelled");
+        assert.deepEqual(live.map((e) => e.id), [fresh.eventId]);
+      },
+    );
+
+    await t.step("an event moved to another calendar: not_found for the event on the old one", async () => {
+      const team = (await provider.listCalendars(tokens.accessToken)).find((c) => c.summary === "Team")!.id;
+      const id = eventIdFor(appointmentId, 1);
+      const moved = await admin("POST", eventAdmin(OPS, id, "move"), { destination: team });
+      assert.equal(moved.id, id);
+      assert.deepEqual((await eventsOf(email, team)).map((e) => e.id).filter((x) => x === id), [id]);
+      const err = await rejectedWith(
+        ProviderError,
+        provider.upsertEvent(tokens.accessToken, { ...write, eventId: id }),
+      );
+      assert.equal(err.details.resource, "event");
+      const fresh = await provider.upsertEvent(tokens.accessToken, { ...write, eventGeneration: 2 });
+      assert.equal(fresh.operation, "created");
+      assert.equal(fresh.eventId, eventIdFor(appointmentId, 2));
+    });
+
+    await t.step("a deleted calendar: not_found for the calendar, whichever call meets it", async () => {
+      const doomed = "doomed@group.calendar.google.com";
+      await admin("POST", "/_admin/accounts", { email, calendars: [{ id: doomed, summary: "Doomed" }] });
+      const made = await provider.upsertEvent(tokens.accessToken, { ...write, calendarId: doomed });
+      await admin("DELETE", `${calendarsPath}/${encodeURIComponent(doomed)}`);
+      for (
+        const w of [{ ...write, calendarId: doomed, eventId: made.eventId }, { ...write, calendarId: doomed }]
+      ) {
+        const err = await rejectedWith(ProviderError, provider.upsertEvent(tokens.accessToken, w));
+        assert.equal(err.kind, "not_found");
+        assert.equal(err.details.resource, "calendar");
+      }
+    });
+
+    await t.step("busy: an injected per-calendar internalError is an error, never free time", async () => {
+      await admin("PATCH", `${calendarsPath}/${encodeURIComponent(OPS)}`, { freeBusyError: "internalError" });
+      const err = await rejectedWith(
+        ProviderError,
+        provider.busy(tokens.accessToken, {
+          calendarIds: [OPS],
+          timeMin: "2026-03-05T00:00:00Z",
+          timeMax: "2026-03-06T00:00:00Z",
+        }),
+      );
+      assert.equal(err.kind, "transient");
+      assert.equal(err.details.reason, "internalError");
+      await admin("PATCH", `${calendarsPath}/${encodeURIComponent(OPS)}`, { freeBusyError: null });
+      assert.ok(
+        (await provider.busy(tokens.accessToken, {
+          calendarIds: [OPS],
+          timeMin: "2026-03-05T00:00:00Z",
+          timeMax: "2026-03-06T00:00:00Z",
+        })).length > 0,
+      );
+    });
+
     await t.step("refresh: a new access token, no new refresh token; expired tokens are auth", async () => {
       await admin("POST", "/_admin/tokens/expire", { email });
       assert.equal(

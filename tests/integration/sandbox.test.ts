@@ -78,10 +78,11 @@ function client(base: string) {
   /** Consent through the admin API and redeem the code; returns the token response. */
   const connect = async (
     login: string,
-    o: { prompt?: string; scopes?: string[]; accessType?: string } = {},
+    o: { prompt?: string; scopes?: string[]; accessType?: string; request?: string[] } = {},
   ) => {
     const verifier = oauth.generateRandomCodeVerifier();
     const url = authUrl({
+      ...(o.request ? { scope: o.request.join(" ") } : {}),
       prompt: o.prompt ?? "consent",
       access_type: o.accessType ?? "offline",
       code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
@@ -453,6 +454,149 @@ Deno.test("Google sandbox fidelity and admin API", async (t) => {
         end: "2026-04-01T09:50:00Z",
       }]);
     });
+
+    await t.step(
+      "a write to a deleted event that does not revive it is 403 forbidden, as Google answers",
+      async () => {
+        const path = `/calendars/${enc(email)}/events`;
+        assert.equal((await api("POST", path, at, ev("fffff00000"))).status, 200);
+        assert.equal((await api("DELETE", `${path}/fffff00000`, at)).status, 204);
+        for (const method of ["PATCH", "PUT"]) {
+          const body = method === "PATCH" ? { summary: "Moved" } : ev();
+          const refused = await api(method, `${path}/fffff00000`, at, body);
+          assert.equal(refused.status, 403, method);
+          assert.deepEqual(refused.json.error.errors, [{
+            domain: "global",
+            reason: "forbidden",
+            message: "Forbidden",
+          }]);
+          assert.equal(refused.json.error.code, 403);
+          assert.equal(refused.json.error.message, "Forbidden");
+        }
+        const still = await api("GET", `${path}/fffff00000`, at);
+        assert.equal(still.json.status, "cancelled", "a refused write changes nothing");
+        const revived = await api("PUT", `${path}/fffff00000`, at, { ...ev(), status: "confirmed" });
+        assert.equal(revived.status, 200);
+        assert.equal(revived.json.status, "confirmed");
+      },
+    );
+
+    await t.step("admin purge and move: the old calendar answers 404, the id stays taken there", async () => {
+      const { calendars } = await adminOk("GET", `/_admin/accounts/${enc(email)}`);
+      const team = calendars.find((c: { summary: string }) => c.summary === "Team").id;
+      const holidays = calendars.find((c: { accessRole: string }) => c.accessRole === "reader").id;
+      const path = `/calendars/${enc(email)}/events`;
+      const adminEvent = (cal: string, id: string, action: string) =>
+        `/_admin/accounts/${enc(email)}/calendars/${enc(cal)}/events/${id}/${action}`;
+      for (const id of ["ggggg00000", "hhhhh00000"]) {
+        assert.equal((await api("POST", path, at, ev(id))).status, 200);
+      }
+      await adminOk("POST", adminEvent(email, "ggggg00000", "purge"));
+      const moved = await adminOk("POST", adminEvent(email, "hhhhh00000", "move"), { destination: team });
+      assert.equal(moved.id, "hhhhh00000");
+      for (const id of ["ggggg00000", "hhhhh00000"]) {
+        for (const method of ["GET", "PATCH", "DELETE"]) {
+          const res = await api(
+            method,
+            `${path}/${id}`,
+            at,
+            method === "PATCH" ? { summary: "x" } : undefined,
+          );
+          assert.equal(res.status, 404, `${method} ${id}`);
+          assert.equal(reasonOf(res), "notFound");
+        }
+        const dup = await api("POST", path, at, ev(id));
+        assert.equal(dup.status, 409, `${id} stays taken`);
+        assert.equal(reasonOf(dup), "duplicate");
+      }
+      const there = await api("GET", `/calendars/${enc(team)}/events/hhhhh00000`, at);
+      assert.equal(there.status, 200);
+      assert.equal(there.json.summary, "Session");
+      // Mistakes are the admin API's 4xx, never a 500.
+      assert.equal((await admin("POST", adminEvent(email, "nosuch0000", "purge"))).status, 404);
+      assert.equal(
+        (await admin("POST", adminEvent(team, "hhhhh00000", "move"), { destination: team })).status,
+        400,
+      );
+      assert.equal(
+        (await admin("POST", adminEvent(team, "hhhhh00000", "move"), { destination: "x@y" })).status,
+        404,
+      );
+      assert.equal((await admin("POST", adminEvent(team, "hhhhh00000", "move"), {})).status, 400);
+      assert.equal((await api("POST", `/calendars/${enc(holidays)}/events`, at, ev())).status, 403);
+    });
+
+    await t.step("time zones per calendar: calendarList.list/get and calendars.get report them", async () => {
+      const { calendars } = await adminOk("GET", `/_admin/accounts/${enc(email)}`);
+      const team = calendars.find((c: { summary: string }) => c.summary === "Team").id;
+      const patched = await adminOk("PATCH", `/_admin/accounts/${enc(email)}/calendars/${enc(team)}`, {
+        timeZone: "Europe/Berlin",
+      });
+      assert.equal(patched.timeZone, "Europe/Berlin");
+      await adminOk("POST", "/_admin/accounts", {
+        email,
+        calendars: [{ id: "tokyo@group.calendar.google.com", summary: "Tokyo", timeZone: "Asia/Tokyo" }],
+      });
+      const list = await api("GET", "/users/me/calendarList", at);
+      const zones = Object.fromEntries(
+        list.json.items.map((i: { id: string; timeZone: string }) => [i.id, i.timeZone]),
+      );
+      assert.equal(zones[team], "Europe/Berlin");
+      assert.equal(zones["tokyo@group.calendar.google.com"], "Asia/Tokyo");
+      assert.equal(zones[email], "UTC");
+      const entry = await api("GET", `/users/me/calendarList/${enc(team)}`, at);
+      assert.equal(entry.status, 200);
+      assert.equal(entry.json.kind, "calendar#calendarListEntry");
+      assert.equal(entry.json.accessRole, "writer");
+      assert.equal(entry.json.timeZone, "Europe/Berlin");
+      const primary = await api("GET", "/users/me/calendarList/primary", at);
+      assert.equal(primary.json.id, email);
+      assert.equal(primary.json.primary, true);
+      const unknown = await api("GET", `/users/me/calendarList/${enc("nobody@example.com")}`, at);
+      assert.equal(unknown.status, 404);
+      assert.equal(reasonOf(unknown), "notFound");
+      // calendars.get needs a calendar or calendar.calendars scope, which this grant lacks.
+      const scoped = await api("GET", `/calendars/${enc(team)}`, at);
+      assert.equal(scoped.status, 403);
+      assert.equal(reasonOf(scoped), "insufficientPermissions");
+      const wide =
+        (await connect("dr.zones@example.com", { request: [S("calendar.readonly")] })).access_token;
+      const own = await api("GET", "/calendars/primary", wide);
+      assert.equal(own.status, 200);
+      assert.deepEqual(
+        { kind: own.json.kind, id: own.json.id, timeZone: own.json.timeZone },
+        { kind: "calendar#calendar", id: "dr.zones@example.com", timeZone: "UTC" },
+      );
+      assert.equal(own.json.accessRole, undefined, "the access role is the calendar list's business");
+      const bad = await admin("PATCH", `/_admin/accounts/${enc(email)}/calendars/${enc(team)}`, {
+        timeZone: "Mars/Olympus",
+      });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.json.error.code, "invalid_request");
+    });
+
+    await t.step(
+      "freeBusy: an injected per-calendar error is answered with busy [] and the reason",
+      async () => {
+        const cal = `/_admin/accounts/${enc(email)}/calendars/${enc(email)}`;
+        await adminOk("PATCH", cal, { freeBusyError: "internalError" });
+        const body = {
+          timeMin: "2026-04-01T00:00:00Z",
+          timeMax: "2026-04-02T00:00:00Z",
+          items: [{ id: email }],
+        };
+        const failed = await api("POST", "/freeBusy", at, body);
+        assert.equal(failed.status, 200);
+        assert.deepEqual(failed.json.calendars[email], {
+          errors: [{ domain: "global", reason: "internalError" }],
+          busy: [],
+        });
+        await adminOk("PATCH", cal, { freeBusyError: null });
+        const healed = await api("POST", "/freeBusy", at, body);
+        assert.equal(healed.json.calendars[email].errors, undefined);
+        assert.ok(healed.json.calendars[email].busy.length > 0);
+      },
+    );
 
     await t.step(
       "admin: a deleted calendar is notFound; expired tokens are 401 until refreshed",

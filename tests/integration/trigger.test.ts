@@ -126,7 +126,6 @@ async function statusAs(stack: TestStack, profileId: string) {
 Deno.test("appointment changes reach the calendar by themselves: trigger, outbox, worker, faults", async (t) => {
   const stack = await startTestStack({
     env: {
-      CALENDAR_SYNC_MAX_ATTEMPTS: "3",
       CALENDAR_SYNC_BACKOFF_BASE_MS: "20",
       CALENDAR_SYNC_BACKOFF_CAP_MS: "200",
       CALENDAR_SYNC_RETRY_AFTER_MAX_MS: "500",
@@ -390,7 +389,7 @@ Deno.test("appointment changes reach the calendar by themselves: trigger, outbox
     );
 
     await t.step(
-      "a dead letter after the maximum attempts, visible in the status view, and re-queued",
+      "a dead letter once the retry budget (time) is spent, visible in the status view, and re-queued",
       async () => {
         await stack.sandbox.fault({
           match: { email: dora.email, pathPrefix: "/google/calendar" },
@@ -399,11 +398,24 @@ Deno.test("appointment changes reach the calendar by themselves: trigger, outbox
         });
         const dTimes = slot(6, 9);
         const d1 = await stack.createAppointment({ tenantId, staffId: dora.id, ...dTimes });
+        // Many quick attempts (backoff of milliseconds here) never dead-letter by themselves.
+        const failing = await waitFor(
+          "several failed attempts",
+          () => logRow(stack.sql, d1, dora.id),
+          (r) => !!r && r.retry_count >= 5,
+        );
+        assert.equal(failing?.sync_status, "pending");
+        // A day of failures, simulated: the row started failing 25 h ago (budget 24 h by default).
+        await stack.sql`update public.calendar_sync_log set first_failure_at = now() - interval '25 hours'
+          where appointment_key = ${d1} and staff_id = ${dora.id}`;
         const dead = await settled(stack, d1, dora.id);
         assert.equal(dead.sync_status, "failed");
-        assert.equal(dead.retry_count, 3, "CALENDAR_SYNC_MAX_ATTEMPTS attempts");
         assert.equal(dead.last_error_code, "provider_unavailable");
+        assert.match(dead.error_message!, /retry budget of 24 h/);
         assert.match(dead.error_message!, /HTTP 503/);
+        const [{ first_failure_at }] = await stack.sql`select first_failure_at from public.calendar_sync_log
+          where appointment_key = ${d1} and staff_id = ${dora.id}`;
+        assert.equal(first_failure_at, null, "a re-queue starts a fresh budget");
 
         // A tenant admin sees every staff member of the tenant; a staff member only their own line.
         const adminView = await statusAs(stack, admin.profileId);

@@ -293,7 +293,7 @@ Deno.test("upsertEvent: a duplicate insert adopts the existing event (update) or
   assert.deepEqual(deleted.seen[2].body, { ...TIMES, status: "confirmed" });
 });
 
-Deno.test("upsertEvent: a known event id is patched; 404 inserts; 410, cancelled and 403-on-deleted revive", async () => {
+Deno.test("upsertEvent: a known event id is patched; 410, cancelled and 403-on-deleted revive", async () => {
   const updated = scripted(() => event("known"));
   assert.deepEqual(await updated.provider.upsertEvent("t", write("known")), {
     eventId: "known",
@@ -302,10 +302,6 @@ Deno.test("upsertEvent: a known event id is patched; 404 inserts; 410, cancelled
   });
   assert.deepEqual(steps(updated.seen), [`PATCH /calendars/${ENCODED}/events/known`]);
   assert.deepEqual(updated.seen[0].body, TIMES);
-
-  const missing = scripted((_req, i) => [googleError(404, "notFound"), event(DERIVED)][i]);
-  assert.equal((await missing.provider.upsertEvent("t", write("known"))).operation, "created");
-  assert.deepEqual(missing.seen[1].body, { id: DERIVED, ...TIMES });
 
   const gone = scripted((_req, i) => [googleError(410, "deleted"), event("known")][i]);
   assert.equal((await gone.provider.upsertEvent("t", write("known"))).operation, "restored");
@@ -323,6 +319,67 @@ Deno.test("upsertEvent: a known event id is patched; 404 inserts; 410, cancelled
   const forbiddenLive = scripted((_req, i) => [googleError(403, "forbidden"), event("known")][i]);
   const err = await rejectedWith(ProviderError, forbiddenLive.provider.upsertEvent("t", write("known")));
   assert.equal(err.kind, "invalid", "a 403 on a live event is not papered over");
+});
+
+Deno.test("upsertEvent: an event 404 is told apart from a missing calendar with calendarList.get", async () => {
+  const entry = () => json(200, { kind: "calendar#calendarListEntry", id: HOLIDAY, accessRole: "owner" });
+  // PATCH 404, the calendar is listed: the event is gone (purged or moved), nothing is inserted.
+  const purged = scripted((_req, i) => [googleError(404, "notFound"), entry()][i]);
+  const eventGone = await rejectedWith(ProviderError, purged.provider.upsertEvent("t", write("known")));
+  assert.equal(eventGone.kind, "not_found");
+  assert.equal(eventGone.details.resource, "event");
+  assert.deepEqual(steps(purged.seen), [
+    `PATCH /calendars/${ENCODED}/events/known`,
+    `GET /users/me/calendarList/${ENCODED}`,
+  ]);
+  // PATCH 404 and the calendar is not listed: the calendar is what is missing.
+  const deleted = scripted(() => googleError(404, "notFound"));
+  const calendarGone = await rejectedWith(ProviderError, deleted.provider.upsertEvent("t", write("known")));
+  assert.equal(calendarGone.kind, "not_found");
+  assert.equal(calendarGone.details.resource, "calendar");
+  // An insert's 404 can only be the calendar: no extra call.
+  const insert404 = scripted(() => googleError(404, "notFound"));
+  const noCalendar = await rejectedWith(ProviderError, insert404.provider.upsertEvent("t", write()));
+  assert.equal(noCalendar.details.resource, "calendar");
+  assert.equal(insert404.seen.length, 1);
+  // 409 on insert but GET 404: the id is held by a purged or moved event, so the event is missing.
+  const held = scripted((_req, i) =>
+    [googleError(409, "duplicate"), googleError(404, "notFound"), entry()][i]
+  );
+  const heldErr = await rejectedWith(ProviderError, held.provider.upsertEvent("t", write()));
+  assert.equal(heldErr.details.resource, "event");
+  assert.deepEqual(steps(held.seen).map((s) => s.split(" ")[0]), ["POST", "GET", "GET"]);
+  // A failure of the check itself (rate limit) is reported as such, not guessed.
+  const limited = scripted((_req, i) =>
+    [googleError(404, "notFound"), googleError(429, "rateLimitExceeded")][i]
+  );
+  assert.equal(
+    (await rejectedWith(ProviderError, limited.provider.upsertEvent("t", write("known")))).kind,
+    "rate_limited",
+  );
+  // A later generation inserts its own derived id.
+  const fresh = scripted(() => event(eventIdFor(APPOINTMENT, 1)));
+  const created = await fresh.provider.upsertEvent("t", { ...write(), eventGeneration: 1 });
+  assert.equal(created.operation, "created");
+  assert.deepEqual(fresh.seen[0].body, { id: `${DERIVED}1`, ...TIMES });
+});
+
+Deno.test("getCalendar: the live access role and zone from calendarList.get; unlisted is not_found", async () => {
+  const { seen, provider } = scripted(() =>
+    json(200, { id: HOLIDAY, summary: "Hol", accessRole: "reader", timeZone: "Europe/Paris" })
+  );
+  assert.deepEqual(await provider.getCalendar("t", HOLIDAY), {
+    id: HOLIDAY,
+    summary: "Hol",
+    primary: false,
+    access_role: "reader",
+    time_zone: "Europe/Paris",
+  });
+  assert.deepEqual(steps(seen), [`GET /users/me/calendarList/${ENCODED}`]);
+  const missing = scripted(() => googleError(404, "notFound"));
+  const err = await rejectedWith(ProviderError, missing.provider.getCalendar("t", "nope@example.com"));
+  assert.equal(err.kind, "not_found");
+  assert.equal(err.details.resource, "calendar");
 });
 
 Deno.test("upsertEvent: bad input is invalid before any request", async () => {

@@ -179,3 +179,36 @@ Deno.test("classifyTransportError: timeouts, aborts and network errors are trans
   const coded = Object.assign(new TypeError("bad argument"), { code: "ERR_INVALID_ARG_TYPE" });
   assert.throws(() => classifyTransportError(coded, "op"), TypeError);
 });
+
+Deno.test("classifyGoogleResponse: every usage-limit 403 is rate_limited, never permanent", () => {
+  const limited = (reason: string, domain = "usageLimits") => ({
+    error: { errors: [{ domain, reason, message: reason }], code: 403, message: reason },
+  });
+  for (
+    const reason of [
+      "rateLimitExceeded",
+      "userRateLimitExceeded",
+      "quotaExceeded",
+      "dailyLimitExceeded",
+      "variableTermLimitExceeded",
+      "concurrentLimitExceeded",
+    ]
+  ) {
+    const err = classifyGoogleResponse(403, limited(reason, "global"), undefined, "events.insert");
+    assert.equal(err.kind, "rate_limited", reason);
+    assert.equal(err.details.reason, reason);
+  }
+  // A usageLimits domain or RESOURCE_EXHAUSTED status counts even under an unfamiliar reason.
+  assert.equal(classifyGoogleResponse(403, limited("somethingNew"), undefined, "op").kind, "rate_limited");
+  assert.equal(
+    classifyGoogleResponse(403, { error: { code: 403, status: "RESOURCE_EXHAUSTED" } }, undefined, "op").kind,
+    "rate_limited",
+  );
+  // A 403 that is about permission stays what it is.
+  assert.equal(classifyGoogleResponse(403, limited("forbidden", "global"), undefined, "op").kind, "invalid");
+  assert.equal(
+    classifyGoogleResponse(403, limited("forbiddenForNonOrganizer", "calendar"), undefined, "op").kind,
+    "invalid",
+  );
+  assert.equal(classifyGoogleResponse(429, limited("anything"), undefined, "op").kind, "rate_limited");
+});

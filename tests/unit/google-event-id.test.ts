@@ -54,3 +54,26 @@ Deno.test("eventIdFor: anything but a UUID is refused with kind invalid", () => 
     );
   }
 });
+
+Deno.test("eventIdFor: each generation is a fresh, deterministic, valid id; generation 0 is the plain id", () => {
+  const uuid = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+  const base = eventIdFor(uuid);
+  assert.equal(eventIdFor(uuid, 0), base);
+  const ids = new Set([base]);
+  for (const generation of [1, 2, 31, 32, 1023, 1_000_000]) {
+    const id = eventIdFor(uuid, generation);
+    assert.match(id, GOOGLE_EVENT_ID);
+    assert.ok(id.startsWith(base), "the appointment's id stays the prefix");
+    assert.equal(id.slice(26), generation.toString(32));
+    assert.equal(eventIdFor(uuid, generation), id, "a retry derives the same id");
+    assert.ok(!ids.has(id), `generation ${generation} collides`);
+    ids.add(id);
+  }
+  for (const bad of [-1, 1.5, 1_000_001, Number.NaN]) {
+    assert.throws(
+      () => eventIdFor(uuid, bad),
+      (err) => err instanceof ProviderError && err.kind === "invalid",
+      String(bad),
+    );
+  }
+});

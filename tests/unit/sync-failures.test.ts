@@ -67,6 +67,42 @@ Deno.test("a missing calendar fails permanently and names the calendar", () => {
   assert.match(d.message, /choose another calendar/);
 });
 
+Deno.test("a missing event (the calendar is there) is retried, never calendar_not_found", () => {
+  const d = decideFailure(
+    new ProviderError("not_found", "event gone", { status: 404, reason: "notFound", resource: "event" }),
+    "team@x",
+  );
+  assert.equal(d.decision, "retry");
+  assert.equal(d.code, "event_not_found");
+  const c = decideFailure(
+    new ProviderError("not_found", "calendar gone", {
+      status: 404,
+      reason: "notFound",
+      resource: "calendar",
+    }),
+    "team@x",
+  );
+  assert.equal(c.decision, "fail");
+  assert.equal(c.code, "calendar_not_found");
+});
+
+Deno.test("every rate limit is a rate-limited retry that carries Retry-After", () => {
+  const d = decideFailure(
+    new ProviderError("rate_limited", "403 quotaExceeded", {
+      status: 403,
+      reason: "quotaExceeded",
+      retryAfterMs: 9000,
+    }),
+  );
+  assert.deepEqual(d, {
+    decision: "retry",
+    code: "rate_limited",
+    message: "403 quotaExceeded",
+    rateLimited: true,
+    retryAfterMs: 9000,
+  });
+});
+
 Deno.test("invalid requests and invalid appointments fail permanently", () => {
   assert.deepEqual(decideFailure(new ProviderError("invalid", "HTTP 400 invalid")), {
     decision: "fail",

@@ -5,7 +5,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = public, extensions;
 
-select plan(22);
+select plan(23);
 
 -- Two clinics, a clinician in each, an admin in the first, and a connection per clinician.
 insert into auth.users (id, email) values
@@ -78,9 +78,10 @@ select throws_ok(
 select throws_ok(
   $$select access_token_encrypted from public.staff_calendar_connections$$,
   '42501', null, 'a clinician cannot read her own access token ciphertext');
-select lives_ok(
+select throws_ok(
   $$update public.staff_calendar_connections set selected_calendar_id = 'team@group.calendar.google.com'$$,
-  'a clinician may choose which calendar to use');
+  '42501', null,
+  'a clinician cannot set the calendar directly (calendar-select-calendar checks it is writable)');
 select throws_ok(
   $$update public.staff_calendar_connections set connection_status = 'connected'$$,
   '42501', null, 'a clinician cannot change the connection status');
@@ -110,13 +111,15 @@ select is(
   (select count(*)::int from public.staff_calendar_connections
     where tenant_id = 'b0000000-0000-4000-8000-000000000001'),
   0, 'another tenant''s connections are invisible');
-update public.staff_calendar_connections set selected_calendar_id = 'hijack'
-  where staff_id = 'c0000000-0000-4000-8000-000000000001';
+select throws_ok(
+  $$update public.staff_calendar_connections set selected_calendar_id = 'hijack'
+    where staff_id = 'c0000000-0000-4000-8000-000000000001'$$,
+  '42501', null, 'another tenant cannot set the calendar either');
 reset role;
 select is(
   (select selected_calendar_id from public.staff_calendar_connections
     where staff_id = 'c0000000-0000-4000-8000-000000000001'),
-  'team@group.calendar.google.com', 'another tenant''s update changes nothing');
+  'primary', 'another tenant''s update changes nothing');
 
 -- The admin of clinic A reads the tenant's sync log but not other tenants' --------------------
 set local role authenticated;

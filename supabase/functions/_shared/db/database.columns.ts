@@ -19,6 +19,7 @@ export type PostgresJsColumns = {
   };
   "calendar_sync_log": {
     "created_at": Date;
+    "first_failure_at": Date;
     "last_synced_at": Date;
     "lease_expires_at": Date;
     "next_attempt_at": Date;

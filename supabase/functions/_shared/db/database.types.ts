@@ -123,6 +123,8 @@ export type Database = {
           "desired_action": string | null;
           "error_message": string | null;
           "event_etag": string | null;
+          "event_generation": number;
+          "first_failure_at": string | null;
           "google_calendar_id": string | null;
           "google_event_id": string | null;
           "id": string;
@@ -149,6 +151,8 @@ export type Database = {
           "desired_action"?: string | null;
           "error_message"?: string | null;
           "event_etag"?: string | null;
+          "event_generation"?: number;
+          "first_failure_at"?: string | null;
           "google_calendar_id"?: string | null;
           "google_event_id"?: string | null;
           "id"?: string;
@@ -174,6 +178,8 @@ export type Database = {
           "desired_action"?: string | null;
           "error_message"?: string | null;
           "event_etag"?: string | null;
+          "event_generation"?: number;
+          "first_failure_at"?: string | null;
           "google_calendar_id"?: string | null;
           "google_event_id"?: string | null;
           "id"?: string;

@@ -15,8 +15,8 @@
  * object, because issue #2 and docs/api.md fix `[{id, summary, primary, access_role}]` for
  * `calendar-list-calendars` too, and one shape for both names means one handler with no routing on
  * the URL. The calendar currently used for sync and availability is readable by the app as
- * `staff_calendar_connections.selected_calendar_id` (granted to `authenticated` under RLS, which
- * is also how the app changes it).
+ * `staff_calendar_connections.selected_calendar_id` (granted to `authenticated` under RLS); it is
+ * changed through `calendar-select-calendar`, which accepts only `owner` and `writer` calendars.
  *
  * Errors: 401 `missing_authorization` / `invalid_token`; 403 `forbidden_role`, `user_required`,
  * `not_staff`; 409 `ambiguous_staff`, `not_connected`, `needs_reconnect`, `insufficient_scope`;

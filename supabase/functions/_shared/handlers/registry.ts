@@ -9,6 +9,7 @@ import { authStart } from "./auth-start.ts";
 import { disconnect } from "./disconnect.ts";
 import { getAvailability } from "./get-availability.ts";
 import { listCalendars } from "./list-calendars.ts";
+import { selectCalendar } from "./select-calendar.ts";
 import { syncAppointment } from "./sync-appointment.ts";
 import { syncWorker } from "./sync-worker.ts";
 
@@ -20,6 +21,7 @@ export const FUNCTIONS: Readonly<Record<string, FunctionHandler>> = {
   "calendar-sync-appointment": syncAppointment,
   "calendar-sync-worker": syncWorker,
   "calendar-disconnect": disconnect,
+  "calendar-select-calendar": selectCalendar,
   "google-calendar-auth-start": authStart,
   "google-calendar-auth-callback": authCallback,
   "google-calendar-list-calendars": listCalendars,

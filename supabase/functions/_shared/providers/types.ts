@@ -11,7 +11,8 @@ export type ProviderId = "google" | "microsoft";
  * - `auth`: the grant is revoked/expired or the token is rejected after a refresh; reconnect needed
  * - `rate_limited`: retry after `retryAfterMs` (from Retry-After when given)
  * - `transient`: 5xx, timeouts, network errors; retry with backoff
- * - `not_found`: the calendar or event does not exist (or is not visible)
+ * - `not_found`: the calendar or event does not exist (or is not visible); `details.resource` says
+ *   which when the provider could tell (`event`: the calendar is there, the event is not)
  * - `gone`: the resource was deleted (Google 410 `deleted`), or a sync token expired
  * - `conflict`: id already exists (Google 409 `duplicate`) or a stale etag (412)
  * - `insufficient_scope`: the grant lacks a scope this call needs (reconnect with consent)
@@ -32,7 +33,13 @@ export class ProviderError extends Error {
   constructor(
     readonly kind: ProviderErrorKind,
     message: string,
-    readonly details: { status?: number; reason?: string; retryAfterMs?: number } = {},
+    readonly details: {
+      status?: number;
+      reason?: string;
+      retryAfterMs?: number;
+      /** For `not_found`: what is missing, when known. */
+      resource?: "calendar" | "event";
+    } = {},
   ) {
     super(message);
     this.name = "ProviderError";
@@ -60,6 +67,15 @@ export interface CalendarSummary {
   access_role: string;
 }
 
+/** One calendar as the connected account sees it now, read live from the provider. */
+export interface CalendarDetails extends CalendarSummary {
+  /** IANA zone of the calendar, when the provider reports one. */
+  time_zone: string | null;
+}
+
+/** Access roles that may write events (Google calendarList accessRole). */
+export const WRITABLE_ACCESS_ROLES: readonly string[] = Object.freeze(["owner", "writer"]);
+
 /** A half-open busy interval, ISO 8601 UTC strings (`2026-01-05T09:00:00Z`). */
 export interface BusyInterval {
   start: string;
@@ -73,6 +89,11 @@ export interface EventWrite {
   appointmentId: string;
   /** Provider event id from an earlier successful write, when known. */
   eventId?: string | null;
+  /**
+   * The sync row's event generation (0 at first): which derived id a create uses. Raised by the sync
+   * engine when the event vanished from the calendar, so the re-create gets a fresh, still idempotent id.
+   */
+  eventGeneration?: number;
   /** Instant, ISO 8601 with offset. */
   start: string;
   end: string;
@@ -112,6 +133,11 @@ export interface CalendarProvider {
   missingScopes(granted: string[]): string[];
   listCalendars(accessToken: string): Promise<CalendarSummary[]>;
   /**
+   * One calendar of the account's list with its current access role, read live.
+   * @throws ProviderError `not_found` (resource `calendar`) when it is not in the account's list.
+   */
+  getCalendar(accessToken: string, calendarId: string): Promise<CalendarDetails>;
+  /**
    * Busy intervals of the calendars between timeMin and timeMax (ISO 8601 with offset), merged and
    * sorted, chunking the range into windows the provider accepts. A per-calendar error throws;
    * an unknown calendar is never reported as free.
@@ -119,10 +145,15 @@ export interface CalendarProvider {
   busy(accessToken: string, args: { calendarIds: string[]; timeMin: string; timeMax: string }): Promise<
     BusyInterval[]
   >;
-  /** Create or update the appointment's event idempotently (retries never duplicate). */
+  /**
+   * Create or update the appointment's event idempotently (retries never duplicate).
+   * @throws ProviderError `not_found` with `details.resource` `event` when the event vanished from a
+   *   calendar that still exists (purged, moved away): write again with the next `eventGeneration`;
+   *   `not_found` with resource `calendar` when the calendar itself is gone.
+   */
   upsertEvent(accessToken: string, write: EventWrite): Promise<EventWriteResult>;
   /** Delete an event; "already gone" (404/410) is success. */
   deleteEvent(accessToken: string, args: { calendarId: string; eventId: string }): Promise<void>;
-  /** The event id the provider would use for an appointment (Google: base32hex from the uuid). */
-  eventIdFor(appointmentId: string): string;
+  /** The event id the provider would use for an appointment and generation (Google: base32hex from the uuid). */
+  eventIdFor(appointmentId: string, generation?: number): string;
 }

@@ -11,13 +11,17 @@
  * | ProviderError `rate_limited`                     | retry (Retry-After floor, whole account) | rate_limited |
  * | ProviderError `transient`                        | retry    | provider_unavailable |
  * | ProviderError `conflict`, `gone`                 | retry    | provider_conflict    |
+ * | ProviderError `not_found` (resource `event`: still | retry    | event_not_found      |
+ * |   missing after re-creates under fresh ids)      |          |                      |
  * | ProviderError `not_found` (the calendar)         | fail     | calendar_not_found   |
  * | ProviderError `invalid`                          | fail     | provider_error       |
  * | {@link InvalidAppointmentError}                  | fail     | invalid_appointment  |
  * | anything else (database hiccup, bug)             | retry    | internal_error       |
  *
  * "park" releases the row without consuming an attempt: it waits (pending) until the staff member
- * reconnects. "retry" consumes an attempt; after the maximum the row is failed (dead letter).
+ * reconnects. "retry" comes back later (backoff, Retry-After as a floor) until the retry budget
+ * (CALENDAR_SYNC_RETRY_BUDGET_HOURS since the first failure) is spent; then the row is failed (dead
+ * letter). Every usage-limit answer is a `rate_limited` retry, never a permanent failure.
  * "fail" is permanent: the row is failed at once with a message a developer can act on.
  * Messages carry ids, codes and provider reasons only, never tokens or patient data.
  */
@@ -76,6 +80,10 @@ export function decideFailure(err: unknown, calendarId?: string | null): Failure
       case "gone":
         return { decision: "retry", code: "provider_conflict", message, rateLimited: false };
       case "not_found":
+        if (err.details.resource === "event") {
+          // The sync engine already tried fresh ids in this attempt; the next attempt goes on.
+          return { decision: "retry", code: "event_not_found", message, rateLimited: false };
+        }
         return {
           decision: "fail",
           code: "calendar_not_found",

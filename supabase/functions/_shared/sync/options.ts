@@ -5,7 +5,10 @@
  * | variable                        | default | meaning                                                   |
  * |---------------------------------|---------|-----------------------------------------------------------|
  * | CALENDAR_SYNC_CONCURRENCY       | 8       | provider calls in flight per worker invocation            |
- * | CALENDAR_SYNC_MAX_ATTEMPTS      | 8       | attempts before a row is `failed` (dead letter)           |
+ * | CALENDAR_SYNC_RETRY_BUDGET_HOURS| 24      | how long a row keeps retrying after its first failure     |
+ * |                                 |         | before it is `failed` (dead letter); 0.1 to 168 (7 days), |
+ * |                                 |         | fractions allowed. Time, not attempts: hours of rate      |
+ * |                                 |         | limiting or an outage never dead-letter a row             |
  * | CALENDAR_SYNC_LEASE_MS          | 120000  | how long a claim holds a row; a crashed worker's rows are |
  * |                                 |         | claimable again after it. Keep it above the longest row   |
  * |                                 |         | (about 6 x CALENDAR_PROVIDER_TIMEOUT_MS)                  |
@@ -21,7 +24,8 @@ import { ConfigError } from "../config.ts";
 /** Worker tunables; see the table above. */
 export interface WorkerOptions {
   concurrency: number;
-  maxAttempts: number;
+  /** How long a row keeps retrying after its first failure before it is dead-lettered, in ms. */
+  retryBudgetMs: number;
   leaseMs: number;
   backoffBaseMs: number;
   backoffCapMs: number;
@@ -29,12 +33,21 @@ export interface WorkerOptions {
   maxRunMs: number;
 }
 
+/** Retry budget bounds in hours: the default (a day), and the documented range (6 minutes to 7 days). */
+export const DEFAULT_BUDGET_HOURS = 24;
+export const MIN_BUDGET_HOURS = 0.1;
+export const MAX_BUDGET_HOURS = 168;
+
+/** Replaced by CALENDAR_SYNC_RETRY_BUDGET_HOURS; set, it is ignored with one warning. */
+const RETIRED = "CALENDAR_SYNC_MAX_ATTEMPTS";
+
 const int = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
 const schema = z.object({
   CALENDAR_SYNC_CONCURRENCY: int(1, 64, 8),
-  CALENDAR_SYNC_MAX_ATTEMPTS: int(1, 100, 8),
+  CALENDAR_SYNC_RETRY_BUDGET_HOURS: z.coerce.number().min(MIN_BUDGET_HOURS).max(MAX_BUDGET_HOURS)
+    .default(DEFAULT_BUDGET_HOURS),
   CALENDAR_SYNC_LEASE_MS: int(500, 3_600_000, 120_000),
   CALENDAR_SYNC_BACKOFF_BASE_MS: int(1, 600_000, 2_000),
   CALENDAR_SYNC_BACKOFF_CAP_MS: int(1, 86_400_000, 900_000),
@@ -66,7 +79,7 @@ export function parseWorkerOptions(
   const e = parsed.data;
   return {
     concurrency: e.CALENDAR_SYNC_CONCURRENCY,
-    maxAttempts: e.CALENDAR_SYNC_MAX_ATTEMPTS,
+    retryBudgetMs: Math.round(e.CALENDAR_SYNC_RETRY_BUDGET_HOURS * 3_600_000),
     leaseMs: e.CALENDAR_SYNC_LEASE_MS,
     backoffBaseMs: e.CALENDAR_SYNC_BACKOFF_BASE_MS,
     backoffCapMs: Math.max(e.CALENDAR_SYNC_BACKOFF_CAP_MS, e.CALENDAR_SYNC_BACKOFF_BASE_MS),
@@ -82,6 +95,15 @@ let cached: WorkerOptions | undefined;
  * @throws ConfigError when a CALENDAR_SYNC_* variable is malformed.
  */
 export function getWorkerOptions(): WorkerOptions {
-  cached ??= parseWorkerOptions();
+  if (cached) return cached;
+  cached = parseWorkerOptions();
+  if (Deno.env.get(RETIRED)) {
+    console.warn(JSON.stringify({
+      level: "warn",
+      event: "config_variable_ignored",
+      variable: RETIRED,
+      message: "retries are bounded by time now: set CALENDAR_SYNC_RETRY_BUDGET_HOURS instead",
+    }));
+  }
   return cached;
 }

@@ -21,7 +21,8 @@ import type { ProviderId } from "../providers/types.ts";
  * A claimed calendar_sync_log row, as the worker needs it (the generated row type's columns).
  * `appointment_key` is the appointment id, kept after a hard delete; the provider event id derives
  * from it. `queue_version` is the bigint as text, compared back in SQL to detect a re-queue during
- * processing. `lease_owner` is set: the claim took the row.
+ * processing. `lease_owner` is set: the claim took the row. `event_generation` says which derived event
+ * id the row writes (raised when the event vanished from its calendar).
  */
 export type ClaimedRow = Narrow<
   Pick<
@@ -36,6 +37,7 @@ export type ClaimedRow = Narrow<
     | "google_calendar_id"
     | "desired_action"
     | "retry_count"
+    | "event_generation"
     | "queue_version"
     | "lease_owner"
   >,
@@ -68,7 +70,7 @@ export interface ClaimRequest {
 }
 
 const ROW_COLUMNS = `l.id, l.tenant_id, l.appointment_id, l.appointment_key, l.staff_id, l.provider,
-  l.google_event_id, l.google_calendar_id, l.desired_action, l.retry_count,
+  l.google_event_id, l.google_calendar_id, l.desired_action, l.retry_count, l.event_generation,
   l.queue_version::text as queue_version, l.lease_owner`;
 
 /**
@@ -175,6 +177,7 @@ export async function recordSuccess(
         last_synced_at = now(),
         error_message = null,
         last_error_code = null,
+        first_failure_at = null,
         sync_status = case when l.queue_version = ${row.queue_version}::bigint then 'synced' else 'pending' end,
         desired_action = case when l.queue_version = ${row.queue_version}::bigint then null
                               else l.desired_action end,
@@ -229,33 +232,64 @@ export async function extendLeases(sql: Sql, owner: string, ids: string[], lease
 }
 
 /**
- * Record a retryable failure: one more attempt counted, next attempt after `delayMs`, or `failed`
- * once `maxAttempts` is reached. A row re-queued since the claim keeps its fresh schedule.
+ * Record a retryable failure: one more attempt counted and the next one after `delayMs`, but never
+ * later than the end of the retry budget; or `failed` (dead letter) once `budgetMs` has passed since
+ * the first failure of the row's current run of failures (`first_failure_at`, set by the first one).
+ * The budget is time, not attempts, so hours of rate limiting never dead-letter a row. A row
+ * re-queued since the claim keeps its fresh schedule (and its budget: the failures go on).
  * @returns the row's status afterwards, or "lost" when the lease was taken over.
  */
 export async function recordRetry(
   sql: Sql,
   row: ClaimedRow,
-  failure: { code: string; message: string; delayMs: number; maxAttempts: number },
+  failure: { code: string; message: string; delayMs: number; budgetMs: number },
 ): Promise<"pending" | "failed" | "lost"> {
   const v = row.queue_version;
+  const budget = sql`${Math.ceil(failure.budgetMs)}::bigint * interval '1 millisecond'`;
+  const spent = sql`(coalesce(l.first_failure_at, now()) + ${budget} <= now())`;
+  const dead = sql`(l.queue_version = ${v}::bigint and ${spent})`;
+  const hours = Math.round((failure.budgetMs / 3_600_000) * 100) / 100;
   const rows = await sql<{ sync_status: "pending" | "failed" }[]>`
     update public.calendar_sync_log l set
-      error_message = ${failure.message},
+      error_message = case when ${dead}
+        then ${`gave up after the retry budget of ${hours} h; last error: ${failure.message}`}
+        else ${failure.message} end,
       last_error_code = ${failure.code},
       retry_count = case when l.queue_version = ${v}::bigint then l.retry_count + 1 else l.retry_count end,
-      sync_status = case when l.queue_version = ${v}::bigint and l.retry_count + 1 >= ${failure.maxAttempts}
-                         then 'failed' else 'pending' end,
+      first_failure_at = case when ${dead} then null else coalesce(l.first_failure_at, now()) end,
+      sync_status = case when ${dead} then 'failed' else 'pending' end,
       next_attempt_at = case when l.queue_version <> ${v}::bigint then l.next_attempt_at
-                             when l.retry_count + 1 >= ${failure.maxAttempts} then null
-                             else now() + ${
-    Math.ceil(failure.delayMs)
-  }::integer * interval '1 millisecond' end,
+                             when ${spent} then null
+                             else least(
+                               now() + ${Math.ceil(failure.delayMs)}::bigint * interval '1 millisecond',
+                               coalesce(l.first_failure_at, now()) + ${budget}
+                             ) end,
       lease_owner = null,
       lease_expires_at = null
     where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}
     returning l.sync_status`;
   return rows[0]?.sync_status ?? "lost";
+}
+
+/**
+ * Move the row to its next event generation before writing the event again under a fresh id (the
+ * event vanished from a calendar that still exists). Stored first, under our lease, so a retry of
+ * the re-create derives the same id and finds its own event rather than creating a second one.
+ * @returns the new generation.
+ * @throws Error when the lease was lost or the generation moved meanwhile (nothing is written then).
+ */
+export async function nextEventGeneration(sql: Sql, row: ClaimedRow, current: number): Promise<number> {
+  const rows = await sql<{ event_generation: number }[]>`
+    update public.calendar_sync_log l set
+      event_generation = l.event_generation + 1,
+      google_event_id = null,
+      event_etag = null
+    where l.id = ${row.id} and l.lease_owner = ${row.lease_owner} and l.event_generation = ${current}
+    returning l.event_generation`;
+  if (rows.length === 0) {
+    throw new Error(`sync row ${row.id}: lease lost before the event could be re-created`);
+  }
+  return rows[0].event_generation;
 }
 
 /**
@@ -274,6 +308,7 @@ export async function recordFailure(
       last_error_code = ${failure.code},
       sync_status = case when l.queue_version = ${v}::bigint then 'failed' else 'pending' end,
       next_attempt_at = case when l.queue_version = ${v}::bigint then null else l.next_attempt_at end,
+      first_failure_at = case when l.queue_version = ${v}::bigint then null else l.first_failure_at end,
       lease_owner = null,
       lease_expires_at = null
     where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}
@@ -284,7 +319,8 @@ export async function recordFailure(
 /**
  * Give a row back without counting an attempt: parked (the connection needs a reconnect; it is
  * due again at once so it resumes right after one), or deferred to `notBefore` (its account is
- * rate limited). The error, when given, is recorded for the status view.
+ * rate limited). The error, when given, is recorded for the status view; a parked row (one with an
+ * error) also starts a fresh retry budget, since waiting for the staff member is not failing.
  */
 export async function releaseRow(
   sql: Sql,
@@ -297,7 +333,8 @@ export async function releaseRow(
       lease_expires_at = null,
       next_attempt_at = greatest(coalesce(l.next_attempt_at, now()), ${opts.notBefore ?? null}::timestamptz),
       error_message = coalesce(${opts.error?.message ?? null}, l.error_message),
-      last_error_code = coalesce(${opts.error?.code ?? null}, l.last_error_code)
+      last_error_code = coalesce(${opts.error?.code ?? null}, l.last_error_code),
+      first_failure_at = case when ${opts.error !== undefined} then null else l.first_failure_at end
     where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}`;
 }
 

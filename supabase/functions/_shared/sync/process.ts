@@ -12,14 +12,17 @@
  *
  * - upsert: events carry start, end, the configured title and the staff member's zone only. When
  *   the row's event sits on another calendar than the one now selected, it is deleted there first
- *   and created on the new one. The event id derives from the appointment id, so retries never
- *   duplicate (docs/providers/google.md A6).
+ *   and created on the new one. The event id derives from the appointment id and the row's
+ *   `event_generation`, so retries never duplicate (docs/providers/google.md A6). When the event vanished
+ *   from a calendar that still exists (purged, or moved away by the user), the generation goes up
+ *   (stored first) and the event is written again under the fresh id; only a missing calendar
+ *   dead-letters (`calendar_not_found`).
  * - delete: the stored event id, else the derived one; "already gone" is success.
  */
 import type { Config } from "../config.ts";
 import { type ConnectionRow, findConnection, markNeedsReconnect, withAccessToken } from "../connections.ts";
 import type { Sql } from "../db/client.ts";
-import type { CalendarProvider, ProviderId } from "../providers/types.ts";
+import { type CalendarProvider, ProviderError, type ProviderId } from "../providers/types.ts";
 import { retryDelayMs } from "./backoff.ts";
 import { decideFailure, InvalidAppointmentError } from "./failures.ts";
 import type { WorkerOptions } from "./options.ts";
@@ -27,6 +30,7 @@ import {
   type ClaimedRow,
   deferStaff,
   loadAppointment,
+  nextEventGeneration,
   recordFailure,
   recordRetry,
   recordSuccess,
@@ -107,32 +111,51 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
       }
       const target = conn.selected_calendar_id;
       calendarId = target;
+      // Kept across a refresh-and-retry of the callback: a move or a re-create is done only once.
+      let eventId = row.google_calendar_id === target ? row.google_event_id : null;
+      let moveFrom = row.google_event_id && row.google_calendar_id && row.google_calendar_id !== target
+        ? { calendarId: row.google_calendar_id, eventId: row.google_event_id }
+        : null;
+      let generation = row.event_generation;
+      let recreations = 0;
       const written = await withAccessToken({ sql, config: deps.config, provider }, conn, async (token) => {
-        let eventId = row.google_calendar_id === target ? row.google_event_id : null;
-        if (row.google_event_id && row.google_calendar_id && row.google_calendar_id !== target) {
+        if (moveFrom) {
           // The staff member chose another calendar: move the event (delete there, create here).
-          await provider.deleteEvent(token, {
-            calendarId: row.google_calendar_id,
-            eventId: row.google_event_id,
-          });
-          eventId = null;
+          await provider.deleteEvent(token, moveFrom);
+          moveFrom = null;
         }
-        return await provider.upsertEvent(token, {
-          calendarId: target,
-          appointmentId: row.appointment_key,
-          eventId,
-          start: appointment.starts_at.toISOString(),
-          end: appointment.ends_at.toISOString(),
-          title: deps.config.eventTitle,
-          timeZone: appointment.time_zone,
-        });
+        const write = () =>
+          provider.upsertEvent(token, {
+            calendarId: target,
+            appointmentId: row.appointment_key,
+            eventId,
+            eventGeneration: generation,
+            start: appointment.starts_at.toISOString(),
+            end: appointment.ends_at.toISOString(),
+            title: deps.config.eventTitle,
+            timeZone: appointment.time_zone,
+          });
+        for (;;) {
+          try {
+            return await write();
+          } catch (err) {
+            if (recreations >= MAX_RECREATIONS_PER_ATTEMPT || !isEventMissing(err)) throw err;
+            // The event vanished from a calendar that still exists (purged, or moved by the user to
+            // another calendar): write it again under a fresh derived id, stored before the write.
+            // A fresh id can itself be held by an event that vanished (a row rebuilt from the
+            // ledger starts again at generation 0), hence a few tries.
+            generation = await nextEventGeneration(sql, row, generation);
+            eventId = null;
+            recreations++;
+          }
+        }
       });
       operation = written.operation;
       result = { action, eventId: written.eventId, calendarId: target, etag: written.etag ?? null };
     } else {
       const target = row.google_calendar_id ?? conn.selected_calendar_id;
       calendarId = target;
-      const eventId = row.google_event_id ?? provider.eventIdFor(row.appointment_key);
+      const eventId = row.google_event_id ?? provider.eventIdFor(row.appointment_key, row.event_generation);
       await withAccessToken({ sql, config: deps.config, provider }, conn, async (token) => {
         await provider.deleteEvent(token, { calendarId: target, eventId });
       });
@@ -150,6 +173,14 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
   } catch (err) {
     return await recordError(row, action, err, calendarId, conn, deps);
   }
+}
+
+/** Fresh ids tried in one attempt before the row is retried later (event_not_found). */
+const MAX_RECREATIONS_PER_ATTEMPT = 3;
+
+/** The provider found the calendar but not the event (see CalendarProvider.upsertEvent). */
+function isEventMissing(err: unknown): boolean {
+  return err instanceof ProviderError && err.kind === "not_found" && err.details.resource === "event";
 }
 
 async function recordError(
@@ -188,7 +219,7 @@ async function recordError(
       deps.random,
     );
     const retryAt = new Date(Date.now() + delayMs);
-    const status = await recordRetry(sql, row, { ...decision, delayMs, maxAttempts: options.maxAttempts });
+    const status = await recordRetry(sql, row, { ...decision, delayMs, budgetMs: options.retryBudgetMs });
     if (decision.rateLimited) {
       // The whole account rests: its other rows wait at least as long as this one.
       const rest = new Date(Date.now() + Math.max(delayMs, decision.retryAfterMs ?? 0));

@@ -8,6 +8,8 @@ import { ProviderError } from "../types.ts";
 import { classifyGoogleResponse, classifyTransportError } from "./errors.ts";
 import { DEFAULT_TIMEOUT_MS, type GoogleHttpOptions, isLoopbackHttp } from "./transport.ts";
 import {
+  type CalendarListEntry,
+  calendarListEntry,
   type CalendarListPage,
   calendarListPage,
   type FreeBusyResponse,
@@ -121,6 +123,21 @@ export class GoogleCalendarClient {
       query: { maxResults: String(CALENDAR_LIST_PAGE_SIZE), pageToken },
       schema: calendarListPage,
     });
+  }
+
+  /**
+   * `GET /users/me/calendarList/{calendarId}`: this user's entry for one calendar, with its
+   * `accessRole` and `timeZone` (A3). A calendar not in the user's list (deleted, unshared) is a 404,
+   * thrown as `not_found`.
+   */
+  calendarListGet(accessToken: string, calendarId: string): Promise<CalendarListEntry> {
+    return this.#request(
+      "calendarList.get",
+      accessToken,
+      "GET",
+      `/users/me/calendarList/${encodeURIComponent(calendarId)}`,
+      { schema: calendarListEntry },
+    );
   }
 
   /** `POST /freeBusy` for one window and at most 50 calendars, in UTC. Per-calendar errors are returned, not thrown. */

@@ -11,7 +11,30 @@ import * as oauth from "oauth4webapi";
 import { ProviderError, type ProviderErrorKind } from "../types.ts";
 import { googleErrorEnvelope } from "./schemas.ts";
 
-const RATE_LIMIT_REASONS = new Set(["rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"]);
+/**
+ * Google's usage-limit reasons (A2.1, A2.2): per-minute rate limits, the per-user limit, Calendar usage
+ * limits and daily quotas. Any other `*LimitExceeded` reason (domain `usageLimits`) is one too.
+ */
+const RATE_LIMIT_REASONS = new Set([
+  "rateLimitExceeded",
+  "userRateLimitExceeded",
+  "quotaExceeded",
+  "dailyLimitExceeded",
+]);
+
+/** True for a reason that means "too much, later": retry after a rest, never a permanent failure. */
+export function isUsageLimitReason(reason: string | undefined): boolean {
+  return !!reason && (RATE_LIMIT_REASONS.has(reason) || /LimitExceeded$/.test(reason));
+}
+
+/** True when any entry of the envelope names a usage limit (Google may list several errors). */
+function hasUsageLimit(body: unknown): boolean {
+  const parsed = googleErrorEnvelope.safeParse(body);
+  if (!parsed.success) return false;
+  const e = parsed.data.error;
+  return (e.errors ?? []).some((x) => isUsageLimitReason(x.reason) || x.domain === "usageLimits") ||
+    e.status === "RESOURCE_EXHAUSTED";
+}
 const MAX_QUOTED = 200;
 
 function quote(text: string | undefined): string {
@@ -64,7 +87,7 @@ function isInsufficientScope(body: unknown, headers: Headers | undefined): boole
  * | status | kind |
  * | --- | --- |
  * | 401 | `auth` |
- * | 403 `rateLimitExceeded` / `userRateLimitExceeded` / `quotaExceeded`, and 429 | `rate_limited` |
+ * | 403 `rateLimitExceeded` / `userRateLimitExceeded` / `quotaExceeded` / `dailyLimitExceeded`, any other `*LimitExceeded` or `usageLimits` reason, `RESOURCE_EXHAUSTED`; and 429 | `rate_limited` |
  * | 403 `insufficientPermissions` (or PERMISSION_DENIED for an insufficient scope) | `insufficient_scope` |
  * | other 403 | `invalid` |
  * | 404 | `not_found` |
@@ -95,7 +118,7 @@ export function classifyGoogleResponse(
   if (status === 401) kind = "auth";
   else if (status === 429) kind = "rate_limited";
   else if (status === 403) {
-    if (reason && RATE_LIMIT_REASONS.has(reason)) kind = "rate_limited";
+    if (isUsageLimitReason(reason) || hasUsageLimit(body)) kind = "rate_limited";
     else if (isInsufficientScope(body, headers)) kind = "insufficient_scope";
     else kind = "invalid";
   } else if (status === 404) kind = "not_found";

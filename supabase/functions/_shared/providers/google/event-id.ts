@@ -14,17 +14,31 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Google's rule for client-supplied event ids: base32hex characters, length 5..1024. */
 export const GOOGLE_EVENT_ID = /^[0-9a-v]{5,1024}$/;
 
+/** Largest event-id generation accepted (a sync row's `event_generation`; far beyond any real use). */
+export const MAX_EVENT_GENERATION = 1_000_000;
+
 /**
  * The Google event id for an appointment: the 16 bytes of the UUID encoded as RFC 4648 base32hex,
  * lowercase, without padding (always 26 characters; the last one carries 3 data bits and 2 zero
  * bits). Deterministic, and the same for upper- or lowercase input.
  *
+ * Generation 0 is that id alone. When the appointment's event vanished from the calendar (the user
+ * purged it, or moved it to another calendar) its id may stay taken there, so the sync row moves to
+ * the next generation and the event is written again under a fresh id: the 26 characters followed by
+ * the generation in base32hex (`…0` is never produced: generation 1 appends `1`). The prefix has a
+ * fixed length, so ids of different generations never collide, and each stays deterministic: a
+ * retried re-create of the same generation finds its own event (409) instead of duplicating it.
+ *
  * @param appointmentId a UUID with hyphens (any version), e.g. `6ba7b810-9dad-11d1-80b4-00c04fd430c8`.
- * @throws ProviderError kind `invalid` when `appointmentId` is not a UUID.
+ * @param generation the sync row's event generation, an integer 0..{@link MAX_EVENT_GENERATION}.
+ * @throws ProviderError kind `invalid` when `appointmentId` is not a UUID or the generation is out of range.
  */
-export function eventIdFor(appointmentId: string): string {
+export function eventIdFor(appointmentId: string, generation = 0): string {
   if (!UUID.test(appointmentId)) {
     throw new ProviderError("invalid", "appointmentId must be a UUID to derive a Google event id");
+  }
+  if (!Number.isInteger(generation) || generation < 0 || generation > MAX_EVENT_GENERATION) {
+    throw new ProviderError("invalid", "event id generation must be an integer from 0 to 1000000");
   }
   const hex = appointmentId.replace(/-/g, "");
   let out = "";
@@ -40,5 +54,6 @@ export function eventIdFor(appointmentId: string): string {
     buffer &= (1 << bits) - 1;
   }
   if (bits > 0) out += BASE32HEX[(buffer << (5 - bits)) & 31];
-  return out;
+  // Number#toString(32) writes exactly the base32hex alphabet (0-9, a-v).
+  return generation === 0 ? out : out + generation.toString(32);
 }

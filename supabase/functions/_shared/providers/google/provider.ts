@@ -14,6 +14,7 @@ import {
 import {
   type AuthorizationRequest,
   type BusyInterval,
+  type CalendarDetails,
   type CalendarProvider,
   type CalendarSummary,
   type EventWrite,
@@ -78,8 +79,8 @@ export class GoogleProvider implements CalendarProvider {
     return missingGoogleScopes(granted, this.requiredScopes);
   }
 
-  eventIdFor(appointmentId: string): string {
-    return eventIdFor(appointmentId);
+  eventIdFor(appointmentId: string, generation = 0): string {
+    return eventIdFor(appointmentId, generation);
   }
 
   /**
@@ -195,41 +196,84 @@ export class GoogleProvider implements CalendarProvider {
   }
 
   /**
+   * One calendar of the account's list, read live with calendarList.get (A3): its current access role
+   * (a share can be downgraded at any time) and time zone.
+   * @throws ProviderError `not_found` (resource `calendar`) when the calendar is not in the list.
+   */
+  async getCalendar(accessToken: string, calendarId: string): Promise<CalendarDetails> {
+    if (!calendarId) throw new ProviderError("invalid", "getCalendar: calendarId is required");
+    let entry;
+    try {
+      entry = await this.#api.calendarListGet(accessToken, calendarId);
+    } catch (err) {
+      throw asCalendarMissing(err, calendarId);
+    }
+    if (entry.deleted) throw calendarMissing(calendarId);
+    return {
+      id: entry.id,
+      summary: entry.summaryOverride ?? entry.summary ?? entry.id,
+      primary: !!entry.primary,
+      access_role: entry.accessRole,
+      time_zone: entry.timeZone ?? null,
+    };
+  }
+
+  /**
    * Create or update the appointment's event so that retries never duplicate it (A6-A8, Part C #3).
    * The body holds only `summary` (the title), `start` and `end` (`{dateTime, timeZone?}`, sent in UTC),
    * plus `status: "confirmed"` when reviving a deleted event. All writes use `sendUpdates=none`.
    *
-   * - With `write.eventId`: PATCH it -> `updated`. A 404 inserts with the derived id (as below); a 410,
-   *   an answer with `status: "cancelled"`, or a 403 on an event that turns out to be cancelled
-   *   (Google refuses plain patches of deleted events, ruby-client#1811) revives it with a PATCH
-   *   carrying `status: "confirmed"` -> `restored`.
-   * - Without: insert with id {@link eventIdFor}(appointmentId) -> `created`. A 409 `duplicate` means
-   *   an earlier attempt (or a deleted event) holds the id: GET it; cancelled -> revive (`restored`),
-   *   otherwise PATCH the times (`updated`).
+   * - With `write.eventId`: PATCH it -> `updated`. A 410, an answer with `status: "cancelled"`, or a
+   *   403 on an event that turns out to be cancelled (Google refuses plain writes to deleted events
+   *   with 403 `forbidden`, ruby-client#1811) revives it with a PATCH carrying `status: "confirmed"`
+   *   -> `restored`.
+   * - Without: insert with id {@link eventIdFor}(appointmentId, eventGeneration) -> `created`. A 409
+   *   `duplicate` means an earlier attempt (or a deleted event) holds the id: GET it; cancelled ->
+   *   revive (`restored`), otherwise PATCH the times (`updated`).
+   * - A 404 for the event (PATCH, GET) is told apart from a missing calendar with calendarList.get:
+   *   the calendar is there -> the event was purged or moved to another calendar, thrown as
+   *   `not_found` with resource `event` (the caller moves to the next generation and writes again);
+   *   the calendar is gone -> `not_found` with resource `calendar`. An insert's 404 can only mean the
+   *   calendar.
    *
    * @throws ProviderError `invalid` for a non-UUID appointment id, a malformed or empty time range,
-   *   or an empty calendar id; otherwise as classified by ./errors.ts.
+   *   or an empty calendar id; `not_found` as above; otherwise as classified by ./errors.ts.
    */
   async upsertEvent(accessToken: string, write: EventWrite): Promise<EventWriteResult> {
-    const derivedId = eventIdFor(write.appointmentId);
+    const derivedId = eventIdFor(write.appointmentId, write.eventGeneration ?? 0);
     const times = eventTimes(write);
     const cal = write.calendarId;
     if (!cal) throw new ProviderError("invalid", "upsertEvent: calendarId is required");
-    if (!write.eventId) return await this.#insertOrAdopt(accessToken, cal, derivedId, times);
+    try {
+      if (!write.eventId) return await this.#insertOrAdopt(accessToken, cal, derivedId, times);
+      return await this.#patchExisting(accessToken, cal, write.eventId, times);
+    } catch (err) {
+      if (err instanceof EventMissing) throw await this.#whichIsMissing(accessToken, cal, err.eventId);
+      throw err;
+    }
+  }
+
+  /** PATCH an event we wrote before; revive it when it was deleted. */
+  async #patchExisting(
+    accessToken: string,
+    cal: string,
+    id: string,
+    times: Times,
+  ): Promise<EventWriteResult> {
     let patched: GoogleEvent;
     try {
-      patched = await this.#api.patchEvent(accessToken, cal, write.eventId, times);
+      patched = await this.#api.patchEvent(accessToken, cal, id, times);
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err;
-      if (err.kind === "not_found") return await this.#insertOrAdopt(accessToken, cal, derivedId, times);
-      if (err.kind === "gone") return await this.#revive(accessToken, cal, write.eventId, times);
+      if (err.kind === "not_found") throw new EventMissing(id);
+      if (err.kind === "gone") return await this.#revive(accessToken, cal, id, times);
       if (err.kind === "invalid" && err.details.status === 403) {
-        const current = await this.#api.getEvent(accessToken, cal, write.eventId);
-        if (current.status === "cancelled") return await this.#revive(accessToken, cal, write.eventId, times);
+        const current = await this.#getEvent(accessToken, cal, id);
+        if (current.status === "cancelled") return await this.#revive(accessToken, cal, id, times);
       }
       throw err;
     }
-    if (patched.status === "cancelled") return await this.#revive(accessToken, cal, write.eventId, times);
+    if (patched.status === "cancelled") return await this.#revive(accessToken, cal, id, times);
     return result(patched, "updated");
   }
 
@@ -243,11 +287,12 @@ export class GoogleProvider implements CalendarProvider {
     try {
       return result(await this.#api.insertEvent(accessToken, cal, { id, ...times }), "created");
     } catch (err) {
+      if (err instanceof ProviderError && err.kind === "not_found") throw asCalendarMissing(err, cal);
       if (!(err instanceof ProviderError && err.kind === "conflict" && err.details.status === 409)) throw err;
     }
     let existing: GoogleEvent;
     try {
-      existing = await this.#api.getEvent(accessToken, cal, id);
+      existing = await this.#getEvent(accessToken, cal, id);
     } catch (err) {
       if (err instanceof ProviderError && err.kind === "gone") {
         return await this.#revive(accessToken, cal, id, times);
@@ -255,15 +300,42 @@ export class GoogleProvider implements CalendarProvider {
       throw err;
     }
     if (existing.status === "cancelled") return await this.#revive(accessToken, cal, id, times);
-    const patched = await this.#api.patchEvent(accessToken, cal, id, times);
-    // Deleted between our GET and PATCH: revive it rather than report a cancelled event as synced.
-    if (patched.status === "cancelled") return await this.#revive(accessToken, cal, id, times);
-    return result(patched, "updated");
+    return await this.#patchExisting(accessToken, cal, id, times);
   }
 
   async #revive(accessToken: string, cal: string, id: string, times: Times): Promise<EventWriteResult> {
-    const event = await this.#api.patchEvent(accessToken, cal, id, { ...times, status: "confirmed" });
-    return result(event, "restored");
+    try {
+      const event = await this.#api.patchEvent(accessToken, cal, id, { ...times, status: "confirmed" });
+      return result(event, "restored");
+    } catch (err) {
+      if (err instanceof ProviderError && err.kind === "not_found") throw new EventMissing(id);
+      throw err;
+    }
+  }
+
+  /** events.get, with a 404 reported as {@link EventMissing} for {@link upsertEvent} to resolve. */
+  async #getEvent(accessToken: string, cal: string, id: string): Promise<GoogleEvent> {
+    try {
+      return await this.#api.getEvent(accessToken, cal, id);
+    } catch (err) {
+      if (err instanceof ProviderError && err.kind === "not_found") throw new EventMissing(id);
+      throw err;
+    }
+  }
+
+  /** After an event 404: is the calendar there (the event is missing) or gone (the calendar is)? */
+  async #whichIsMissing(accessToken: string, cal: string, eventId: string): Promise<ProviderError> {
+    try {
+      await this.getCalendar(accessToken, cal);
+    } catch (err) {
+      if (err instanceof ProviderError) return err;
+      throw err;
+    }
+    return new ProviderError(
+      "not_found",
+      `Google event ${eventId} is no longer on calendar ${cal} (purged, or moved to another calendar)`,
+      { status: 404, reason: "notFound", resource: "event" },
+    );
   }
 
   /**
@@ -281,6 +353,28 @@ export class GoogleProvider implements CalendarProvider {
       throw err;
     }
   }
+}
+
+/** Internal signal: an events call answered 404; {@link GoogleProvider.upsertEvent} finds out why. */
+class EventMissing extends Error {
+  constructor(readonly eventId: string) {
+    super(`event ${eventId} not found`);
+    this.name = "EventMissing";
+  }
+}
+
+function calendarMissing(calendarId: string, status = 404): ProviderError {
+  return new ProviderError(
+    "not_found",
+    `Google calendar ${calendarId} is not in this account's calendar list (deleted, or no longer shared)`,
+    { status, reason: "notFound", resource: "calendar" },
+  );
+}
+
+/** A 404 of a calendar-level call as "the calendar is missing"; any other error unchanged. */
+function asCalendarMissing(err: unknown, calendarId: string): unknown {
+  if (err instanceof ProviderError && err.kind === "not_found") return calendarMissing(calendarId);
+  return err;
 }
 
 function result(event: GoogleEvent, operation: EventWriteResult["operation"]): EventWriteResult {

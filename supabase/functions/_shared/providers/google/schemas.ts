@@ -22,18 +22,22 @@ export const googleErrorEnvelope = z.object({
 });
 export type GoogleErrorEnvelope = z.infer<typeof googleErrorEnvelope>;
 
-/** calendarList.list page (A3). Boolean fields are omitted when false. */
+/** A calendarList entry (A3): the calendar as this user sees it. Boolean fields are omitted when false. */
+export const calendarListEntry = z.object({
+  id: z.string().min(1),
+  summary: z.string().optional(),
+  summaryOverride: z.string().optional(),
+  primary: z.boolean().optional(),
+  deleted: z.boolean().optional(),
+  accessRole: z.string().min(1),
+  /** IANA zone of the calendar. */
+  timeZone: z.string().optional(),
+});
+export type CalendarListEntry = z.infer<typeof calendarListEntry>;
+
+/** calendarList.list page (A3). */
 export const calendarListPage = z.object({
-  items: z.array(
-    z.object({
-      id: z.string().min(1),
-      summary: z.string().optional(),
-      summaryOverride: z.string().optional(),
-      primary: z.boolean().optional(),
-      deleted: z.boolean().optional(),
-      accessRole: z.string().min(1),
-    }),
-  ).default([]),
+  items: z.array(calendarListEntry).default([]),
   nextPageToken: z.string().min(1).optional(),
 });
 export type CalendarListPage = z.infer<typeof calendarListPage>;
