@@ -161,13 +161,19 @@ function sandboxClient(url: string): SandboxClient {
 }
 
 /**
- * Start a stack: scratch database on TEST_DATABASE_URL's server (see createScratchDatabase), the
+ * Start a stack: scratch database on TEST_DATABASE_URL's server (see createScratchDatabase; or
+ * `database`, e.g. tests/support/pg-net.ts's), the
  * sandbox (random port, `sandboxSeed` default 42) with this stack's OAuth client, and the gateway
  * (random port) with {@link functionEnv} plus `env` overrides.
  * @throws when any part fails to start (what did start is stopped again).
  */
 export async function startTestStack(
-  o: { env?: Record<string, string>; sandboxSeed?: number } = {},
+  o: {
+    env?: Record<string, string>;
+    sandboxSeed?: number;
+    /** A prepared database to use instead of a scratch one (its `drop` runs on close). */
+    database?: { url: string; drop(): Promise<void> };
+  } = {},
 ): Promise<TestStack> {
   const secrets = generateSecrets();
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -175,7 +181,7 @@ export async function startTestStack(
     for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
   };
   try {
-    const db = await createScratchDatabase("stack");
+    const db = o.database ?? await createScratchDatabase("stack");
     cleanups.push(() => db.drop());
     const sql = postgres(db.url, { max: 4, onnotice: () => {} });
     cleanups.push(() => sql.end({ timeout: 5 }));

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../../supabase/functions/_shared/config.ts";
 import { DEFAULT_WORKER_OPTIONS, parseWorkerOptions } from "../../supabase/functions/_shared/sync/options.ts";
 
-Deno.test("defaults: 8 in flight, 8 attempts, 2 s base, 15 min cap, 25 s per run, 2 min lease", () => {
+Deno.test("defaults: 8 in flight, 8 attempts, 2 s base, 15 min cap, 25 s and 100 rows per run, 2 min lease", () => {
   assert.deepEqual(parseWorkerOptions({}), {
     concurrency: 8,
     maxAttempts: 8,
@@ -12,6 +12,7 @@ Deno.test("defaults: 8 in flight, 8 attempts, 2 s base, 15 min cap, 25 s per run
     backoffCapMs: 900_000,
     retryAfterMaxMs: 3_600_000,
     maxRunMs: 25_000,
+    maxRunRows: 100,
   });
   assert.deepEqual(DEFAULT_WORKER_OPTIONS, parseWorkerOptions({}));
 });
@@ -25,6 +26,7 @@ Deno.test("every tunable can be set; empty strings count as unset", () => {
     CALENDAR_SYNC_BACKOFF_CAP_MS: "400",
     CALENDAR_SYNC_RETRY_AFTER_MAX_MS: "2000",
     CALENDAR_SYNC_MAX_RUN_MS: "",
+    CALENDAR_SYNC_MAX_RUN_ROWS: "7",
   });
   assert.deepEqual(o, {
     concurrency: 4,
@@ -34,6 +36,7 @@ Deno.test("every tunable can be set; empty strings count as unset", () => {
     backoffCapMs: 400,
     retryAfterMaxMs: 2_000,
     maxRunMs: 25_000,
+    maxRunRows: 7,
   });
 });
 
@@ -45,6 +48,9 @@ Deno.test("a cap below the base is raised to the base", () => {
 Deno.test("a malformed value is a ConfigError naming the variable, not a silent default", () => {
   for (
     const [key, value] of [["CALENDAR_SYNC_CONCURRENCY", "0"], ["CALENDAR_SYNC_LEASE_MS", "soon"], [
+      "CALENDAR_SYNC_MAX_RUN_ROWS",
+      "0",
+    ], [
       "CALENDAR_SYNC_MAX_ATTEMPTS",
       "2.5",
     ]]
