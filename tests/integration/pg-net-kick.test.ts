@@ -12,6 +12,8 @@
  * where it fails: CI must prove the hosted path.
  */
 import assert from "node:assert/strict";
+import { createScratchDatabase } from "../../dev/stack/database.ts";
+import { detectPgNetPath } from "../../dev/stack/kick-path.ts";
 import { eventIdFor } from "../../supabase/functions/_shared/providers/google/event-id.ts";
 import { IS_CI, openNetDatabase, probePgNet } from "../support/pg-net.ts";
 import { waitFor } from "../support/poll.ts";
@@ -161,6 +163,10 @@ Deno.test({
         } returning id`;
         return inserted.map((r) => r.id);
       };
+
+      await t.step("npm start would choose pg_net + Vault for this database (no pg_cron here)", async () => {
+        assert.deepEqual(await detectPgNetPath(stack.dbUrl), { usable: true, pgCron: false });
+      });
 
       await t.step("nothing stands in for pg_net here: no dispatcher LISTENs, no pg_cron", async () => {
         const [row] = await sql<{ listeners: number; cron: number }[]>`
@@ -334,4 +340,24 @@ Deno.test({
       await stack.close();
     }
   },
+});
+
+Deno.test("npm start keeps the dispatcher where pg_net cannot carry the kick, and says why", async () => {
+  const db = await createScratchDatabase("kickpath");
+  try {
+    const path = await detectPgNetPath(db.url);
+    assert.equal(path.usable, false);
+    // A scratch database is never the one pg_net's worker serves (or pg_net is not there at all).
+    assert.match(
+      (path as { reason: string }).reason,
+      /pg_net's worker serves database '[^']+', not '|no pg_net extension/,
+    );
+    const remote = await detectPgNetPath("postgres://u:p@db.example.com:5432/postgres");
+    assert.deepEqual(remote, {
+      usable: false,
+      reason: "the database is on db.example.com, so its pg_net cannot reach this machine's gateway",
+    });
+  } finally {
+    await db.drop();
+  }
 });
