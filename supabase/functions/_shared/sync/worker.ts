@@ -7,8 +7,8 @@
  * `maxRunMs` or after `maxRunRows` rows, and returns once the rows in flight are recorded, so it
  * fits the edge runtime's wall clock and CPU-time limit; whatever is left is picked up by the next
  * run (the worker kicks it itself when it ran in the background: sync/follow-up.ts), a kick or the
- * pg_cron sweep. A rate-limited
- * account is skipped for the rest of the run (its rows are deferred in the database too).
+ * pg_cron sweep. A rate-limited account is skipped for the rest of the run (its rows are deferred
+ * in the database too).
  * While rows are in flight their leases are renewed every third of `leaseMs`, so a slow provider
  * never lets another worker take a row this one is still writing; only a stopped worker's leases
  * run out.
@@ -147,7 +147,8 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
       const budget = options.maxRunRows - summary.claimed;
       const free = Math.min(options.concurrency - inFlight.size, budget);
       const wantMore = !exhausted && claimError === undefined && Date.now() < deadline && budget > 0;
-      // Claim when at least half the slots are free (or none is busy), to keep claims batched.
+      // Claim when at least half the slots are free (or none is busy, or this is the run's last
+      // batch under its row bound), to keep claims batched.
       if (
         wantMore && free > 0 && (free * 2 >= options.concurrency || inFlight.size === 0 || free === budget)
       ) {
