@@ -9,7 +9,10 @@
  *    clinician@example.com in Europe/London), idempotent through fixed ids;
  * 5. the Google sandbox on 127.0.0.1:54329 (state in `.local/sandbox.json`) with the demo account;
  * 6. the functions gateway on http://127.0.0.1:54321/functions/v1/<name> (a child process);
- * 7. the dispatcher (the local pg_net + pg_cron: kicks and the one-minute sweep).
+ * 7. the kick path, said on start: where the database has Supabase's pg_net and Vault (served by
+ *    pg_net's worker, on this machine), the worker's URL and secret go into Vault and kicks travel
+ *    as on hosted Supabase (pg_cron sweeps, or a one-minute timer where pg_cron does not serve this
+ *    database); otherwise the dispatcher (the local pg_net + pg_cron: kicks and the sweep).
  *
  * It writes `.local/demo.json` for `npm run demo`, prints the URLs, a demo JWT and example calls,
  * and stops everything cleanly on Ctrl-C (SIGINT) or SIGTERM.
@@ -19,6 +22,7 @@ import postgres from "postgres";
 import { startSandbox } from "./sandbox/server.ts";
 import { openDatabase, prepareDatabase } from "./stack/database.ts";
 import { type Dispatcher, startDispatcher } from "./stack/dispatcher.ts";
+import { detectPgNetPath, startSweeper, storeKickInVault } from "./stack/kick-path.ts";
 import { functionEnv, sandboxOAuthClient } from "./stack/function-env.ts";
 import { startGatewayProcess } from "./stack/gateway.ts";
 import { mintJwt } from "./stack/jwt.ts";
@@ -60,13 +64,14 @@ async function assertPortFree(port: number, what: string): Promise<void> {
 }
 
 /**
- * The dispatcher's successful worker calls (several a minute, mostly idle): the dispatcher prints
- * its own line for runs that did something, so these only drown the interesting lines.
+ * Successful worker calls (several a minute, mostly idle) and runs that found nothing to do only
+ * drown the interesting lines. With the dispatcher, every run's summary is dropped: the dispatcher
+ * prints its own line for runs that did something.
  */
-function isRoutineWorkerLine(line: string): boolean {
-  if (line.includes('"event":"sync_worker_run"')) return true;
+function isRoutineWorkerLine(line: string, dispatcher: boolean): boolean {
+  if (line.includes('"event":"sync_worker_run"')) return dispatcher || line.includes('"claimed":0,');
   return line.includes('"event":"gateway_request"') && line.includes('"function":"calendar-sync-worker"') &&
-    line.includes('"status":200');
+    (line.includes('"status":200') || line.includes('"status":202'));
 }
 
 /** Tenant, auth user and staff member of the demo; safe to run on every start. */
@@ -281,12 +286,13 @@ async function main(): Promise<number> {
     console.log(`[start] sandbox: ${sandbox.url}`);
     if (shuttingDown) return await interrupted();
 
+    const pgNet = await detectPgNetPath(db.url);
     const env = functionEnv({ supabaseUrl, databaseUrl: db.url, sandboxUrl: sandbox.url, secrets });
     const gateway = await startGatewayProcess({
       env,
       port: PORTS.gateway,
       onLog: (line) => {
-        if (!isRoutineWorkerLine(line)) console.log(`[functions] ${line}`);
+        if (!isRoutineWorkerLine(line, !pgNet.usable)) console.log(`[functions] ${line}`);
       },
     });
     stoppers.push({ name: "functions gateway", stop: () => gateway.close() });
@@ -294,12 +300,34 @@ async function main(): Promise<number> {
     console.log(`[start] functions: ${functionsUrl}/<name>`);
     if (shuttingDown) return await interrupted();
 
-    const dispatcher: Dispatcher = await startDispatcher({
-      databaseUrl: db.url,
-      workerUrl: `${functionsUrl}/calendar-sync-worker`,
-      workerSecret: secrets.workerSecret,
-    });
-    stoppers.push({ name: "dispatcher", stop: () => dispatcher.close() });
+    const workerUrl = `${functionsUrl}/calendar-sync-worker`;
+    if (pgNet.usable) {
+      await storeKickInVault(db.url, workerUrl, secrets.workerSecret);
+      if (pgNet.pgCron) {
+        console.log(
+          "[start] kicks: pg_net + Vault, as on hosted Supabase (worker URL and secret in Vault); " +
+            "sweep: pg_cron every minute; no dispatcher",
+        );
+      } else {
+        const sweeper = startSweeper({ databaseUrl: db.url });
+        stoppers.push({ name: "sweeper", stop: () => sweeper.close() });
+        console.log(
+          "[start] kicks: pg_net + Vault, as on hosted Supabase (worker URL and secret in Vault); " +
+            "sweep: a one-minute timer (pg_cron does not serve this database); no dispatcher",
+        );
+      }
+    } else {
+      const dispatcher: Dispatcher = await startDispatcher({
+        databaseUrl: db.url,
+        workerUrl,
+        workerSecret: secrets.workerSecret,
+      });
+      stoppers.push({ name: "dispatcher", stop: () => dispatcher.close() });
+      console.log(
+        `[start] kicks: the local dispatcher (LISTEN calendar_sync_kick + one-minute sweep), ` +
+          `because ${pgNet.reason}`,
+      );
+    }
 
     const info: DemoInfo = {
       functionsUrl,

@@ -9,17 +9,26 @@
  * stdout: one `{"event":"listening","url":"http://127.0.0.1:PORT"}` line first; afterwards the
  * functions' own JSON log lines and one `{"event":"gateway_request", method, function, status, ms,
  * request_id}` line per request. Never headers, bodies, tokens or query strings.
- * Exits on SIGTERM / SIGINT (in-flight requests finish first) and when its stdin closes (the
- * parent died), so a crashed test run leaves no gateway behind.
+ * Exits on SIGTERM / SIGINT (in-flight requests and background work under `EdgeRuntime.waitUntil`,
+ * emulated by edge-runtime.ts, finish first, the latter for at most 4 s) and when its stdin closes
+ * (the parent died), so a crashed test run leaves no gateway behind.
  */
 import { toFetchHandler } from "../../supabase/functions/_shared/serve.ts";
 import { FUNCTIONS } from "../../supabase/functions/_shared/handlers/registry.ts";
 import type { JwtKeys } from "../../supabase/functions/_shared/auth.ts";
 import { parseJwksEnv } from "../../supabase/functions/_shared/config.ts";
+import { installEdgeRuntime } from "./edge-runtime.ts";
 import { gatewayJwtError, readVerifyJwt } from "./verify-jwt.ts";
 
 const CONFIG_TOML = new URL("../../supabase/config.toml", import.meta.url);
 const PREFIX = "/functions/v1/";
+
+// As in the edge runtime, a function may finish work after its response (EdgeRuntime.waitUntil).
+const background = installEdgeRuntime((name) => {
+  console.log(JSON.stringify({ level: "error", event: "background_task_failed", error: name }));
+});
+/** How long a stopping gateway waits for background work: under gateway.ts's 5 s before SIGKILL. */
+const BACKGROUND_GRACE_MS = 4_000;
 
 const verify = await readVerifyJwt(CONFIG_TOML);
 const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, toFetchHandler(h)]));
@@ -88,6 +97,7 @@ async function stop() {
   if (stopping) return;
   stopping = true;
   await server.shutdown();
+  await background.settle(BACKGROUND_GRACE_MS);
   Deno.exit(0);
 }
 Deno.addSignalListener("SIGTERM", stop);

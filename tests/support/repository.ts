@@ -81,6 +81,7 @@ export interface OutsideMention {
  */
 export const ALLOWED_ABSOLUTE_PREFIXES: readonly string[] = [
   "/etc/postgresql",
+  "/etc/postgresql-common",
   "/etc/pgbouncer",
   "/usr/lib/postgresql",
   "/usr/share/postgresql",

@@ -162,7 +162,8 @@ function sandboxClient(url: string): SandboxClient {
 
 /**
  * Start a stack: scratch database on TEST_DATABASE_URL's server (see createScratchDatabase; with
- * `beforeMigrations` run between the bootstrap and the migrations), the
+ * `beforeMigrations` run between the bootstrap and the migrations; or `database`, e.g.
+ * tests/support/pg-net.ts's), the
  * sandbox (random port, `sandboxSeed` default 42) with this stack's OAuth client, and the gateway
  * (random port) with {@link functionEnv} plus `env` overrides.
  * @throws when any part fails to start (what did start is stopped again).
@@ -173,6 +174,8 @@ export async function startTestStack(
     sandboxSeed?: number;
     /** Runs on the scratch database after the bootstrap, before the migrations (an app's own tables). */
     beforeMigrations?: (url: string) => Promise<void>;
+    /** A prepared database to use instead of a scratch one (its `drop` runs on close). */
+    database?: { url: string; drop(): Promise<void> };
   } = {},
 ): Promise<TestStack> {
   const secrets = generateSecrets();
@@ -181,7 +184,7 @@ export async function startTestStack(
     for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
   };
   try {
-    const db = await createScratchDatabase("stack", { beforeMigrations: o.beforeMigrations });
+    const db = o.database ?? await createScratchDatabase("stack", { beforeMigrations: o.beforeMigrations });
     cleanups.push(() => db.drop());
     const sql = postgres(db.url, { max: 4, onnotice: () => {} });
     cleanups.push(() => sql.end({ timeout: 5 }));

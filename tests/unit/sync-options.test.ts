@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../../supabase/functions/_shared/config.ts";
 import { DEFAULT_WORKER_OPTIONS, parseWorkerOptions } from "../../supabase/functions/_shared/sync/options.ts";
 
-Deno.test("defaults: 8 in flight, a 24 h retry budget, 2 s base, 15 min cap, 25 s per run, 2 min lease", () => {
+Deno.test("defaults: 8 in flight, a 24 h retry budget, 2 s base, 15 min cap, 25 s and 100 rows per run, 2 min lease", () => {
   assert.deepEqual(parseWorkerOptions({}), {
     concurrency: 8,
     retryBudgetMs: 24 * 3_600_000,
@@ -12,6 +12,7 @@ Deno.test("defaults: 8 in flight, a 24 h retry budget, 2 s base, 15 min cap, 25 
     backoffCapMs: 900_000,
     retryAfterMaxMs: 3_600_000,
     maxRunMs: 25_000,
+    maxRunRows: 100,
   });
   assert.deepEqual(DEFAULT_WORKER_OPTIONS, parseWorkerOptions({}));
 });
@@ -25,6 +26,7 @@ Deno.test("every tunable can be set; empty strings count as unset", () => {
     CALENDAR_SYNC_BACKOFF_CAP_MS: "400",
     CALENDAR_SYNC_RETRY_AFTER_MAX_MS: "2000",
     CALENDAR_SYNC_MAX_RUN_MS: "",
+    CALENDAR_SYNC_MAX_RUN_ROWS: "7",
   });
   assert.deepEqual(o, {
     concurrency: 4,
@@ -34,6 +36,7 @@ Deno.test("every tunable can be set; empty strings count as unset", () => {
     backoffCapMs: 400,
     retryAfterMaxMs: 2_000,
     maxRunMs: 25_000,
+    maxRunRows: 7,
   });
 });
 
@@ -50,6 +53,7 @@ Deno.test("a malformed value is a ConfigError naming the variable, not a silent 
       ["CALENDAR_SYNC_RETRY_BUDGET_HOURS", "0.05"],
       ["CALENDAR_SYNC_RETRY_BUDGET_HOURS", "169"],
       ["CALENDAR_SYNC_RETRY_BUDGET_HOURS", "a day"],
+      ["CALENDAR_SYNC_MAX_RUN_ROWS", "0"],
     ]
   ) {
     assert.throws(() => parseWorkerOptions({ [key]: value }), (err: unknown) => {

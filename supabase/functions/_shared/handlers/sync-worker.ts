@@ -1,25 +1,32 @@
 /**
  * `calendar-sync-worker`: one bounded drain of the calendar sync outbox (see sync/worker.ts).
- * Called by pg_cron every minute and by the pg_net kick (hosted Supabase), or by the local
- * dispatcher, which repeats while `remaining > 0`.
+ * Called by the pg_net kick (`calendar_private.kick_worker`: appointment changes, and pg_cron's
+ * sweep every minute), or by the local dispatcher, which repeats while `remaining > 0`.
  *
  * Gateway verify_jwt is off: the caller is authorised here (auth.ts `authenticate`), by
  * CALENDAR_WORKER_SECRET or a secret API key (`sb_secret_...`), each as `Authorization: Bearer` or
  * in the `apikey` header (compared in constant time), or a verified service-role JWT.
  *
  * Input: POST with an empty body or `{}` (any field is refused).
- * Output 200: `{claimed, synced, retried, failed, parked, remaining}` (row counts; see DrainSummary).
+ * With `Prefer: respond-async` (RFC 7240; the pg_net kick sends it) and a runtime that keeps work
+ * alive after the response (`EdgeRuntime.waitUntil`, see background.ts): 202 `{"status":"accepted"}`
+ * with `Preference-Applied: respond-async` at once; the drain runs in the background, logs
+ * `sync_worker_run` with its summary, and kicks the next run itself while due rows remain
+ * (sync/follow-up.ts). A pg_net kick therefore never waits for a run, whatever its length.
+ * Otherwise 200: `{claimed, synced, retried, failed, parked, remaining}` (row counts; see DrainSummary).
  * Errors: 401 `missing_authorization` / `invalid_token`, 403 `forbidden_role` (a valid JWT that is
  * not the service role), 400 `invalid_json` / `invalid_request`, 405, 413, 415; 500
  * `server_misconfigured` for a malformed CALENDAR_SYNC_* variable.
  */
 import { z } from "zod";
 import { authenticate } from "../auth.ts";
+import { prefersRespondAsync, runtimeWaitUntil } from "../background.ts";
 import type { Config } from "../config.ts";
 import { getSql } from "../db/client.ts";
 import { HttpError, json, readJson, requireMethod } from "../http.ts";
 import { NO_STORE } from "../request-input.ts";
-import type { FunctionHandler } from "../serve.ts";
+import type { FunctionContext, FunctionHandler } from "../serve.ts";
+import { kickFollowUp, needsFollowUp } from "../sync/follow-up.ts";
 import { getWorkerOptions } from "../sync/options.ts";
 import { drain } from "../sync/worker.ts";
 
@@ -44,12 +51,37 @@ function forbidden(): HttpError {
   );
 }
 
+/**
+ * One drain after a 202: logs its summary and kicks the next run while due rows remain. Never
+ * rejects (nobody awaits it but the runtime): failures are logged with their code only.
+ */
+async function backgroundRun(ctx: FunctionContext): Promise<void> {
+  const sql = getSql(ctx.config);
+  try {
+    const summary = await drain({ sql, config: ctx.config, options: getWorkerOptions() });
+    const followUp = needsFollowUp(summary);
+    ctx.log("sync_worker_run", { ...summary, background: true, follow_up: followUp });
+    if (followUp) await kickFollowUp(sql);
+  } catch (err) {
+    ctx.log("sync_worker_failed", {
+      background: true,
+      code: (err as { code?: string })?.code ?? (err as Error)?.name ?? "Error",
+    });
+  }
+}
+
 export const syncWorker: FunctionHandler = async (req, ctx) => {
   requireMethod(req, "POST");
   const { config } = ctx;
   await authorizeWorkerCall(req, config);
   await readJson(req, z.strictObject({}));
+  // Malformed CALENDAR_SYNC_* variables fail here, before any answer, in both modes.
   const options = getWorkerOptions();
+  const waitUntil = prefersRespondAsync(req) ? runtimeWaitUntil() : null;
+  if (waitUntil) {
+    waitUntil(backgroundRun(ctx));
+    return json({ status: "accepted" }, 202, { ...NO_STORE, "preference-applied": "respond-async" });
+  }
   const summary = await drain({ sql: getSql(config), config, options });
   ctx.log("sync_worker_run", { ...summary });
   return json(summary, 200, NO_STORE);

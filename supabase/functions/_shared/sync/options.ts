@@ -17,6 +17,10 @@
  * | CALENDAR_SYNC_RETRY_AFTER_MAX_MS| 3600000 | largest Retry-After honoured (1 h)                        |
  * | CALENDAR_SYNC_MAX_RUN_MS        | 25000   | a worker invocation stops claiming after this long, so it |
  * |                                 |         | fits the edge runtime's wall clock; rows in flight finish |
+ * | CALENDAR_SYNC_MAX_RUN_ROWS      | 100     | a worker invocation claims at most this many rows, so it  |
+ * |                                 |         | fits the edge runtime's CPU-time limit (2 s per request   |
+ * |                                 |         | on hosted Supabase; a row costs a few ms of CPU). When    |
+ * |                                 |         | rows remain, the run kicks the next one itself            |
  */
 import { z } from "zod";
 import { ConfigError } from "../config.ts";
@@ -31,6 +35,8 @@ export interface WorkerOptions {
   backoffCapMs: number;
   retryAfterMaxMs: number;
   maxRunMs: number;
+  /** Rows one invocation claims at most (CALENDAR_SYNC_MAX_RUN_ROWS). */
+  maxRunRows: number;
 }
 
 /** Retry budget bounds in hours: the default (a day), and the documented range (6 minutes to 7 days). */
@@ -53,6 +59,7 @@ const schema = z.object({
   CALENDAR_SYNC_BACKOFF_CAP_MS: int(1, 86_400_000, 900_000),
   CALENDAR_SYNC_RETRY_AFTER_MAX_MS: int(0, 86_400_000, 3_600_000),
   CALENDAR_SYNC_MAX_RUN_MS: int(100, 3_600_000, 25_000),
+  CALENDAR_SYNC_MAX_RUN_ROWS: int(1, 100_000, 100),
 });
 
 /** The defaults (what an environment without any CALENDAR_SYNC_* variable gives). */
@@ -85,6 +92,7 @@ export function parseWorkerOptions(
     backoffCapMs: Math.max(e.CALENDAR_SYNC_BACKOFF_CAP_MS, e.CALENDAR_SYNC_BACKOFF_BASE_MS),
     retryAfterMaxMs: e.CALENDAR_SYNC_RETRY_AFTER_MAX_MS,
     maxRunMs: e.CALENDAR_SYNC_MAX_RUN_MS,
+    maxRunRows: e.CALENDAR_SYNC_MAX_RUN_ROWS,
   };
 }
 

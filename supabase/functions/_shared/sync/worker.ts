@@ -4,9 +4,11 @@
  * Rows are claimed as slots free up (never more than `concurrency` held at once, so no claimed
  * row waits long enough for its lease to matter), processed with at most `concurrency` provider
  * calls in flight, and each row by one call chain at a time. A run stops claiming after
- * `maxRunMs` and returns once the rows in flight are recorded, so it fits the edge runtime's wall
- * clock; whatever is left is picked up by the next kick or the pg_cron sweep. A rate-limited
- * account is skipped for the rest of the run (its rows are deferred in the database too).
+ * `maxRunMs` or after `maxRunRows` rows, and returns once the rows in flight are recorded, so it
+ * fits the edge runtime's wall clock and CPU-time limit; whatever is left is picked up by the next
+ * run (the worker kicks it itself when it ran in the background: sync/follow-up.ts), a kick or the
+ * pg_cron sweep. A rate-limited account is skipped for the rest of the run (its rows are deferred
+ * in the database too).
  * While rows are in flight their leases are renewed every third of `leaseMs`, so a slow provider
  * never lets another worker take a row this one is still writing; only a stopped worker's leases
  * run out.
@@ -82,7 +84,8 @@ export async function processRows(
 }
 
 /**
- * Drain due rows for at most `options.maxRunMs` (claiming stops then; rows in flight finish).
+ * Drain due rows for at most `options.maxRunMs` and `options.maxRunRows` rows (claiming stops at
+ * either bound; rows in flight finish).
  * Never throws for provider failures; a database failure while claiming ends the run early and is
  * rethrown after the rows in flight are recorded.
  */
@@ -141,10 +144,14 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
 
   async function runLoop(): Promise<void> {
     while (true) {
-      const free = options.concurrency - inFlight.size;
-      const wantMore = !exhausted && claimError === undefined && Date.now() < deadline;
-      // Claim when at least half the slots are free (or none is busy), to keep claims batched.
-      if (wantMore && free > 0 && (free * 2 >= options.concurrency || inFlight.size === 0)) {
+      const budget = options.maxRunRows - summary.claimed;
+      const free = Math.min(options.concurrency - inFlight.size, budget);
+      const wantMore = !exhausted && claimError === undefined && Date.now() < deadline && budget > 0;
+      // Claim when at least half the slots are free (or none is busy, or this is the run's last
+      // batch under its row bound), to keep claims batched.
+      if (
+        wantMore && free > 0 && (free * 2 >= options.concurrency || inFlight.size === 0 || free === budget)
+      ) {
         const now = Date.now();
         for (const [staffId, until] of resting) if (until <= now) resting.delete(staffId);
         try {
@@ -162,7 +169,7 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
         }
       }
       if (inFlight.size === 0) {
-        if (exhausted || claimError !== undefined || Date.now() >= deadline) break;
+        if (exhausted || claimError !== undefined || Date.now() >= deadline || budget <= 0) break;
         continue;
       }
       await Promise.race(inFlight);
