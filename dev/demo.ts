@@ -209,7 +209,20 @@ async function main(): Promise<number> {
     }
     console.log(`  calendar-auth-callback -> 302 ${location}`);
     const back = new URL(location);
-    if (back.searchParams.get("calendar_status") !== "connected") {
+    const pendingId = back.searchParams.get("calendar_pending");
+    if (back.searchParams.get("calendar_status") === "pending" && pendingId) {
+      // The app confirms the grant with the signed-in user's session: only the user who started
+      // the flow can attach the account the consent page returned.
+      const confirmed = await jsonOf<{ status: string; account_email: string }>(
+        await call(`${fn}/calendar-auth-confirm`, {
+          method: "POST",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify({ pending_id: pendingId }),
+        }),
+        "calendar-auth-confirm",
+      );
+      console.log(`  calendar-auth-confirm -> ${confirmed.status} (account ${confirmed.account_email})`);
+    } else if (back.searchParams.get("calendar_status") !== "connected") {
       throw new StepError(
         `the callback reported calendar_status=${back.searchParams.get("calendar_status")} ` +
           `calendar_error=${back.searchParams.get("calendar_error")}`,

@@ -2,9 +2,12 @@
  * The OAuth connect flow over real HTTP: calendar-auth-start through the gateway process, the
  * sandbox's consent page, and calendar-auth-callback writing to a scratch Postgres with the
  * migrations and RLS. Covers the consent URL, the state row, who may start a flow, the happy path
- * (tokens encrypted and bound to their row), and every refusal: replayed, expired and tampered
- * states, access_denied, an unticked scope, a failing token endpoint; and a reconnect after the
- * grant was revoked.
+ * (a pending grant confirmed by the app with the initiating user's session; tokens encrypted and
+ * bound to their row; the account from the verified ID token), and every refusal: replayed, expired
+ * and tampered states, access_denied, an unticked scope, a failing token endpoint, a foreign `iss`,
+ * a consent link finished in someone else's browser, a confirmation by anyone but the initiator or
+ * too late, an account outside the allowed email domains, a flood of auth-start calls; and a
+ * reconnect after the grant was revoked.
  */
 import assert from "node:assert/strict";
 import * as jose from "jose";
@@ -104,28 +107,52 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
       assert.equal(res.status, 200, JSON.stringify(answer));
       return answer;
     };
-    /** What a browser does on the consent page; returns the callback URL the sandbox redirects to. */
+    /** Who started the flow behind each state: the app that confirms its pending grant. */
+    const owners = new Map<string, TestStaff>();
+    /**
+     * What a browser does on the consent page, signed in at the provider as `login` (default: the
+     * staff member's own account); returns the callback URL the sandbox redirects to.
+     */
     const consent = async (
       url: string,
       staff: TestStaff,
-      o: { decision?: "approve" | "deny"; scopes?: string[] } = {},
+      o: { decision?: "approve" | "deny"; scopes?: string[]; login?: string } = {},
     ) => {
       const answer = await stack.sandbox.admin<{ redirect: string }>("POST", "/_admin/authorize", {
         authorizationUrl: url,
-        login: staff.email,
+        login: o.login ?? staff.email,
         decision: o.decision ?? "approve",
         ...(o.scopes ? { scopes: o.scopes } : {}),
       });
       assert.ok(answer.redirect.startsWith(stack.functionsUrl), `consent redirected to ${answer.redirect}`);
       const params = new URL(answer.redirect).searchParams;
       for (const key of ["code", "state"]) if (params.get(key)) secretsSeen.add(params.get(key)!);
+      owners.set(params.get("state") ?? "", staff);
       return answer.redirect;
     };
-    const callback = async (url: string) => {
-      const o = await outcome(await fetch(url, { redirect: "manual" }));
-      assertNoTokenShown(o, "the callback");
-      return o;
+    /** The app's confirmation of a pending grant, as `who`. */
+    const confirm = async (pendingId: string | null, who: TestStaff | string) =>
+      await stack.invoke("calendar-auth-confirm", {
+        jwt: typeof who === "string" ? who : who.jwt,
+        body: { pending_id: pendingId },
+      });
+    /**
+     * The browser following the callback; a pending grant is then confirmed by the app of the staff
+     * member who started the flow (unless `confirm: false`), and `calendarStatus` says `connected`.
+     */
+    const callback = async (url: string, o: { confirm?: boolean } = {}) => {
+      const res = await outcome(await fetch(url, { redirect: "manual" }));
+      assertNoTokenShown(res, "the callback");
+      if (res.calendarStatus !== "pending" || o.confirm === false) return res;
+      const owner = owners.get(new URL(url).searchParams.get("state") ?? "");
+      assert.ok(owner, "a pending grant of a flow this test started");
+      const confirmed = await confirm(res.params.get("calendar_pending"), owner);
+      const body = await json<Record<string, unknown>>(confirmed);
+      assert.equal(confirmed.status, 200, JSON.stringify(body));
+      return { ...res, calendarStatus: "connected" };
     };
+    const pendingCount = async () =>
+      (await sql<{ n: number }[]>`select count(*)::int as n from public.calendar_pending_grants`)[0].n;
     const connectionOf = async (staffId: string) => {
       const rows = await sql<ConnectionRecord[]>`
         select * from public.staff_calendar_connections where staff_id = ${staffId}`;
@@ -146,7 +173,8 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
         assert.equal(`${consentUrl.origin}${consentUrl.pathname}`, config.google.authorizationEndpoint);
         const p = consentUrl.searchParams;
         const scopes = p.get("scope")!.split(" ");
-        assert.deepEqual(scopes, config.google.scopes);
+        assert.deepEqual(scopes, [...config.google.scopes, "openid", "email"], "openid email always asked");
+        assert.match(p.get("nonce")!, /^[A-Za-z0-9_-]{43}$/, "an OpenID Connect nonce");
         assert.ok(scopes.includes(SCOPE("calendar.events")));
         assert.ok(scopes.includes(SCOPE("calendar.freebusy")));
         assert.equal(p.get("access_type"), "offline");
@@ -170,10 +198,11 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
 
         const [row] = await sql`
         select staff_id, tenant_id, provider, code_verifier_encrypted, return_to, consumed_at,
-          expires_at - created_at as ttl
+          initiated_by, expires_at - created_at as ttl
         from public.calendar_oauth_states where nonce = ${claims.nonce}`;
         assert.ok(row, "a calendar_oauth_states row for the state's nonce");
         assert.equal(row.staff_id, staff.id);
+        assert.equal(row.initiated_by, staff.profileId, "the flow remembers who started it");
         assert.equal(row.return_to, RETURN_TO);
         assert.equal(row.consumed_at, null);
         assert.match(row.code_verifier_encrypted, /^v1\./);
@@ -249,18 +278,46 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
 
     let connected: TestStaff;
     await t.step(
-      "callback happy path: 302 to return_to with calendar_status=connected; tokens encrypted and bound to their row",
+      "callback happy path: the grant waits (pending, nothing attached) until the initiator's app confirms it; tokens encrypted and bound to their row",
       async () => {
         const staff = connected = await stack.createStaff({ tenantId });
         const { url } = await start(staff);
-        const o = await callback(await consent(url, staff));
+        const callbackUrl = await consent(url, staff);
+        assert.equal(
+          new URL(callbackUrl).searchParams.get("iss"),
+          config.google.issuer,
+          "the sandbox sends RFC 9207 iss",
+        );
+        const o = await callback(callbackUrl, { confirm: false });
         assert.equal(o.status, 302);
         const location = new URL(o.location!);
         assert.equal(`${location.origin}${location.pathname}`, "http://127.0.0.1:3000/settings/calendar");
         assert.equal(location.searchParams.get("tab"), "sync", "the app's own query survives");
-        assert.equal(o.calendarStatus, "connected");
+        assert.equal(o.calendarStatus, "pending");
         assert.equal(o.params.get("calendar_provider"), "google");
+        assert.equal(o.params.get("calendar_account_email"), staff.email, "the verified account is shown");
+        const pendingId = o.params.get("calendar_pending");
+        assert.match(pendingId ?? "", /^[0-9a-f-]{36}$/);
         assert.equal(o.calendarError, null);
+        assert.equal(await connectionOf(staff.id), undefined, "nothing attached before the confirmation");
+        const [pending] = await sql`
+          select staff_id, initiated_by, account_email, access_token_encrypted, refresh_token_encrypted
+          from public.calendar_pending_grants where id = ${pendingId}`;
+        assert.equal(pending.staff_id, staff.id);
+        assert.equal(pending.initiated_by, staff.profileId);
+        assert.equal(pending.account_email, staff.email);
+        assert.match(pending.access_token_encrypted, /^v1\./, "pending tokens are encrypted too");
+        assert.match(pending.refresh_token_encrypted, /^v1\./);
+
+        const confirmed = await confirm(pendingId, staff);
+        assert.equal(confirmed.status, 200);
+        assert.deepEqual(await confirmed.json(), {
+          status: "connected",
+          provider: "google",
+          account_email: staff.email,
+        });
+        assert.equal(await pendingCount(), 0, "the pending grant is used up");
+        await assertEnvelope(await confirm(pendingId, staff), 404, "pending_grant_not_found");
 
         const row = await connectionOf(staff.id);
         assert.equal(row.connection_status, "connected");
@@ -323,6 +380,18 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
         );
         const live = (await grants(staff.email)).filter((g) => !g.revoked);
         assert.equal(live.length, 1, "one live grant at the provider");
+        const [stored] = await sql`select account_email from public.staff_calendar_connections
+          where staff_id = ${staff.id}`;
+        assert.equal(stored.account_email, staff.email, "account_email from the verified ID token");
+        // The status view shows it to the staff member, under RLS as PostgREST runs it.
+        const viewed = await sql.begin(async (tx) => {
+          await tx.unsafe("set local role authenticated");
+          await tx`select set_config('request.jwt.claims', ${
+            JSON.stringify({ sub: staff.profileId, role: "authenticated" })
+          }, true)`;
+          return await tx`select staff_id, account_email from public.calendar_sync_status`;
+        });
+        assert.deepEqual([...viewed], [{ staff_id: staff.id, account_email: staff.email }]);
       },
     );
 
@@ -626,6 +695,188 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
       },
     );
 
+    await t.step(
+      "attack: A's consent link finished in B's browser attaches nothing to A; B's confirmation is refused and the grant revoked",
+      async () => {
+        const alice = await stack.createStaff({ tenantId });
+        const bob = await stack.createStaff({ tenantId });
+        const callsBefore = await stack.sandbox.calls();
+        // Alice's app starts a flow; the consent URL reaches Bob, who signs in to his own account.
+        const { url } = await start(alice);
+        const o = await callback(await consent(url, alice, { login: bob.email }), { confirm: false });
+        assert.equal(o.calendarStatus, "pending");
+        assert.equal(
+          o.params.get("calendar_account_email"),
+          bob.email,
+          "the app can show whose account it is",
+        );
+        assert.equal(await connectionOf(alice.id), undefined, "nothing attached to Alice by the callback");
+        // Bob's browser lands in the app, signed in as Bob: his app confirms and is refused.
+        const refused = await confirm(o.params.get("calendar_pending"), bob);
+        const body = await assertEnvelope(refused, 403, "consent_not_yours");
+        assert.match(String(body.error?.message), /started by another user/);
+        assert.match(String(body.error?.message), /revoked/);
+        assert.equal(await connectionOf(alice.id), undefined, "nothing attached to Alice");
+        assert.equal(await connectionOf(bob.id), undefined, "nor to Bob");
+        assert.equal(await pendingCount(), 0, "the pending grant is gone");
+        const g = await grants(bob.email);
+        assert.equal(g.length, 1);
+        assert.equal(g[0].revoked, true, "Bob's grant is revoked at the provider");
+        const callsAfter = await stack.sandbox.calls();
+        assert.equal(
+          (callsAfter.byEndpoint["oauth.revoke"] ?? 0) - (callsBefore.byEndpoint["oauth.revoke"] ?? 0),
+          1,
+          "one revocation request",
+        );
+        // And Alice cannot pick it up afterwards either.
+        await assertEnvelope(
+          await confirm(o.params.get("calendar_pending"), alice),
+          404,
+          "pending_grant_not_found",
+        );
+        const [{ n }] =
+          await sql`select count(*)::int as n from public.calendar_sync_log where staff_id = ${alice.id}`;
+        assert.equal(n, 0, "no backfill for Alice");
+      },
+    );
+
+    await t.step(
+      "attack: a pending grant confirmed by another tenant's user, the service role or the anon key is refused",
+      async () => {
+        const alice = await stack.createStaff({ tenantId });
+        const outsider = await stack.createStaff({});
+        const { url } = await start(alice);
+        const o = await callback(await consent(url, alice), { confirm: false });
+        const pendingId = o.params.get("calendar_pending");
+        await assertEnvelope(await confirm(pendingId, stack.anonJwt), 403, "forbidden_role");
+        await assertEnvelope(await confirm(pendingId, stack.serviceRoleJwt), 403, "user_required");
+        assert.equal(await pendingCount(), 1, "a caller that is no user changes nothing");
+        await assertEnvelope(await confirm(pendingId, outsider), 403, "consent_not_yours");
+        assert.equal(await connectionOf(alice.id), undefined);
+        assert.equal((await grants(alice.email))[0].revoked, true, "revoked once another user tried it");
+        // Malformed input never reaches the database.
+        await assertEnvelope(await confirm("not-a-uuid", alice), 400, "invalid_request");
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-confirm", {
+            jwt: alice.jwt,
+            body: { pending_id: pendingId, staff_id: "x" },
+          }),
+          400,
+          "invalid_request",
+        );
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-confirm", { method: "GET", jwt: alice.jwt }),
+          405,
+          "method_not_allowed",
+        );
+      },
+    );
+
+    await t.step(
+      "a pending grant nobody confirms in time is revoked and deleted; a late confirmation gets pending_grant_expired",
+      async () => {
+        const alice = await stack.createStaff({ tenantId });
+        const late = await callback(await consent((await start(alice)).url, alice), { confirm: false });
+        await sql`update public.calendar_pending_grants set expires_at = now() - interval '1 second'
+          where id = ${late.params.get("calendar_pending")}`;
+        await assertEnvelope(
+          await confirm(late.params.get("calendar_pending"), alice),
+          410,
+          "pending_grant_expired",
+        );
+        assert.equal(await connectionOf(alice.id), undefined);
+        assert.equal((await grants(alice.email))[0].revoked, true);
+
+        // Abandoned (nobody ever confirms): the next consent flow anywhere revokes and deletes it.
+        const carol = await stack.createStaff({ tenantId });
+        const abandoned = await callback(await consent((await start(carol)).url, carol), { confirm: false });
+        await sql`update public.calendar_pending_grants set expires_at = now() - interval '1 second'
+          where id = ${abandoned.params.get("calendar_pending")}`;
+        const dave = await stack.createStaff({ tenantId });
+        await start(dave);
+        assert.equal(await pendingCount(), 0, "swept by the next auth-start");
+        assert.equal((await grants(carol.email))[0].revoked, true, "and revoked at the provider");
+        assert.equal(await connectionOf(carol.id), undefined);
+      },
+    );
+
+    await t.step(
+      "attack: an authorization response naming another issuer (RFC 9207 mix-up) or none is refused before the token endpoint",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const before = (await stack.sandbox.calls()).byEndpoint["oauth.token.authorization_code"] ?? 0;
+        const foreign = new URL(await consent((await start(staff)).url, staff));
+        foreign.searchParams.set("iss", "https://evil.example");
+        const a = await callback(foreign.toString());
+        assert.equal(a.calendarError, "exchange_failed");
+        const missing = new URL(await consent((await start(staff)).url, staff));
+        missing.searchParams.delete("iss");
+        const b = await callback(missing.toString());
+        assert.equal(b.calendarError, "exchange_failed", "GOOGLE_OAUTH_ISS_PARAMETER=required demands iss");
+        const after = (await stack.sandbox.calls()).byEndpoint["oauth.token.authorization_code"] ?? 0;
+        assert.equal(after, before, "no code was sent to the token endpoint");
+        assert.equal(await connectionOf(staff.id), undefined);
+        assert.equal(await pendingCount(), 0);
+      },
+    );
+
+    await t.step(
+      "auth-start: at most 5 live links per staff member (older ones stop working); a flood gets 429 with Retry-After",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const urls: string[] = [];
+        for (let i = 0; i < 7; i++) urls.push((await start(staff)).url);
+        const [{ live }] = await sql`select count(*)::int as live from public.calendar_oauth_states
+          where staff_id = ${staff.id} and consumed_at is null and expires_at > now()`;
+        assert.equal(live, 5);
+        const oldest = await callback(await consent(urls[0], staff));
+        assert.equal(oldest.calendarError, "invalid_state", "a superseded link is refused");
+        const newest = await callback(await consent(urls[6], staff));
+        assert.equal(newest.calendarStatus, "connected");
+
+        // The burst is 10 starts: 7 used above, so 3 more succeed and the next is refused.
+        for (let i = 0; i < 3; i++) await start(staff);
+        const flood = await stack.invoke("calendar-auth-start", {
+          body: { return_to: RETURN_TO },
+          jwt: staff.jwt,
+        });
+        await assertEnvelope(flood, 429, "too_many_attempts");
+        const retryAfter = Number(flood.headers.get("retry-after"));
+        assert.ok(
+          Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 30,
+          `Retry-After ${retryAfter}`,
+        );
+        const [{ states }] = await sql`select count(*)::int as states from public.calendar_oauth_states
+          where staff_id = ${staff.id} and consumed_at is null and expires_at > now()`;
+        assert.equal(states, 5, "a refused start writes no state");
+        // Another staff member is not affected.
+        await start(await stack.createStaff({ tenantId }));
+      },
+    );
+
+    await t.step(
+      "auth-start's limit holds under concurrency: 25 simultaneous starts of one staff member, exactly 10 succeed",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const answers = await Promise.all(
+          Array.from(
+            { length: 25 },
+            () =>
+              stack.invoke("calendar-auth-start", { body: { return_to: RETURN_TO }, jwt: staff.jwt })
+                .then(async (res) => {
+                  await res.body?.cancel();
+                  return res.status;
+                }),
+          ),
+        );
+        assert.equal(answers.filter((s) => s === 200).length, 10, answers.join(","));
+        assert.equal(answers.filter((s) => s === 429).length, 15, answers.join(","));
+        const [{ live }] = await sql`select count(*)::int as live from public.calendar_oauth_states
+          where staff_id = ${staff.id} and consumed_at is null and expires_at > now()`;
+        assert.equal(live, 5);
+      },
+    );
+
     await t.step("the gateway's logs never contain a token, an authorization code or a state", () => {
       const logs = stack.gatewayLogs().join("\n");
       assert.ok(logs.includes("oauth_callback"), "the callback does log its outcomes");
@@ -659,7 +910,10 @@ Deno.test("prompt=select_account and no default return URL: no dead refresh toke
     await t.step(
       "the consent URL carries the configured prompt and the first consent stores a refresh token",
       async () => {
-        const res = await stack.invoke("calendar-auth-start", { jwt: staff.jwt, body: {} });
+        const res = await stack.invoke("calendar-auth-start", {
+          jwt: staff.jwt,
+          body: { return_to: RETURN_TO },
+        });
         const { url } = await res.json();
         assert.equal(new URL(url).searchParams.get("prompt"), "select_account");
         assert.equal((await connectOnce()).get("calendar_status"), "connected");
@@ -704,28 +958,21 @@ Deno.test("prompt=select_account and no default return URL: no dead refresh toke
     });
 
     await t.step(
-      "without return_to or a default URL the callback answers an HTML page, never a token",
+      "without return_to or a default URL: auth-start refuses (the app must confirm somewhere); an unusable callback answers an HTML page",
       async () => {
         const other = await stack.createStaff({});
-        const { response } = await stack.connect(other);
-        assert.equal(response.status, 200);
-        assert.match(response.headers.get("content-type") ?? "", /^text\/html/);
-        assert.equal(response.headers.get("cache-control"), "no-store");
-        assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'none'/);
-        const page = await response.text();
-        assert.match(page, /Calendar connected/);
-        assert.ok(!/ya29\.|1\/\/0|code=/.test(page));
-        assert.equal(
-          (await sql`select connection_status from public.staff_calendar_connections
-        where staff_id = ${other.id}`)[0].connection_status,
-          "connected",
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-start", { jwt: other.jwt, body: {} }),
+          400,
+          "return_to_required",
         );
-
         const refused = await fetch(`${stack.functionsUrl}/calendar-auth-callback?state=forged&code=x`, {
           redirect: "manual",
         });
         assert.equal(refused.status, 400);
         assert.match(refused.headers.get("content-type") ?? "", /^text\/html/);
+        assert.equal(refused.headers.get("cache-control"), "no-store");
+        assert.match(refused.headers.get("content-security-policy") ?? "", /default-src 'none'/);
         const text = await refused.text();
         assert.match(text, /Error code: <code>invalid_state<\/code>/);
         assert.ok(!text.includes("forged"), "the request's own text is not reflected");

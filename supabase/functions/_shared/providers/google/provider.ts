@@ -16,6 +16,7 @@ import {
   type BusyInterval,
   type CalendarProvider,
   type CalendarSummary,
+  type CodeExchange,
   type EventWrite,
   type EventWriteResult,
   ProviderError,
@@ -62,7 +63,7 @@ export class GoogleProvider implements CalendarProvider {
     return this.#oauth.authorizationUrl(req);
   }
 
-  exchangeCode(args: { callbackUrl: URL; codeVerifier: string; state: string }): Promise<TokenSet> {
+  exchangeCode(args: CodeExchange): Promise<TokenSet> {
     return this.#oauth.exchangeCode(args);
   }
 
