@@ -982,3 +982,94 @@ Deno.test("prompt=select_account and no default return URL: no dead refresh toke
     await stack.close();
   }
 });
+
+Deno.test("CALENDAR_ALLOWED_EMAIL_DOMAINS refuses other accounts; CALENDAR_CONSENT_CONFIRMATION=none is the seed's one-step flow", async (t) => {
+  const stack: TestStack = await startTestStack({
+    env: {
+      CALENDAR_ALLOWED_EMAIL_DOMAINS: "clinic.example, @Branch.Clinic.Example",
+      CALENDAR_CONSENT_CONFIRMATION: "none",
+      CALENDAR_DEFAULT_RETURN_URL: "",
+    },
+  });
+  const sql = stack.sql;
+  const connection = async (staffId: string) =>
+    (await sql`select connection_status, account_email from public.staff_calendar_connections
+      where staff_id = ${staffId}`)[0];
+  const grantsOf = async (email: string) =>
+    (await stack.sandbox.admin<{ grants: { revoked: boolean }[] }>(
+      "GET",
+      `/_admin/grants?email=${encodeURIComponent(email)}`,
+    )).grants;
+  try {
+    const tenantId = await stack.createTenant("Domain clinic");
+
+    await t.step(
+      "an account of an allowed domain connects in one step, its email in the redirect",
+      async () => {
+        const staff = await stack.createStaff({ tenantId, email: "dr.allowed@clinic.example" });
+        const { location, confirmation } = await stack.connect(staff, { returnTo: RETURN_TO });
+        assert.equal(confirmation, undefined, "no confirmation step in this mode");
+        const params = new URL(location).searchParams;
+        assert.equal(params.get("calendar_status"), "connected");
+        assert.equal(params.get("calendar_account_email"), "dr.allowed@clinic.example");
+        assert.equal(params.get("calendar_pending"), null);
+        assert.deepEqual({ ...await connection(staff.id) }, {
+          connection_status: "connected",
+          account_email: "dr.allowed@clinic.example",
+        });
+        const second = await stack.createStaff({ tenantId, email: "dr.branch@branch.clinic.example" });
+        const other = await stack.connect(second, { returnTo: RETURN_TO });
+        assert.equal(
+          new URL(other.location).searchParams.get("calendar_status"),
+          "connected",
+          "second domain",
+        );
+      },
+    );
+
+    await t.step(
+      "attack: accounts outside the allowed domains (look-alikes included) are refused, revoked, and nothing stored",
+      async () => {
+        const staff = await stack.createStaff({ tenantId, email: "dr.refused@clinic.example" });
+        for (
+          const login of [
+            "dr.personal@gmail.example",
+            "mallory@clinic.example.evil.test",
+            "mallory@evilclinic.example",
+            "mallory@sub.clinic.example",
+          ]
+        ) {
+          await stack.sandbox.admin("POST", "/_admin/accounts", { email: login });
+          const { location } = await stack.connect(staff, { returnTo: RETURN_TO, login });
+          const params = new URL(location).searchParams;
+          assert.equal(params.get("calendar_status"), "error", login);
+          assert.equal(params.get("calendar_error"), "account_not_allowed", login);
+          assert.equal(params.get("calendar_account_email"), login, "the refused account is named");
+          const g = await grantsOf(login);
+          assert.ok(g.length >= 1 && g.every((x) => x.revoked), `${login}: the grant is revoked`);
+        }
+        assert.equal(await connection(staff.id), undefined, "nothing stored");
+        const [{ n }] = await sql`select count(*)::int as n from public.calendar_pending_grants`;
+        assert.equal(n, 0);
+      },
+    );
+
+    await t.step(
+      "without return_to or a default URL the callback answers an HTML page, never a token",
+      async () => {
+        const staff = await stack.createStaff({ tenantId, email: "dr.page@clinic.example" });
+        const { response } = await stack.connect(staff);
+        assert.equal(response.status, 200);
+        assert.match(response.headers.get("content-type") ?? "", /^text\/html/);
+        assert.equal(response.headers.get("cache-control"), "no-store");
+        assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+        const page = await response.text();
+        assert.match(page, /Calendar connected/);
+        assert.ok(!/ya29\.|1\/\/0|code=/.test(page));
+        assert.equal((await connection(staff.id)).connection_status, "connected");
+      },
+    );
+  } finally {
+    await stack.close();
+  }
+});
