@@ -392,6 +392,17 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
           return await tx`select staff_id, account_email from public.calendar_sync_status`;
         });
         assert.deepEqual([...viewed], [{ staff_id: staff.id, account_email: staff.email }]);
+        // The pending grants and the start buckets are for the functions only.
+        for (const table of ["calendar_pending_grants", "calendar_auth_rate_limits"]) {
+          await assert.rejects(
+            sql.begin(async (tx) => {
+              await tx.unsafe("set local role authenticated");
+              await tx.unsafe(`select * from public.${table}`);
+            }),
+            (err: { code?: string }) => err.code === "42501",
+            `authenticated cannot read ${table}`,
+          );
+        }
       },
     );
 
@@ -808,11 +819,17 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
         const foreign = new URL(await consent((await start(staff)).url, staff));
         foreign.searchParams.set("iss", "https://evil.example");
         const a = await callback(foreign.toString());
-        assert.equal(a.calendarError, "exchange_failed");
+        assert.equal(a.calendarError, "issuer_mismatch");
         const missing = new URL(await consent((await start(staff)).url, staff));
         missing.searchParams.delete("iss");
         const b = await callback(missing.toString());
-        assert.equal(b.calendarError, "exchange_failed", "GOOGLE_OAUTH_ISS_PARAMETER=required demands iss");
+        assert.equal(b.calendarError, "issuer_mismatch", "GOOGLE_OAUTH_ISS_PARAMETER=required demands iss");
+        // An error answer from another server is not shown as Google's either.
+        const injected = new URL(await consent((await start(staff)).url, staff));
+        injected.searchParams.delete("code");
+        injected.searchParams.set("error", "temporarily_unavailable");
+        injected.searchParams.set("iss", "https://evil.example");
+        assert.equal((await callback(injected.toString())).calendarError, "issuer_mismatch");
         const after = (await stack.sandbox.calls()).byEndpoint["oauth.token.authorization_code"] ?? 0;
         assert.equal(after, before, "no code was sent to the token endpoint");
         assert.equal(await connectionOf(staff.id), undefined);

@@ -465,3 +465,21 @@ Deno.test("exchangeCode: the issuer follows GOOGLE_OAUTH_ISSUER for any standard
     "Google's iss is not this issuer's",
   );
 });
+
+Deno.test("issuerMatches: RFC 9207 for every authorization response, error answers included", () => {
+  const optional = new GoogleOAuth(config());
+  const required = new GoogleOAuth(config({ issParameter: "required" }));
+  const google = `iss=${encodeURIComponent("https://accounts.google.com")}`;
+  assert.equal(optional.issuerMatches(CALLBACK(`state=s&code=c&${google}`)), true);
+  assert.equal(optional.issuerMatches(CALLBACK("state=s&code=c")), true, "absent and not required");
+  assert.equal(required.issuerMatches(CALLBACK("state=s&error=access_denied")), false, "absent but required");
+  assert.equal(required.issuerMatches(CALLBACK(`state=s&error=access_denied&${google}`)), true);
+  for (const iss of ["https://evil.example", "accounts.google.com", "https://accounts.google.com/", ""]) {
+    assert.equal(
+      optional.issuerMatches(CALLBACK(`state=s&code=c&iss=${encodeURIComponent(iss)}`)),
+      false,
+      iss,
+    );
+  }
+  assert.equal(optional.issuerMatches(CALLBACK(`state=s&code=c&${google}&iss=x`)), false, "repeated");
+});

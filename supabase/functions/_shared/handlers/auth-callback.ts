@@ -6,7 +6,8 @@
  * Input (query): `state` (required), and either `code` (+ `scope`, what the provider reports as
  * granted, and `iss`, RFC 9207) or `error` (`access_denied` when the user declined). Other parameters
  * Google appends (`authuser`, `prompt`, `hd`, ...) are ignored rather than refused. `iss` must equal
- * GOOGLE_OAUTH_ISSUER when present (and be present with GOOGLE_OAUTH_ISS_PARAMETER=required).
+ * GOOGLE_OAUTH_ISSUER when present (and be present with GOOGLE_OAUTH_ISS_PARAMETER=required), for
+ * error answers too; otherwise `issuer_mismatch` and nothing is exchanged.
  *
  * Steps: consume the state (signature, audience, expiry, nonce consumed exactly once, atomically);
  * handle a provider error; exchange the code with the PKCE verifier; verify the ID token (signature
@@ -26,7 +27,8 @@
  * - failure: `calendar_status=error&calendar_error=<code>`, codes: `access_denied`, `provider_error`
  *   (+ `calendar_provider_error=<the provider's OAuth error code>`), `missing_scopes`
  *   (+ `calendar_missing_scopes=<space-delimited scopes>`), `account_unverified` (no verified email
- *   in the ID token), `account_not_allowed` (+ `calendar_account_email`), `exchange_failed`,
+ *   in the ID token), `account_not_allowed` (+ `calendar_account_email`), `issuer_mismatch`
+ *   (RFC 9207), `exchange_failed`,
  *   `missing_refresh_token`, `invalid_state`, `state_expired`, `state_replayed`, `invalid_request`
  *   (no code and no error), `internal_error` (a bug; the log has the request id).
  * When there is no usable return URL (unusable state and no default), a small HTML page states the
@@ -56,6 +58,7 @@ export type CallbackErrorCode =
   | "account_unverified"
   | "account_not_allowed"
   | "no_return_url"
+  | "issuer_mismatch"
   | "exchange_failed"
   | "missing_refresh_token"
   | "invalid_state"
@@ -74,6 +77,8 @@ const MESSAGES: Record<CallbackErrorCode, string> = {
     "This calendar account is not allowed here: use an account of your organisation's email domain.",
   no_return_url:
     "The app did not say where to return to, so the connection was cancelled; start again from the app.",
+  issuer_mismatch:
+    "The answer did not come from the configured sign-in server; start connecting from the app again.",
   exchange_failed: "The calendar provider did not accept the sign-in; please try connecting again.",
   missing_refresh_token: "The calendar provider granted no offline access; please try connecting again.",
   invalid_state: "This sign-in link is not valid; start connecting from the app again.",
@@ -83,7 +88,7 @@ const MESSAGES: Record<CallbackErrorCode, string> = {
   internal_error: "Something went wrong on our side; please try again.",
 };
 
-const LIMITS = { state: 4096, code: 2048, scope: 4096, error: 128 } as const;
+const LIMITS = { state: 4096, code: 2048, scope: 4096, error: 128, iss: 2048 } as const;
 
 /** The parameters we read, each at most once and within a sane length, or `invalid_request`. */
 function callbackParams(url: URL): { state?: string; code?: string; error?: string } | null {
@@ -224,6 +229,12 @@ export const authCallback: FunctionHandler = async (req, ctx) => {
     throw err;
   }
   const who = { staff_id: flow.staffId, tenant_id: flow.tenantId, provider: flow.provider };
+  const provider = providerFor(flow.provider, config);
+  // RFC 9207 mix-up defence, for error answers as well as codes: nothing from another issuer is
+  // exchanged or reported as this provider's.
+  if (!provider.issuerMatches(url)) {
+    return failure(ctx, flow.returnTo, "issuer_mismatch", {}, { ...who, reason: "iss" });
+  }
 
   if (params.error) {
     if (params.error === "access_denied") return failure(ctx, flow.returnTo, "access_denied", {}, who);
@@ -241,7 +252,6 @@ export const authCallback: FunctionHandler = async (req, ctx) => {
     if (config.consentConfirmation === "app") {
       await revokeGrants(config, await takeExpiredPendingGrants(sql, config), ctx.log);
     }
-    const provider = providerFor(flow.provider, config);
     let tokens: TokenSet;
     try {
       tokens = await provider.exchangeCode({

@@ -123,6 +123,12 @@ export interface CalendarProvider {
    * is verified and names the account (`accountEmail`, `accountSubject`).
    */
   exchangeCode(args: CodeExchange): Promise<TokenSet>;
+  /**
+   * RFC 9207: whether the authorization response's `iss` parameter is acceptable: equal to the
+   * configured issuer, or absent where the configuration does not require it. Checked for error
+   * responses too, so another server's `error` is never shown as this provider's.
+   */
+  issuerMatches(callbackUrl: URL): boolean;
   /** Refresh. A revoked or expired grant throws kind `auth` (OAuth `invalid_grant`). */
   refresh(refreshToken: string): Promise<TokenSet>;
   /** Revoke a token at the provider; a token that is already invalid is not an error. */

@@ -148,6 +148,17 @@ export class GoogleOAuth {
   }
 
   /**
+   * RFC 9207 §2.4: the response's `iss` (taken once; a repeated `iss` is refused) equals
+   * GOOGLE_OAUTH_ISSUER exactly, or is absent while GOOGLE_OAUTH_ISS_PARAMETER is `optional`.
+   */
+  issuerMatches(callbackUrl: URL): boolean {
+    const all = callbackUrl.searchParams.getAll("iss");
+    if (all.length > 1) return false;
+    if (all.length === 0) return this.#config.issParameter !== "required";
+    return all[0] === this.#config.issuer;
+  }
+
+  /**
    * Refresh an access token (A1.3). Google does not rotate refresh tokens: the result carries no
    * `refreshToken` (keep the stored one) unless Google ever sends one.
    * @throws ProviderError `auth` with reason `invalid_grant` for a revoked or expired grant;

@@ -67,6 +67,10 @@ export class GoogleProvider implements CalendarProvider {
     return this.#oauth.exchangeCode(args);
   }
 
+  issuerMatches(callbackUrl: URL): boolean {
+    return this.#oauth.issuerMatches(callbackUrl);
+  }
+
   refresh(refreshToken: string): Promise<TokenSet> {
     return this.#oauth.refresh(refreshToken);
   }
