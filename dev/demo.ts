@@ -177,7 +177,10 @@ async function main(): Promise<number> {
       headers: { ...auth, "content-type": "application/json" },
       body: JSON.stringify({ return_to: DEMO_RETURN_TO, login_hint: info.email }),
     });
-    const started = await jsonOf<{ url: string; expires_at: string }>(startRes, "calendar-auth-start");
+    const started = await jsonOf<{ url: string; expires_at: string; flow_id: string }>(
+      startRes,
+      "calendar-auth-start",
+    );
     const consent = new URL(started.url);
     console.log(`  calendar-auth-start -> consent URL ${consent.origin}${consent.pathname}`);
     console.log(`    scopes: ${consent.searchParams.get("scope")}`);
@@ -217,7 +220,7 @@ async function main(): Promise<number> {
         await call(`${fn}/calendar-auth-confirm`, {
           method: "POST",
           headers: { ...auth, "content-type": "application/json" },
-          body: JSON.stringify({ pending_id: pendingId }),
+          body: JSON.stringify({ pending_id: pendingId, flow_id: started.flow_id }),
         }),
         "calendar-auth-confirm",
       );

@@ -1,8 +1,9 @@
 -- Consent flow bound to the person who started it (OAuth 2.0 Security BCP, RFC 9700), the connected
 -- account always known, and bounded OAuth state. Idempotent: safe to apply again.
 --
--- * calendar_oauth_states.initiated_by: the Supabase user (JWT `sub`) who called auth-start. Only
---   that user may confirm the grant the flow produces.
+-- * calendar_oauth_states.initiated_by: the Supabase user (JWT `sub`) who called auth-start, and
+--   flow_secret_hash: SHA-256 of the flow id auth-start handed to that app (never in a URL). Only
+--   that user, presenting that flow id, may confirm the grant the flow produces.
 -- * calendar_pending_grants: a grant the callback received but did not attach. Tokens are encrypted
 --   like connection tokens; the app confirms it with the initiating user's session
 --   (calendar-auth-confirm), otherwise it is revoked at the provider and deleted.
@@ -11,6 +12,7 @@
 -- * calendar_sync_status gains account_email (the connected account, from the verified ID token).
 
 alter table public.calendar_oauth_states add column if not exists initiated_by uuid;
+alter table public.calendar_oauth_states add column if not exists flow_secret_hash text;
 create index if not exists calendar_oauth_states_staff_created_idx
   on public.calendar_oauth_states (staff_id, created_at desc);
 
@@ -23,6 +25,7 @@ create table if not exists public.calendar_pending_grants (
   staff_id uuid not null references public.staff (id) on delete cascade,
   provider text not null default 'google' check (provider in ('google', 'microsoft')),
   initiated_by uuid not null,
+  flow_secret_hash text not null,
   access_token_encrypted text not null,
   refresh_token_encrypted text,
   token_expires_at timestamptz not null,

@@ -20,6 +20,7 @@ import {
   encryptToken,
 } from "../../supabase/functions/_shared/crypto.ts";
 import {
+  flowIdHash,
   signStateToken,
   verifierBinding,
   verifyStateToken,
@@ -103,12 +104,16 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
     /** auth-start for a staff member; returns the consent URL. */
     const start = async (staff: TestStaff, body: Record<string, unknown> = { return_to: RETURN_TO }) => {
       const res = await stack.invoke("calendar-auth-start", { body, jwt: staff.jwt });
-      const answer = await json<{ url: string; expires_at: string }>(res);
+      const answer = await json<{ url: string; expires_at: string; flow_id: string }>(res);
       assert.equal(res.status, 200, JSON.stringify(answer));
+      flowIds.set(answer.url, answer.flow_id);
       return answer;
     };
     /** Who started the flow behind each state: the app that confirms its pending grant. */
-    const owners = new Map<string, TestStaff>();
+    const owners = new Map<string, { staff: TestStaff; flowId: string | undefined }>();
+    /** The flow id auth-start gave the app, by consent URL; and by pending grant, once the callback ran. */
+    const flowIds = new Map<string, string>();
+    const pendingFlows = new Map<string, string>();
     /**
      * What a browser does on the consent page, signed in at the provider as `login` (default: the
      * staff member's own account); returns the callback URL the sandbox redirects to.
@@ -127,14 +132,14 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
       assert.ok(answer.redirect.startsWith(stack.functionsUrl), `consent redirected to ${answer.redirect}`);
       const params = new URL(answer.redirect).searchParams;
       for (const key of ["code", "state"]) if (params.get(key)) secretsSeen.add(params.get(key)!);
-      owners.set(params.get("state") ?? "", staff);
+      owners.set(params.get("state") ?? "", { staff, flowId: flowIds.get(url) });
       return answer.redirect;
     };
-    /** The app's confirmation of a pending grant, as `who`. */
-    const confirm = async (pendingId: string | null, who: TestStaff | string) =>
+    /** The app's confirmation of a pending grant, as `who`, with the flow's id unless `flowId` is given. */
+    const confirm = async (pendingId: string | null, who: TestStaff | string, flowId?: string) =>
       await stack.invoke("calendar-auth-confirm", {
         jwt: typeof who === "string" ? who : who.jwt,
-        body: { pending_id: pendingId },
+        body: { pending_id: pendingId, flow_id: flowId ?? pendingFlows.get(pendingId ?? "") },
       });
     /**
      * The browser following the callback; a pending grant is then confirmed by the app of the staff
@@ -143,10 +148,12 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
     const callback = async (url: string, o: { confirm?: boolean } = {}) => {
       const res = await outcome(await fetch(url, { redirect: "manual" }));
       assertNoTokenShown(res, "the callback");
-      if (res.calendarStatus !== "pending" || o.confirm === false) return res;
       const owner = owners.get(new URL(url).searchParams.get("state") ?? "");
+      const pendingId = res.params.get("calendar_pending");
+      if (pendingId && owner?.flowId) pendingFlows.set(pendingId, owner.flowId);
+      if (res.calendarStatus !== "pending" || o.confirm === false) return res;
       assert.ok(owner, "a pending grant of a flow this test started");
-      const confirmed = await confirm(res.params.get("calendar_pending"), owner);
+      const confirmed = await confirm(pendingId, owner.staff);
       const body = await json<Record<string, unknown>>(confirmed);
       assert.equal(confirmed.status, 200, JSON.stringify(body));
       return { ...res, calendarStatus: "connected" };
@@ -168,8 +175,10 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
       "auth-start answers {url} with the configured scopes, offline access, prompt, PKCE S256 and a signed state",
       async () => {
         const staff = await stack.createStaff({ tenantId });
-        const { url, expires_at } = await start(staff);
+        const { url, expires_at, flow_id } = await start(staff);
         const consentUrl = new URL(url);
+        assert.match(flow_id, /^[A-Za-z0-9_-]{43}$/, "a flow id for the app");
+        assert.ok(!url.includes(flow_id), "the flow id never travels in a URL");
         assert.equal(`${consentUrl.origin}${consentUrl.pathname}`, config.google.authorizationEndpoint);
         const p = consentUrl.searchParams;
         const scopes = p.get("scope")!.split(" ");
@@ -198,11 +207,12 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
 
         const [row] = await sql`
         select staff_id, tenant_id, provider, code_verifier_encrypted, return_to, consumed_at,
-          initiated_by, expires_at - created_at as ttl
+          initiated_by, flow_secret_hash, expires_at - created_at as ttl
         from public.calendar_oauth_states where nonce = ${claims.nonce}`;
         assert.ok(row, "a calendar_oauth_states row for the state's nonce");
         assert.equal(row.staff_id, staff.id);
         assert.equal(row.initiated_by, staff.profileId, "the flow remembers who started it");
+        assert.equal(row.flow_secret_hash, await flowIdHash(flow_id), "and only a hash of the app's flow id");
         assert.equal(row.return_to, RETURN_TO);
         assert.equal(row.consumed_at, null);
         assert.match(row.code_verifier_encrypted, /^v1\./);
@@ -748,6 +758,33 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
         const [{ n }] =
           await sql`select count(*)::int as n from public.calendar_sync_log where staff_id = ${alice.id}`;
         assert.equal(n, 0, "no backfill for Alice");
+      },
+    );
+
+    await t.step(
+      "attack: a return URL forwarded to the initiator (another tab or browser, another flow id) is refused and revoked",
+      async () => {
+        const alice = await stack.createStaff({ tenantId });
+        const bob = await stack.createStaff({ tenantId });
+        // Bob gets hold of Alice's consent link and finishes it with his own account...
+        const first = await start(alice);
+        const o = await callback(await consent(first.url, alice, { login: bob.email }), { confirm: false });
+        const pendingId = o.params.get("calendar_pending");
+        // ...then sends Alice the return URL. Her app has no flow id for it (zod refuses before any
+        // database work), or the id of another flow of hers: refused, revoked, nothing attached.
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-confirm", { jwt: alice.jwt, body: { pending_id: pendingId } }),
+          400,
+          "invalid_request",
+        );
+        assert.equal(await pendingCount(), 1, "an incomplete request consumes nothing");
+        const other = await start(alice);
+        const refused = await confirm(pendingId, alice, other.flow_id);
+        const body = await assertEnvelope(refused, 403, "consent_not_yours");
+        assert.match(String(body.error?.message), /another app session/);
+        assert.equal(await connectionOf(alice.id), undefined, "Bob's calendar is not attached to Alice");
+        assert.equal((await grants(bob.email))[0].revoked, true, "Bob's grant is revoked");
+        assert.equal(await pendingCount(), 0);
       },
     );
 

@@ -70,7 +70,7 @@ Deno.test("seed function names: deployable entries, seed verify_jwt values, and 
           body: { return_to: returnTo },
         });
         assert.equal(start.status, 200);
-        const { url } = await start.json() as { url: string };
+        const { url, flow_id } = await start.json() as { url: string; flow_id: string };
         const consent = new URL(url);
         assert.equal(consent.searchParams.get("access_type"), "offline");
         assert.equal(consent.searchParams.get("code_challenge_method"), "S256");
@@ -93,7 +93,7 @@ Deno.test("seed function names: deployable entries, seed verify_jwt values, and 
         assert.equal(location.searchParams.get("calendar_account_email"), alice.email);
         const confirm = await stack.invoke("calendar-auth-confirm", {
           jwt: alice.jwt,
-          body: { pending_id: location.searchParams.get("calendar_pending") },
+          body: { pending_id: location.searchParams.get("calendar_pending"), flow_id },
         });
         assert.equal(confirm.status, 200);
         assert.deepEqual(await confirm.json(), {

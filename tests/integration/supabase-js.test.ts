@@ -160,7 +160,7 @@ Deno.test("an app calls the functions through supabase-js functions.invoke", asy
       assert.equal(location.searchParams.get("calendar_status"), "pending");
       // Back in the app: it confirms the grant with the signed-in user's session.
       const confirmed = await supabase.functions.invoke("calendar-auth-confirm", {
-        body: { pending_id: location.searchParams.get("calendar_pending") },
+        body: { pending_id: location.searchParams.get("calendar_pending"), flow_id: data.flow_id },
       });
       assert.equal(confirmed.error, null, await describe(confirmed.error));
       assert.deepEqual(confirmed.data, {

@@ -98,8 +98,8 @@ export interface TestStack {
    * (`POST /_admin/authorize` with login = `login`, default the staff email) -> redirect URL; GET
    * that URL (the gateway's auth-callback) without following redirects; and when the callback
    * leaves the grant pending (`calendar_status=pending`), the app's confirmation: POST
-   * `calendar-auth-confirm` `{pending_id}` with `confirmJwt` (default the staff JWT), unless
-   * `confirm: false`.
+   * `calendar-auth-confirm` `{pending_id, flow_id}` (the flow id auth-start returned, or
+   * `confirmFlowId`) with `confirmJwt` (default the staff JWT), unless `confirm: false`.
    * @returns `location`: where the app ends up: the callback's `Location` ("" if none), or after a
    *   confirmation that URL with `calendar_status` set to `connected` (200) or `error` plus
    *   `calendar_error=<the confirm error code>`, and `calendar_pending` removed;
@@ -115,6 +115,7 @@ export interface TestStack {
     login?: string;
     confirm?: boolean;
     confirmJwt?: string;
+    confirmFlowId?: string;
   }): Promise<{
     location: string;
     callbackLocation: string;
@@ -286,7 +287,7 @@ export async function startTestStack(
         if (start.status !== 200) {
           throw new Error(`${prefix}-auth-start answered ${start.status}: ${startText.slice(0, 500)}`);
         }
-        const { url } = JSON.parse(startText) as { url: string };
+        const { url, flow_id: flowId } = JSON.parse(startText) as { url: string; flow_id: string };
         const { redirect } = await sandboxApi.admin<{ redirect: string }>("POST", "/_admin/authorize", {
           authorizationUrl: url,
           login: co.login ?? staff.email,
@@ -310,7 +311,7 @@ export async function startTestStack(
         }
         const confirmRes = await invoke("calendar-auth-confirm", {
           jwt: co.confirmJwt ?? staff.jwt,
-          body: { pending_id: pendingId },
+          body: { pending_id: pendingId, flow_id: co.confirmFlowId ?? flowId },
         });
         const confirmBody = await confirmRes.json() as Record<string, unknown>;
         back.searchParams.delete("calendar_pending");

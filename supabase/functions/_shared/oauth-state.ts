@@ -82,6 +82,11 @@ export interface AuthStateInput {
 /** A freshly created state: the signed JWT, the S256 challenge for the consent URL, and its expiry. */
 export interface CreatedAuthState {
   state: string;
+  /**
+   * A secret for the app that started the flow (base64url, 43 chars): it must present it to confirm
+   * the flow's grant. Only its SHA-256 is stored, and it never travels in a URL.
+   */
+  flowId: string;
   codeChallenge: string;
   /** The OpenID Connect nonce for the authorization request. */
   nonce: string;
@@ -98,6 +103,8 @@ export interface ConsumedAuthState {
   codeVerifier: string;
   /** The Supabase user who started the flow (null for states created before this was recorded). */
   initiatedBy: string | null;
+  /** base64url SHA-256 of the flow id auth-start returned (null for states created before). */
+  flowSecretHash: string | null;
   /** The OpenID Connect nonce the ID token must carry. */
   oidcNonce: string;
 }
@@ -124,6 +131,12 @@ function signingKey(config: Pick<Config, "stateSigningSecret">): Uint8Array {
  */
 export async function oidcNonce(stateNonce: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`oidc:${stateNonce}`));
+  return base64url(new Uint8Array(digest));
+}
+
+/** base64url SHA-256 of a flow id: what the database keeps of it. */
+export async function flowIdHash(flowId: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(flowId));
   return base64url(new Uint8Array(digest));
 }
 
@@ -218,6 +231,8 @@ export async function createAuthState(
   input: AuthStateInput,
 ): Promise<CreatedAuthState> {
   const nonce = randomNonce();
+  const flowId = randomNonce();
+  const flowSecretHash = await flowIdHash(flowId);
   const codeVerifier = generateRandomCodeVerifier();
   const codeChallenge = await calculatePKCECodeChallenge(codeVerifier);
   const encrypted = await encryptToken(codeVerifier, verifierBinding(nonce), config.encryption);
@@ -231,8 +246,10 @@ export async function createAuthState(
     // The database clock decides expiry at consumption, so take it from there too.
     const [inserted] = await tx<{ id: string; expires_at: Date }[]>`
       insert into public.calendar_oauth_states
-        (nonce, tenant_id, staff_id, provider, initiated_by, code_verifier_encrypted, return_to, expires_at)
+        (nonce, tenant_id, staff_id, provider, initiated_by, flow_secret_hash, code_verifier_encrypted,
+          return_to, expires_at)
       values (${nonce}, ${input.tenantId}, ${input.staffId}, ${input.provider}, ${input.initiatedBy},
+        ${flowSecretHash},
         ${encrypted}, ${input.returnTo ?? null},
         date_trunc('second', now()) + make_interval(secs => ${STATE_TTL_SECONDS}))
       returning id, expires_at`;
@@ -252,7 +269,7 @@ export async function createAuthState(
     { jti: nonce, sub: input.staffId, tid: input.tenantId, prv: input.provider },
     row.expires_at,
   );
-  return { state, codeChallenge, nonce: await oidcNonce(nonce), expiresAt: row.expires_at };
+  return { state, flowId, codeChallenge, nonce: await oidcNonce(nonce), expiresAt: row.expires_at };
 }
 
 /** Delete state rows that expired more than {@link STATE_RETENTION_SECONDS} ago. @returns rows deleted. */
@@ -281,11 +298,13 @@ export async function consumeAuthState(sql: Sql, config: Config, state: string):
       return_to: string | null;
       code_verifier_encrypted: string;
       initiated_by: string | null;
+      flow_secret_hash: string | null;
     }[]
   >`
     update public.calendar_oauth_states set consumed_at = now()
     where nonce = ${claims.nonce} and consumed_at is null and expires_at > now()
-    returning tenant_id, staff_id, provider, return_to, code_verifier_encrypted, initiated_by`;
+    returning tenant_id, staff_id, provider, return_to, code_verifier_encrypted, initiated_by,
+      flow_secret_hash`;
   const row = rows[0];
   if (!row) throw await explainRefusal(sql, claims);
   if (
@@ -311,6 +330,7 @@ export async function consumeAuthState(sql: Sql, config: Config, state: string):
     returnTo: row.return_to,
     codeVerifier,
     initiatedBy: row.initiated_by,
+    flowSecretHash: row.flow_secret_hash,
     oidcNonce: await oidcNonce(claims.nonce),
   };
 }

@@ -6,15 +6,18 @@
  * link started by staff member A and finished in B's browser would attach B's calendar to A. So the
  * callback stores the grant here, tokens encrypted and bound to this row, and sends the browser back
  * to the app with the pending id. The app, with the signed-in user's session, confirms it; only the
- * user (JWT `sub`) who called auth-start can. A confirmation by anyone else, or none within
+ * user (JWT `sub`) who called auth-start can, and only with the flow id auth-start gave that app
+ * (kept by the app, never in a URL, so a forwarded return URL cannot be confirmed from another tab
+ * or browser). A confirmation by anyone else, with another flow id, or none within
  * {@link PENDING_GRANT_TTL_SECONDS}, revokes the grant at the provider and deletes the row.
  */
+import { timingSafeEqual } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { storeGrant } from "./connections.ts";
 import { decryptToken, encryptToken, type TokenBinding } from "./crypto.ts";
 import type { Sql } from "./db/client.ts";
 import { HttpError } from "./http.ts";
-import type { ConsumedAuthState } from "./oauth-state.ts";
+import { type ConsumedAuthState, flowIdHash } from "./oauth-state.ts";
 import { providerFor } from "./providers/index.ts";
 import { ProviderError, type ProviderId, type TokenSet } from "./providers/types.ts";
 import { enqueueBackfill } from "./sync/backfill.ts";
@@ -35,6 +38,7 @@ interface PendingRow {
   staff_id: string;
   provider: ProviderId;
   initiated_by: string;
+  flow_secret_hash: string;
   access_token_encrypted: string;
   refresh_token_encrypted: string | null;
   token_expires_at: Date;
@@ -45,14 +49,14 @@ interface PendingRow {
 
 /**
  * Keep a grant for confirmation.
- * @param flow the consumed state; `initiatedBy` must be set.
+ * @param flow the consumed state; `initiatedBy` and `flowSecretHash` must be set.
  * @param tokens the exchanged tokens; `accountEmail` must be set (verified by the ID token).
  * @returns the pending id (a random uuid, the only thing the browser sees) and its expiry.
  */
 export async function storePendingGrant(
   sql: Sql,
   config: Config,
-  flow: ConsumedAuthState & { initiatedBy: string },
+  flow: ConsumedAuthState & { initiatedBy: string; flowSecretHash: string },
   tokens: TokenSet & { accountEmail: string },
 ): Promise<{ id: string; expiresAt: Date }> {
   const id = crypto.randomUUID();
@@ -66,10 +70,11 @@ export async function storePendingGrant(
     : null;
   const [row] = await sql<{ expires_at: Date }[]>`
     insert into public.calendar_pending_grants (
-      id, tenant_id, staff_id, provider, initiated_by, access_token_encrypted, refresh_token_encrypted,
-      token_expires_at, granted_scopes, account_email, return_to, expires_at
+      id, tenant_id, staff_id, provider, initiated_by, flow_secret_hash, access_token_encrypted,
+      refresh_token_encrypted, token_expires_at, granted_scopes, account_email, return_to, expires_at
     ) values (
-      ${id}, ${flow.tenantId}, ${flow.staffId}, ${flow.provider}, ${flow.initiatedBy}, ${access}, ${refresh},
+      ${id}, ${flow.tenantId}, ${flow.staffId}, ${flow.provider}, ${flow.initiatedBy}, ${flow.flowSecretHash},
+      ${access}, ${refresh},
       ${tokens.expiresAt}, ${tokens.scopes}, ${tokens.accountEmail}, ${flow.returnTo},
       now() + make_interval(secs => ${PENDING_GRANT_TTL_SECONDS})
     ) returning expires_at`;
@@ -95,9 +100,12 @@ export type ConfirmOutcome =
     backfillQueued: number;
   }
   | {
-    /** Refused: `other_user` (not the initiator), `expired`, or `missing_refresh_token`. */
+    /**
+     * Refused: `other_user` (not the initiator), `other_flow` (the initiator, but not with the flow id
+     * of this flow), `expired`, or `missing_refresh_token`.
+     */
     kind: "refused";
-    reason: "other_user" | "expired" | "missing_refresh_token";
+    reason: "other_user" | "other_flow" | "expired" | "missing_refresh_token";
     staffId: string;
     provider: ProviderId;
     revoke: GrantToRevoke | null;
@@ -125,26 +133,27 @@ async function tokenToRevoke(row: PendingRow, config: Config): Promise<GrantToRe
 }
 
 /**
- * Confirm a pending grant for the signed-in user `userId`. The row is claimed and deleted in the
- * same transaction that attaches it, so a pending grant is used exactly once, whoever calls:
- * - the initiator, in time: tokens re-encrypted onto the staff member's connection (`connected`,
- *   account email recorded) and the backfill queued, atomically;
- * - anyone else, or after {@link PENDING_GRANT_TTL_SECONDS}: deleted; the caller revokes
- *   {@link ConfirmOutcome} `revoke` at the provider.
+ * Confirm a pending grant for the signed-in user `userId` presenting `flowId`. The row is claimed
+ * and deleted in the same transaction that attaches it, so a pending grant is used exactly once,
+ * whoever calls:
+ * - the initiator with the flow's id, in time: tokens re-encrypted onto the staff member's
+ *   connection (`connected`, account email recorded) and the backfill queued, atomically;
+ * - anyone else, another flow id, or after {@link PENDING_GRANT_TTL_SECONDS}: deleted; the caller
+ *   revokes {@link ConfirmOutcome} `revoke` at the provider.
  * @throws whatever the database throws (the transaction then changed nothing).
  */
 export async function confirmPendingGrant(
   sql: Sql,
   config: Config,
-  args: { pendingId: string; userId: string },
+  args: { pendingId: string; userId: string; flowId: string },
 ): Promise<ConfirmOutcome> {
   const outcome = await sql.begin(async (tx) => {
     const [row] = await tx<PendingRow[]>`
       delete from public.calendar_pending_grants where id = ${args.pendingId}
-      returning id, tenant_id, staff_id, provider, initiated_by, access_token_encrypted,
+      returning id, tenant_id, staff_id, provider, initiated_by, flow_secret_hash, access_token_encrypted,
         refresh_token_encrypted, token_expires_at, granted_scopes, account_email, expires_at <= now() as expired`;
     if (!row) return { kind: "not_found" } as const;
-    const refused = async (reason: "other_user" | "expired" | "missing_refresh_token") => ({
+    const refused = async (reason: "other_user" | "other_flow" | "expired" | "missing_refresh_token") => ({
       kind: "refused" as const,
       reason,
       staffId: row.staff_id,
@@ -157,6 +166,9 @@ export async function confirmPendingGrant(
       select id from public.staff
       where id = ${row.staff_id} and tenant_id = ${row.tenant_id} and profile_id = ${args.userId}`;
     if (row.initiated_by !== args.userId || !owner) return await refused("other_user");
+    if (!timingSafeEqual(await flowIdHash(args.flowId), row.flow_secret_hash)) {
+      return await refused("other_flow");
+    }
     if (row.expired) return await refused("expired");
     const decrypt = (envelope: string, field: "access_token" | "refresh_token") =>
       decryptToken(envelope, pendingTokenBinding(row.id, field), config.encryption);
@@ -210,7 +222,7 @@ export async function takeExpiredPendingGrants(sql: Sql, config: Config): Promis
     where id in (
       select id from public.calendar_pending_grants where expires_at <= now()
       order by expires_at limit ${PURGE_BATCH} for update skip locked)
-    returning id, tenant_id, staff_id, provider, initiated_by, access_token_encrypted,
+    returning id, tenant_id, staff_id, provider, initiated_by, flow_secret_hash, access_token_encrypted,
       refresh_token_encrypted, token_expires_at, granted_scopes, account_email, true as expired`;
   const out: GrantToRevoke[] = [];
   for (const row of rows) {

@@ -290,9 +290,15 @@ export const authCallback: FunctionHandler = async (req, ctx) => {
     }
 
     if (config.consentConfirmation === "app") {
-      if (!flow.initiatedBy) return await refuse("invalid_state", {}, { reason: "state without initiator" });
+      if (!flow.initiatedBy || !flow.flowSecretHash) {
+        return await refuse("invalid_state", {}, { reason: "state without initiator" });
+      }
       if (!returnBase(config, flow.returnTo)) return await refuse("no_return_url");
-      const pending = await storePendingGrant(sql, config, { ...flow, initiatedBy: flow.initiatedBy }, {
+      const pending = await storePendingGrant(sql, config, {
+        ...flow,
+        initiatedBy: flow.initiatedBy,
+        flowSecretHash: flow.flowSecretHash,
+      }, {
         ...tokens,
         accountEmail,
       });

@@ -5,15 +5,17 @@
  *
  * Gateway verify_jwt is off; the Supabase JWT is verified here (auth.ts), like auth-start.
  *
- * Input, POST JSON (unknown fields refused): `{pending_id: uuid}`, the `calendar_pending` value the
- * callback put on the app's return URL.
+ * Input, POST JSON (unknown fields refused): `{pending_id: uuid, flow_id: string}`: the
+ * `calendar_pending` value the callback put on the app's return URL, and the `flow_id` auth-start
+ * returned to this app (kept in sessionStorage; it never appears in a URL, so a forwarded return URL
+ * cannot be confirmed anywhere else).
  *
  * Output 200: `{status: "connected", provider, account_email}`: the staff member's connection now
  * uses this grant and their appointments are queued for the calendar.
  *
  * Refusals (the pending grant is revoked at the provider and deleted; it cannot be retried):
- * - 403 `consent_not_yours`: the caller is not the user who started this connection (a link that was
- *   finished in someone else's browser, or forwarded);
+ * - 403 `consent_not_yours`: the caller is not the user who started this connection, or not with
+ *   its flow id (a link that was finished in someone else's browser, or a forwarded return URL);
  * - 410 `pending_grant_expired`: not confirmed within PENDING_GRANT_TTL_SECONDS (10 minutes);
  * - 409 `missing_refresh_token`: the provider granted no offline access; connect again.
  * Other errors: 404 `pending_grant_not_found` (unknown, already confirmed or already refused);
@@ -30,6 +32,7 @@ import type { FunctionHandler } from "../serve.ts";
 
 const inputSchema = z.strictObject({
   pending_id: z.guid({ error: "must be the calendar_pending value from the return URL (a uuid)" }),
+  flow_id: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "must be the flow_id calendar-auth-start returned"),
 });
 
 const REFUSALS = {
@@ -38,6 +41,12 @@ const REFUSALS = {
     "consent_not_yours",
     "this calendar connection was started by another user, so it was cancelled and its access revoked; " +
     "start connecting from your own account",
+  ],
+  other_flow: [
+    403,
+    "consent_not_yours",
+    "this calendar connection was started in another app session (the flow id does not match), so it was " +
+    "cancelled and its access revoked; start connecting again from this page",
   ],
   expired: [
     410,
@@ -61,6 +70,7 @@ export const authConfirm: FunctionHandler = async (req, ctx) => {
   const outcome = await confirmPendingGrant(sql, config, {
     pendingId: input.pending_id,
     userId: caller.userId,
+    flowId: input.flow_id,
   });
   // Others' abandoned grants go too (bounded), so no live grant outlives its 10 minutes for long.
   await revokeGrants(config, await takeExpiredPendingGrants(sql, config), ctx.log);

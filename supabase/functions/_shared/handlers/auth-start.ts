@@ -11,11 +11,12 @@
  * - `provider?` "google" (default) | "microsoft" (refused until Microsoft is configured).
  * - `login_hint?` email (or provider subject) to preselect the account on the consent page.
  *
- * Output 200: `{url, expires_at}`: the provider's consent URL (scopes from GOOGLE_SCOPES plus
+ * Output 200: `{url, expires_at, flow_id}`: the provider's consent URL (scopes from GOOGLE_SCOPES plus
  * `openid email`, `access_type`, configured `prompt`, `include_granted_scopes=true`, S256
  * challenge, OIDC nonce, signed state) and when the state expires (ISO 8601 UTC, 10 minutes). Open
  * `url` in the browser (navigate, not fetch); the state inside it is single-use. The flow is bound
- * to the calling user: with CALENDAR_CONSENT_CONFIRMATION=app only they can confirm its grant.
+ * to the calling user and app: with CALENDAR_CONSENT_CONFIRMATION=app only this user, presenting
+ * `flow_id` (keep it in the page's sessionStorage; it is never put in a URL), can confirm its grant.
  *
  * Limits per staff member (oauth-state.ts): a burst of AUTH_START_BURST starts, then one every
  * AUTH_START_REFILL_SECONDS s, else 429 `too_many_attempts` with `Retry-After` (seconds); at most
@@ -114,11 +115,11 @@ export const authStart: FunctionHandler = async (req, ctx) => {
       "retry-after": String(err.retryAfterSeconds),
     });
   }
-  const { state, codeChallenge, nonce, expiresAt } = created;
+  const { state, flowId, codeChallenge, nonce, expiresAt } = created;
   if (config.consentConfirmation === "app") {
     await revokeGrants(config, await takeExpiredPendingGrants(sql, config), ctx.log);
   }
   const url = provider.authorizationUrl({ state, codeChallenge, nonce, loginHint: input.login_hint });
   ctx.log("oauth_start", { staff_id: staff.id, tenant_id: staff.tenant_id, provider: input.provider });
-  return json({ url: url.toString(), expires_at: expiresAt.toISOString() }, 200, NO_STORE);
+  return json({ url: url.toString(), expires_at: expiresAt.toISOString(), flow_id: flowId }, 200, NO_STORE);
 };
