@@ -29,6 +29,7 @@ Deno.test("consent settings: defaults are Google's issuer and keys, iss optional
   assert.equal(c.google.issParameter, "optional");
   assert.deepEqual(c.allowedEmailDomains, []);
   assert.equal(c.consentConfirmation, "app");
+  assert.deepEqual(c.authStart, { burst: 10, refillSeconds: 30 });
 });
 
 Deno.test("consent settings: another authorization server, domains normalised, the seed's one-step mode", () => {
@@ -38,7 +39,10 @@ Deno.test("consent settings: another authorization server, domains normalised, t
     GOOGLE_OAUTH_ISS_PARAMETER: "required",
     CALENDAR_ALLOWED_EMAIL_DOMAINS: " Clinic.Example, @branch.clinic.example ",
     CALENDAR_CONSENT_CONFIRMATION: "none",
+    CALENDAR_AUTH_START_BURST: "3",
+    CALENDAR_AUTH_START_REFILL_SECONDS: "120",
   }));
+  assert.deepEqual(c.authStart, { burst: 3, refillSeconds: 120 });
   assert.equal(c.google.issuer, "https://login.example.org/realms/clinic");
   assert.equal(c.google.jwksUri, "https://login.example.org/realms/clinic/certs");
   assert.equal(c.google.issParameter, "required");
@@ -55,6 +59,8 @@ Deno.test("consent settings: malformed values are configuration errors naming th
     [{ GOOGLE_JWKS_URI: "not a url" }, /GOOGLE_JWKS_URI/],
     [{ GOOGLE_OAUTH_ISS_PARAMETER: "sometimes" }, /GOOGLE_OAUTH_ISS_PARAMETER/],
     [{ CALENDAR_CONSENT_CONFIRMATION: "off" }, /CALENDAR_CONSENT_CONFIRMATION/],
+    [{ CALENDAR_AUTH_START_BURST: "0" }, /CALENDAR_AUTH_START_BURST/],
+    [{ CALENDAR_AUTH_START_REFILL_SECONDS: "soon" }, /CALENDAR_AUTH_START_REFILL_SECONDS/],
   ];
   for (const [over, pattern] of cases) {
     assert.throws(() => parseConfig(env(over)), (err: unknown) => {

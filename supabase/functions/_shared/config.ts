@@ -92,6 +92,10 @@ const envSchema = z.object({
    * their calendar).
    */
   CALENDAR_CONSENT_CONFIRMATION: z.enum(["app", "none"]).default("app"),
+  /** Consent flows one staff member may start in a burst (auth-start's token bucket capacity). */
+  CALENDAR_AUTH_START_BURST: z.coerce.number().int().min(1).max(1000).default(10),
+  /** Seconds after which one more start is allowed once the burst is used up. */
+  CALENDAR_AUTH_START_REFILL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
 });
 
 /** Parsed, typed configuration. Times are not configured here; see each module for its constants. */
@@ -138,6 +142,8 @@ export interface Config {
   allowedEmailDomains: string[];
   /** Who finishes a consent: the app with the initiating user's session (`app`), or the callback (`none`). */
   consentConfirmation: "app" | "none";
+  /** auth-start's per-staff token bucket: `burst` starts at once, one more every `refillSeconds` s. */
+  authStart: { burst: number; refillSeconds: number };
 }
 
 /** Thrown when the environment is missing or has a malformed variable; the message names it. */
@@ -245,6 +251,7 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     providerTimeoutMs: e.CALENDAR_PROVIDER_TIMEOUT_MS,
     allowedEmailDomains: emailDomains(e.CALENDAR_ALLOWED_EMAIL_DOMAINS),
     consentConfirmation: e.CALENDAR_CONSENT_CONFIRMATION,
+    authStart: { burst: e.CALENDAR_AUTH_START_BURST, refillSeconds: e.CALENDAR_AUTH_START_REFILL_SECONDS },
   };
 }
 

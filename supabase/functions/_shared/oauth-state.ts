@@ -10,9 +10,10 @@
  * is derived from the state's nonce ({@link oidcNonce}), so nothing more needs storing.
  *
  * Bounded per staff member: starting a flow takes a token from a per-staff bucket in the database
- * ({@link AUTH_START_BURST} at once, one more every {@link AUTH_START_REFILL_SECONDS} s; an empty
- * bucket is an {@link AuthStartRateLimited}), and keeps at most {@link MAX_LIVE_STATES} live
- * (unconsumed, unexpired) states, deleting older ones: a link from a superseded start stops working.
+ * (CALENDAR_AUTH_START_BURST at once, default 10, one more every CALENDAR_AUTH_START_REFILL_SECONDS,
+ * default 30 s; an empty bucket is an {@link AuthStartRateLimited}), and keeps at most
+ * {@link MAX_LIVE_STATES} live (unconsumed, unexpired) states, deleting older ones: a link from a
+ * superseded start stops working.
  */
 import * as jose from "jose";
 import { calculatePKCECodeChallenge, generateRandomCodeVerifier } from "oauth4webapi";
@@ -34,10 +35,6 @@ export const STATE_RETENTION_SECONDS = 60 * 60;
 
 /** Live (unconsumed, unexpired) states kept per staff member; starting another deletes the oldest. */
 export const MAX_LIVE_STATES = 5;
-/** Flows a staff member may start in a burst (the token bucket's capacity). */
-export const AUTH_START_BURST = 10;
-/** One more start is allowed every this many seconds once the burst is used up. */
-export const AUTH_START_REFILL_SECONDS = 30;
 
 /** Starting a flow was refused: the staff member started too many; retry after `retryAfterSeconds`. */
 export class AuthStartRateLimited extends Error {
@@ -241,7 +238,7 @@ export async function createAuthState(
     // trimmed one after another.
     const [limit] = await tx<{ wait: number }[]>`
       select calendar_private.take_auth_start_token(
-        ${input.staffId}, ${AUTH_START_BURST}, ${AUTH_START_REFILL_SECONDS}) as wait`;
+        ${input.staffId}, ${config.authStart.burst}, ${config.authStart.refillSeconds}) as wait`;
     if (limit.wait > 0) return { limited: true as const, wait: limit.wait };
     // The database clock decides expiry at consumption, so take it from there too.
     const [inserted] = await tx<{ id: string; expires_at: Date }[]>`

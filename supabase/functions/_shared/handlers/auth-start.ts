@@ -18,9 +18,9 @@
  * to the calling user and app: with CALENDAR_CONSENT_CONFIRMATION=app only this user, presenting
  * `flow_id` (keep it in the page's sessionStorage; it is never put in a URL), can confirm its grant.
  *
- * Limits per staff member (oauth-state.ts): a burst of AUTH_START_BURST starts, then one every
- * AUTH_START_REFILL_SECONDS s, else 429 `too_many_attempts` with `Retry-After` (seconds); at most
- * MAX_LIVE_STATES live links, a newer start deleting the oldest.
+ * Limits per staff member (oauth-state.ts): a burst of CALENDAR_AUTH_START_BURST starts (10), then
+ * one every CALENDAR_AUTH_START_REFILL_SECONDS (30 s), else 429 `too_many_attempts` with
+ * `Retry-After` (seconds); at most MAX_LIVE_STATES (5) live links, a newer start deleting the oldest.
  *
  * Errors: 401 `missing_authorization` / `invalid_token`; 403 `forbidden_role` (anon key),
  * `user_required` (service role), `not_staff`; 409 `ambiguous_staff`; 429 `too_many_attempts`;
