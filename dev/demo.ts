@@ -177,7 +177,10 @@ async function main(): Promise<number> {
       headers: { ...auth, "content-type": "application/json" },
       body: JSON.stringify({ return_to: DEMO_RETURN_TO, login_hint: info.email }),
     });
-    const started = await jsonOf<{ url: string; expires_at: string }>(startRes, "calendar-auth-start");
+    const started = await jsonOf<{ url: string; expires_at: string; flow_id: string }>(
+      startRes,
+      "calendar-auth-start",
+    );
     const consent = new URL(started.url);
     console.log(`  calendar-auth-start -> consent URL ${consent.origin}${consent.pathname}`);
     console.log(`    scopes: ${consent.searchParams.get("scope")}`);
@@ -209,7 +212,20 @@ async function main(): Promise<number> {
     }
     console.log(`  calendar-auth-callback -> 302 ${location}`);
     const back = new URL(location);
-    if (back.searchParams.get("calendar_status") !== "connected") {
+    const pendingId = back.searchParams.get("calendar_pending");
+    if (back.searchParams.get("calendar_status") === "pending" && pendingId) {
+      // The app confirms the grant with the signed-in user's session: only the user who started
+      // the flow can attach the account the consent page returned.
+      const confirmed = await jsonOf<{ status: string; account_email: string }>(
+        await call(`${fn}/calendar-auth-confirm`, {
+          method: "POST",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify({ pending_id: pendingId, flow_id: started.flow_id }),
+        }),
+        "calendar-auth-confirm",
+      );
+      console.log(`  calendar-auth-confirm -> ${confirmed.status} (account ${confirmed.account_email})`);
+    } else if (back.searchParams.get("calendar_status") !== "connected") {
       throw new StepError(
         `the callback reported calendar_status=${back.searchParams.get("calendar_status")} ` +
           `calendar_error=${back.searchParams.get("calendar_error")}`,

@@ -7,6 +7,7 @@ import { matchCalendarRoute } from "./calendar-api.ts";
 import { errorForStatus } from "./errors.ts";
 import type { EndpointName } from "./faults.ts";
 import { authorizePage, decisionPost } from "./oauth-authorize.ts";
+import { DISCOVERY_PATH, discoveryEndpoint, JWKS_PATH, jwksEndpoint } from "./oauth-identity.ts";
 import {
   grantTypeOf,
   revokeEndpoint,
@@ -50,6 +51,13 @@ export function routeGoogle(sb: SandboxRuntime, req: Request, url: URL, bodyText
       email: formBody(req, bodyText)?.get("login")?.trim().toLowerCase() || null,
       handle: () => decisionPost(sb, req, bodyText),
     };
+  }
+  // OpenID Connect metadata and keys: not Google API calls, so neither counted nor fault targets.
+  if (url.pathname === JWKS_PATH && method === "GET") {
+    return { endpoint: "unknown", counted: false, email: null, handle: () => jwksEndpoint(sb) };
+  }
+  if (url.pathname === DISCOVERY_PATH && method === "GET") {
+    return { endpoint: "unknown", counted: false, email: null, handle: () => discoveryEndpoint(url.origin) };
   }
   if (path === "/token" && method === "POST") {
     const grantType = grantTypeOf(req, bodyText);

@@ -3,9 +3,11 @@
  * `GET /google/o/oauth2/v2/auth` validates the request like Google (client and redirect URI problems
  * are shown as an error page, never redirected) and renders the consent page; `POST .../decision`
  * turns the user's choice into the redirect back to the app with a code or `error=access_denied`.
+ * Every redirect back carries `iss` (RFC 9207), the sandbox's issuer identifier, as Google's do.
  */
 import { consentPage, errorPage } from "./consent-page.ts";
 import { newAuthorizationCode } from "./ids.ts";
+import { issuerFor } from "./oauth-identity.ts";
 import { formBody, type SandboxRuntime } from "./runtime.ts";
 import type { PendingAuthorization } from "./state.ts";
 
@@ -18,6 +20,8 @@ export const DEFAULT_LOGIN = "clinician@example.com";
 const PROMPTS = new Set(["none", "consent", "select_account"]);
 const PKCE_VALUE = /^[A-Za-z0-9._~-]{43,128}$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** OpenID Connect scopes Google's consent screen grants without a checkbox. */
+const SIGN_IN_SCOPES = new Set(["openid", "email", "profile"]);
 
 /**
  * `GET /google/o/oauth2/v2/auth`: unknown client -> 400 page `invalid_client`; redirect URI not
@@ -70,7 +74,7 @@ export function authorizePage(sb: SandboxRuntime, url: URL): Response {
   const state = p.get("state") ?? undefined;
   if (prompt.includes("none")) {
     const echo: [string, string][] = state !== undefined ? [["state", state]] : [];
-    return redirect(redirectUri, [["error", "login_required"], ...echo]);
+    return redirect(redirectUri, [["error", "login_required"], ...echo, ["iss", issuerFor(url.origin)]]);
   }
 
   const now = Date.now();
@@ -88,6 +92,7 @@ export function authorizePage(sb: SandboxRuntime, url: URL): Response {
       ? { codeChallenge: challenge, codeChallengeMethod: (method ?? "plain") as "S256" | "plain" }
       : {}),
     ...(p.get("login_hint") ? { loginHint: p.get("login_hint")! } : {}),
+    ...(p.get("nonce") ? { nonce: p.get("nonce")! } : {}),
     expiresAt: now + PENDING_TTL_MS,
   };
   sb.state.pending.set(pending.id, pending);
@@ -102,7 +107,7 @@ export function authorizePage(sb: SandboxRuntime, url: URL): Response {
 /**
  * `POST /google/o/oauth2/v2/auth/decision` (form `request_id`, `login`, `scope`*, `decision`):
  * `deny` -> 302 `redirect_uri?error=access_denied&state=..`; `approve` -> 302
- * `redirect_uri?code=..&scope=..&authuser=0&prompt=consent&state=..` where `scope` holds the ticked
+ * `redirect_uri?code=..&scope=..&authuser=0&prompt=consent&state=..&iss=..` where `scope` holds the ticked
  * subset of the requested scopes (granular consent, A1.1) plus, with `include_granted_scopes=true`,
  * the scopes this account already granted the client. Unknown or used `request_id` -> 400 page; an
  * invalid login re-renders the consent page with a message (400).
@@ -120,9 +125,10 @@ export function decisionPost(sb: SandboxRuntime, req: Request, bodyText: string)
   }
   const decision = form.get("decision");
   const stateParam: [string, string][] = pending.state !== undefined ? [["state", pending.state]] : [];
+  const iss: [string, string] = ["iss", issuerFor(new URL(req.url).origin)];
   if (decision === "deny") {
     sb.state.pending.delete(pending.id);
-    return redirect(pending.redirectUri, [["error", "access_denied"], ...stateParam]);
+    return redirect(pending.redirectUri, [["error", "access_denied"], ...stateParam, iss]);
   }
   if (decision !== "approve") return errorPage(400, "invalid_request", "Choose Allow or Cancel.");
   const login = (form.get("login") ?? "").trim().toLowerCase();
@@ -138,7 +144,8 @@ export function decisionPost(sb: SandboxRuntime, req: Request, bodyText: string)
   }
   sb.state.pending.delete(pending.id);
   sb.state.ensureAccount(login);
-  let scopes = pending.scopes.filter((s) => ticked.has(s));
+  // Google's granular consent lets the user untick data scopes, never the sign-in ones.
+  let scopes = pending.scopes.filter((s) => ticked.has(s) || SIGN_IN_SCOPES.has(s));
   if (pending.includeGrantedScopes) {
     const earlier = sb.state.grantsFor({ email: login, clientId: pending.clientId })
       .filter((g) => !g.revoked).flatMap((g) => g.scopes);
@@ -157,6 +164,7 @@ export function decisionPost(sb: SandboxRuntime, req: Request, bodyText: string)
     ...(pending.codeChallenge !== undefined
       ? { codeChallenge: pending.codeChallenge, codeChallengeMethod: pending.codeChallengeMethod }
       : {}),
+    ...(pending.nonce !== undefined ? { nonce: pending.nonce } : {}),
     expiresAt: now + CODE_TTL_MS,
     redeemed: false,
   });
@@ -166,6 +174,7 @@ export function decisionPost(sb: SandboxRuntime, req: Request, bodyText: string)
     ["authuser", "0"],
     ["prompt", "consent"],
     ...stateParam,
+    iss,
   ]);
 }
 

@@ -5,6 +5,7 @@
  */
 import { jsonResponse, OAuthError } from "./errors.ts";
 import { newRefreshToken, sha256Base64url } from "./ids.ts";
+import { idTokenFor, wantsIdToken } from "./oauth-identity.ts";
 import { formBody, type SandboxRuntime } from "./runtime.ts";
 import { ACCESS_TOKEN_TTL_S, type Grant } from "./state.ts";
 
@@ -35,7 +36,8 @@ export function revokeRequestEmail(sb: SandboxRuntime, token: string | null): st
 /**
  * `POST /google/token`. Client authentication by `client_secret_post` or HTTP Basic.
  * - `authorization_code`: 200 `{access_token:"ya29…", expires_in:3599, refresh_token?:"1//0…", scope,
- *   token_type:"Bearer"}`; the refresh token only when `access_type=offline` and this is the client's
+ *   token_type:"Bearer", id_token?}`; the ID token (oauth-identity.ts) when `openid` was granted; the
+ *   refresh token only when `access_type=offline` and this is the client's
  *   first offline grant for the account or the consent used `prompt=consent` (A1.2). Otherwise the
  *   new access token joins the account's existing grant, so revoking it later revokes both.
  * - `refresh_token`: the same without `refresh_token` (Google does not rotate, A1.3).
@@ -43,18 +45,25 @@ export function revokeRequestEmail(sb: SandboxRuntime, token: string | null): st
  *   PKCE mismatch, revoked refresh token "Token has been expired or revoked."), 400
  *   redirect_uri_mismatch, 400 unsupported_grant_type / invalid_request, 401 invalid_client.
  */
-export function tokenEndpoint(sb: SandboxRuntime, req: Request, bodyText: string): Response {
+export async function tokenEndpoint(sb: SandboxRuntime, req: Request, bodyText: string): Promise<Response> {
   const form = formBody(req, bodyText);
   if (!form) throw new OAuthError(400, "invalid_request", "Bad Request");
   const client = sb.clients.authenticate(form, req.headers.get("authorization"));
   const grantType = form.get("grant_type");
   if (!grantType) throw new OAuthError(400, "invalid_request", "Missing required parameter: grant_type");
-  if (grantType === "authorization_code") return exchangeCode(sb, form, client.clientId);
+  if (grantType === "authorization_code") {
+    return await exchangeCode(sb, form, client.clientId, new URL(req.url).origin);
+  }
   if (grantType === "refresh_token") return refresh(sb, form, client.clientId);
   throw new OAuthError(400, "unsupported_grant_type", `Invalid grant_type: ${grantType}`);
 }
 
-function exchangeCode(sb: SandboxRuntime, form: URLSearchParams, clientId: string): Response {
+async function exchangeCode(
+  sb: SandboxRuntime,
+  form: URLSearchParams,
+  clientId: string,
+  origin: string,
+): Promise<Response> {
   const code = form.get("code");
   if (!code) throw new OAuthError(400, "invalid_request", "Missing required parameter: code");
   const rec = sb.state.codes.get(code);
@@ -91,6 +100,9 @@ function exchangeCode(sb: SandboxRuntime, form: URLSearchParams, clientId: strin
     grant = sb.state.createGrant({ email: rec.email, clientId, scopes: rec.scopes });
   }
   const accessToken = sb.state.issueAccessToken(grant, rec.scopes);
+  const idToken = wantsIdToken(rec.scopes)
+    ? await idTokenFor(sb, { origin, clientId, email: rec.email, nonce: rec.nonce })
+    : undefined;
   return jsonResponse(
     {
       access_token: accessToken,
@@ -98,6 +110,7 @@ function exchangeCode(sb: SandboxRuntime, form: URLSearchParams, clientId: strin
       ...(refreshToken ? { refresh_token: refreshToken } : {}),
       scope: rec.scopes.join(" "),
       token_type: "Bearer",
+      ...(idToken ? { id_token: idToken } : {}),
     },
     200,
     NO_STORE,

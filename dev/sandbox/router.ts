@@ -29,6 +29,9 @@ export function createHandler(sb: SandboxRuntime): (req: Request) => Promise<Res
         authorizationEndpoint: `${url.origin}/google/o/oauth2/v2/auth`,
         tokenEndpoint: `${url.origin}/google/token`,
         revocationEndpoint: `${url.origin}/google/revoke`,
+        issuer: `${url.origin}/google`,
+        jwksUri: `${url.origin}/google/oauth2/v3/certs`,
+        discovery: `${url.origin}/google/.well-known/openid-configuration`,
         calendarApiBase: `${url.origin}/google/calendar/v3`,
         admin: `${url.origin}/_admin`,
       });

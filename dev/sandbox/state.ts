@@ -128,6 +128,8 @@ export interface PendingAuthorization {
   codeChallenge?: string;
   codeChallengeMethod?: "S256" | "plain";
   loginHint?: string;
+  /** OpenID Connect `nonce` of the request, echoed in the ID token. */
+  nonce?: string;
   /** Epoch ms. */
   expiresAt: number;
 }
@@ -142,6 +144,8 @@ export interface AuthorizationCode {
   forceConsent: boolean;
   codeChallenge?: string;
   codeChallengeMethod?: "S256" | "plain";
+  /** OpenID Connect `nonce` of the authorization request, echoed in the ID token. */
+  nonce?: string;
   /** Epoch ms. */
   expiresAt: number;
   redeemed: boolean;

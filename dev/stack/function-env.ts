@@ -66,6 +66,10 @@ export function functionEnv(o: {
     GOOGLE_TOKEN_ENDPOINT: `${google}/token`,
     GOOGLE_REVOCATION_ENDPOINT: `${google}/revoke`,
     GOOGLE_CALENDAR_API_BASE: `${google}/calendar/v3`,
+    GOOGLE_OAUTH_ISSUER: google,
+    GOOGLE_JWKS_URI: `${google}/oauth2/v3/certs`,
+    // The sandbox sends RFC 9207 `iss` on every authorization response, so demand it.
+    GOOGLE_OAUTH_ISS_PARAMETER: "required",
     OAUTH_STATE_SIGNING_SECRET: o.secrets.stateSigningSecret,
     TOKEN_ENCRYPTION_KEY: o.secrets.tokenEncryptionKey,
     TOKEN_ENCRYPTION_KEY_ID: "k1",

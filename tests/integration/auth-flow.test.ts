@@ -2,9 +2,12 @@
  * The OAuth connect flow over real HTTP: calendar-auth-start through the gateway process, the
  * sandbox's consent page, and calendar-auth-callback writing to a scratch Postgres with the
  * migrations and RLS. Covers the consent URL, the state row, who may start a flow, the happy path
- * (tokens encrypted and bound to their row), and every refusal: replayed, expired and tampered
- * states, access_denied, an unticked scope, a failing token endpoint; and a reconnect after the
- * grant was revoked.
+ * (a pending grant confirmed by the app with the initiating user's session; tokens encrypted and
+ * bound to their row; the account from the verified ID token), and every refusal: replayed, expired
+ * and tampered states, access_denied, an unticked scope, a failing token endpoint, a foreign `iss`,
+ * a consent link finished in someone else's browser, a confirmation by anyone but the initiator or
+ * too late, an account outside the allowed email domains, a flood of auth-start calls; and a
+ * reconnect after the grant was revoked.
  */
 import assert from "node:assert/strict";
 import * as jose from "jose";
@@ -17,6 +20,7 @@ import {
   encryptToken,
 } from "../../supabase/functions/_shared/crypto.ts";
 import {
+  flowIdHash,
   signStateToken,
   verifierBinding,
   verifyStateToken,
@@ -82,7 +86,9 @@ function assertNoTokenShown(o: Outcome, what: string) {
 }
 
 Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Postgres and the sandbox", async (t) => {
-  const stack: TestStack = await startTestStack();
+  // The start bucket refills once an hour here, so the flood steps count exactly however slow the
+  // machine is (the default refill is 30 s).
+  const stack: TestStack = await startTestStack({ env: { CALENDAR_AUTH_START_REFILL_SECONDS: "3600" } });
   const config = parseConfig(stack.env);
   const sql = stack.sql;
   try {
@@ -93,32 +99,62 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
     /** auth-start for a staff member; returns the consent URL. */
     const start = async (staff: TestStaff, body: Record<string, unknown> = { return_to: RETURN_TO }) => {
       const res = await stack.invoke("calendar-auth-start", { body, jwt: staff.jwt });
-      const answer = await json<{ url: string; expires_at: string }>(res);
+      const answer = await json<{ url: string; expires_at: string; flow_id: string }>(res);
       assert.equal(res.status, 200, JSON.stringify(answer));
+      flowIds.set(answer.url, answer.flow_id);
       return answer;
     };
-    /** What a browser does on the consent page; returns the callback URL the sandbox redirects to. */
+    /** Who started the flow behind each state: the app that confirms its pending grant. */
+    const owners = new Map<string, { staff: TestStaff; flowId: string | undefined }>();
+    /** The flow id auth-start gave the app, by consent URL; and by pending grant, once the callback ran. */
+    const flowIds = new Map<string, string>();
+    const pendingFlows = new Map<string, string>();
+    /**
+     * What a browser does on the consent page, signed in at the provider as `login` (default: the
+     * staff member's own account); returns the callback URL the sandbox redirects to.
+     */
     const consent = async (
       url: string,
       staff: TestStaff,
-      o: { decision?: "approve" | "deny"; scopes?: string[] } = {},
+      o: { decision?: "approve" | "deny"; scopes?: string[]; login?: string } = {},
     ) => {
       const answer = await stack.sandbox.admin<{ redirect: string }>("POST", "/_admin/authorize", {
         authorizationUrl: url,
-        login: staff.email,
+        login: o.login ?? staff.email,
         decision: o.decision ?? "approve",
         ...(o.scopes ? { scopes: o.scopes } : {}),
       });
       assert.ok(answer.redirect.startsWith(stack.functionsUrl), `consent redirected to ${answer.redirect}`);
       const params = new URL(answer.redirect).searchParams;
       for (const key of ["code", "state"]) if (params.get(key)) secretsSeen.add(params.get(key)!);
+      owners.set(params.get("state") ?? "", { staff, flowId: flowIds.get(url) });
       return answer.redirect;
     };
-    const callback = async (url: string) => {
-      const o = await outcome(await fetch(url, { redirect: "manual" }));
-      assertNoTokenShown(o, "the callback");
-      return o;
+    /** The app's confirmation of a pending grant, as `who`, with the flow's id unless `flowId` is given. */
+    const confirm = async (pendingId: string | null, who: TestStaff | string, flowId?: string) =>
+      await stack.invoke("calendar-auth-confirm", {
+        jwt: typeof who === "string" ? who : who.jwt,
+        body: { pending_id: pendingId, flow_id: flowId ?? pendingFlows.get(pendingId ?? "") },
+      });
+    /**
+     * The browser following the callback; a pending grant is then confirmed by the app of the staff
+     * member who started the flow (unless `confirm: false`), and `calendarStatus` says `connected`.
+     */
+    const callback = async (url: string, o: { confirm?: boolean } = {}) => {
+      const res = await outcome(await fetch(url, { redirect: "manual" }));
+      assertNoTokenShown(res, "the callback");
+      const owner = owners.get(new URL(url).searchParams.get("state") ?? "");
+      const pendingId = res.params.get("calendar_pending");
+      if (pendingId && owner?.flowId) pendingFlows.set(pendingId, owner.flowId);
+      if (res.calendarStatus !== "pending" || o.confirm === false) return res;
+      assert.ok(owner, "a pending grant of a flow this test started");
+      const confirmed = await confirm(pendingId, owner.staff);
+      const body = await json<Record<string, unknown>>(confirmed);
+      assert.equal(confirmed.status, 200, JSON.stringify(body));
+      return { ...res, calendarStatus: "connected" };
     };
+    const pendingCount = async () =>
+      (await sql<{ n: number }[]>`select count(*)::int as n from public.calendar_pending_grants`)[0].n;
     const connectionOf = async (staffId: string) => {
       const rows = await sql<ConnectionRecord[]>`
         select * from public.staff_calendar_connections where staff_id = ${staffId}`;
@@ -134,12 +170,15 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
       "auth-start answers {url} with the configured scopes, offline access, prompt, PKCE S256 and a signed state",
       async () => {
         const staff = await stack.createStaff({ tenantId });
-        const { url, expires_at } = await start(staff);
+        const { url, expires_at, flow_id } = await start(staff);
         const consentUrl = new URL(url);
+        assert.match(flow_id, /^[A-Za-z0-9_-]{43}$/, "a flow id for the app");
+        assert.ok(!url.includes(flow_id), "the flow id never travels in a URL");
         assert.equal(`${consentUrl.origin}${consentUrl.pathname}`, config.google.authorizationEndpoint);
         const p = consentUrl.searchParams;
         const scopes = p.get("scope")!.split(" ");
-        assert.deepEqual(scopes, config.google.scopes);
+        assert.deepEqual(scopes, [...config.google.scopes, "openid", "email"], "openid email always asked");
+        assert.match(p.get("nonce")!, /^[A-Za-z0-9_-]{43}$/, "an OpenID Connect nonce");
         assert.ok(scopes.includes(SCOPE("calendar.events")));
         assert.ok(scopes.includes(SCOPE("calendar.freebusy")));
         assert.equal(p.get("access_type"), "offline");
@@ -163,10 +202,12 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
 
         const [row] = await sql`
         select staff_id, tenant_id, provider, code_verifier_encrypted, return_to, consumed_at,
-          expires_at - created_at as ttl
+          initiated_by, flow_secret_hash, expires_at - created_at as ttl
         from public.calendar_oauth_states where nonce = ${claims.nonce}`;
         assert.ok(row, "a calendar_oauth_states row for the state's nonce");
         assert.equal(row.staff_id, staff.id);
+        assert.equal(row.initiated_by, staff.profileId, "the flow remembers who started it");
+        assert.equal(row.flow_secret_hash, await flowIdHash(flow_id), "and only a hash of the app's flow id");
         assert.equal(row.return_to, RETURN_TO);
         assert.equal(row.consumed_at, null);
         assert.match(row.code_verifier_encrypted, /^v1\./);
@@ -242,18 +283,46 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
 
     let connected: TestStaff;
     await t.step(
-      "callback happy path: 302 to return_to with calendar_status=connected; tokens encrypted and bound to their row",
+      "callback happy path: the grant waits (pending, nothing attached) until the initiator's app confirms it; tokens encrypted and bound to their row",
       async () => {
         const staff = connected = await stack.createStaff({ tenantId });
         const { url } = await start(staff);
-        const o = await callback(await consent(url, staff));
+        const callbackUrl = await consent(url, staff);
+        assert.equal(
+          new URL(callbackUrl).searchParams.get("iss"),
+          config.google.issuer,
+          "the sandbox sends RFC 9207 iss",
+        );
+        const o = await callback(callbackUrl, { confirm: false });
         assert.equal(o.status, 302);
         const location = new URL(o.location!);
         assert.equal(`${location.origin}${location.pathname}`, "http://127.0.0.1:3000/settings/calendar");
         assert.equal(location.searchParams.get("tab"), "sync", "the app's own query survives");
-        assert.equal(o.calendarStatus, "connected");
+        assert.equal(o.calendarStatus, "pending");
         assert.equal(o.params.get("calendar_provider"), "google");
+        assert.equal(o.params.get("calendar_account_email"), staff.email, "the verified account is shown");
+        const pendingId = o.params.get("calendar_pending");
+        assert.match(pendingId ?? "", /^[0-9a-f-]{36}$/);
         assert.equal(o.calendarError, null);
+        assert.equal(await connectionOf(staff.id), undefined, "nothing attached before the confirmation");
+        const [pending] = await sql`
+          select staff_id, initiated_by, account_email, access_token_encrypted, refresh_token_encrypted
+          from public.calendar_pending_grants where id = ${pendingId}`;
+        assert.equal(pending.staff_id, staff.id);
+        assert.equal(pending.initiated_by, staff.profileId);
+        assert.equal(pending.account_email, staff.email);
+        assert.match(pending.access_token_encrypted, /^v1\./, "pending tokens are encrypted too");
+        assert.match(pending.refresh_token_encrypted, /^v1\./);
+
+        const confirmed = await confirm(pendingId, staff);
+        assert.equal(confirmed.status, 200);
+        assert.deepEqual(await confirmed.json(), {
+          status: "connected",
+          provider: "google",
+          account_email: staff.email,
+        });
+        assert.equal(await pendingCount(), 0, "the pending grant is used up");
+        await assertEnvelope(await confirm(pendingId, staff), 404, "pending_grant_not_found");
 
         const row = await connectionOf(staff.id);
         assert.equal(row.connection_status, "connected");
@@ -316,6 +385,29 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
         );
         const live = (await grants(staff.email)).filter((g) => !g.revoked);
         assert.equal(live.length, 1, "one live grant at the provider");
+        const [stored] = await sql`select account_email from public.staff_calendar_connections
+          where staff_id = ${staff.id}`;
+        assert.equal(stored.account_email, staff.email, "account_email from the verified ID token");
+        // The status view shows it to the staff member, under RLS as PostgREST runs it.
+        const viewed = await sql.begin(async (tx) => {
+          await tx.unsafe("set local role authenticated");
+          await tx`select set_config('request.jwt.claims', ${
+            JSON.stringify({ sub: staff.profileId, role: "authenticated" })
+          }, true)`;
+          return await tx`select staff_id, account_email from public.calendar_sync_status`;
+        });
+        assert.deepEqual([...viewed], [{ staff_id: staff.id, account_email: staff.email }]);
+        // The pending grants and the start buckets are for the functions only.
+        for (const table of ["calendar_pending_grants", "calendar_auth_rate_limits"]) {
+          await assert.rejects(
+            sql.begin(async (tx) => {
+              await tx.unsafe("set local role authenticated");
+              await tx.unsafe(`select * from public.${table}`);
+            }),
+            (err: { code?: string }) => err.code === "42501",
+            `authenticated cannot read ${table}`,
+          );
+        }
       },
     );
 
@@ -619,6 +711,221 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
       },
     );
 
+    await t.step(
+      "attack: A's consent link finished in B's browser attaches nothing to A; B's confirmation is refused and the grant revoked",
+      async () => {
+        const alice = await stack.createStaff({ tenantId });
+        const bob = await stack.createStaff({ tenantId });
+        const callsBefore = await stack.sandbox.calls();
+        // Alice's app starts a flow; the consent URL reaches Bob, who signs in to his own account.
+        const { url } = await start(alice);
+        const o = await callback(await consent(url, alice, { login: bob.email }), { confirm: false });
+        assert.equal(o.calendarStatus, "pending");
+        assert.equal(
+          o.params.get("calendar_account_email"),
+          bob.email,
+          "the app can show whose account it is",
+        );
+        assert.equal(await connectionOf(alice.id), undefined, "nothing attached to Alice by the callback");
+        // Bob's browser lands in the app, signed in as Bob: his app confirms and is refused.
+        const refused = await confirm(o.params.get("calendar_pending"), bob);
+        const body = await assertEnvelope(refused, 403, "consent_not_yours");
+        assert.match(String(body.error?.message), /started by another user/);
+        assert.match(String(body.error?.message), /revoked/);
+        assert.equal(await connectionOf(alice.id), undefined, "nothing attached to Alice");
+        assert.equal(await connectionOf(bob.id), undefined, "nor to Bob");
+        assert.equal(await pendingCount(), 0, "the pending grant is gone");
+        const g = await grants(bob.email);
+        assert.equal(g.length, 1);
+        assert.equal(g[0].revoked, true, "Bob's grant is revoked at the provider");
+        const callsAfter = await stack.sandbox.calls();
+        assert.equal(
+          (callsAfter.byEndpoint["oauth.revoke"] ?? 0) - (callsBefore.byEndpoint["oauth.revoke"] ?? 0),
+          1,
+          "one revocation request",
+        );
+        // And Alice cannot pick it up afterwards either.
+        await assertEnvelope(
+          await confirm(o.params.get("calendar_pending"), alice),
+          404,
+          "pending_grant_not_found",
+        );
+        const [{ n }] =
+          await sql`select count(*)::int as n from public.calendar_sync_log where staff_id = ${alice.id}`;
+        assert.equal(n, 0, "no backfill for Alice");
+      },
+    );
+
+    await t.step(
+      "attack: a return URL forwarded to the initiator (another tab or browser, another flow id) is refused and revoked",
+      async () => {
+        const alice = await stack.createStaff({ tenantId });
+        const bob = await stack.createStaff({ tenantId });
+        // Bob gets hold of Alice's consent link and finishes it with his own account...
+        const first = await start(alice);
+        const o = await callback(await consent(first.url, alice, { login: bob.email }), { confirm: false });
+        const pendingId = o.params.get("calendar_pending");
+        // ...then sends Alice the return URL. Her app has no flow id for it (zod refuses before any
+        // database work), or the id of another flow of hers: refused, revoked, nothing attached.
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-confirm", { jwt: alice.jwt, body: { pending_id: pendingId } }),
+          400,
+          "invalid_request",
+        );
+        assert.equal(await pendingCount(), 1, "an incomplete request consumes nothing");
+        const other = await start(alice);
+        const refused = await confirm(pendingId, alice, other.flow_id);
+        const body = await assertEnvelope(refused, 403, "consent_not_yours");
+        assert.match(String(body.error?.message), /another app session/);
+        assert.equal(await connectionOf(alice.id), undefined, "Bob's calendar is not attached to Alice");
+        assert.equal((await grants(bob.email))[0].revoked, true, "Bob's grant is revoked");
+        assert.equal(await pendingCount(), 0);
+      },
+    );
+
+    await t.step(
+      "attack: a pending grant confirmed by another tenant's user, the service role or the anon key is refused",
+      async () => {
+        const alice = await stack.createStaff({ tenantId });
+        const outsider = await stack.createStaff({});
+        const { url } = await start(alice);
+        const o = await callback(await consent(url, alice), { confirm: false });
+        const pendingId = o.params.get("calendar_pending");
+        await assertEnvelope(await confirm(pendingId, stack.anonJwt), 403, "forbidden_role");
+        await assertEnvelope(await confirm(pendingId, stack.serviceRoleJwt), 403, "user_required");
+        assert.equal(await pendingCount(), 1, "a caller that is no user changes nothing");
+        await assertEnvelope(await confirm(pendingId, outsider), 403, "consent_not_yours");
+        assert.equal(await connectionOf(alice.id), undefined);
+        assert.equal((await grants(alice.email))[0].revoked, true, "revoked once another user tried it");
+        // Malformed input never reaches the database.
+        await assertEnvelope(await confirm("not-a-uuid", alice), 400, "invalid_request");
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-confirm", {
+            jwt: alice.jwt,
+            body: { pending_id: pendingId, staff_id: "x" },
+          }),
+          400,
+          "invalid_request",
+        );
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-confirm", { method: "GET", jwt: alice.jwt }),
+          405,
+          "method_not_allowed",
+        );
+      },
+    );
+
+    await t.step(
+      "a pending grant nobody confirms in time is revoked and deleted; a late confirmation gets pending_grant_expired",
+      async () => {
+        const alice = await stack.createStaff({ tenantId });
+        const late = await callback(await consent((await start(alice)).url, alice), { confirm: false });
+        await sql`update public.calendar_pending_grants set expires_at = now() - interval '1 second'
+          where id = ${late.params.get("calendar_pending")}`;
+        await assertEnvelope(
+          await confirm(late.params.get("calendar_pending"), alice),
+          410,
+          "pending_grant_expired",
+        );
+        assert.equal(await connectionOf(alice.id), undefined);
+        assert.equal((await grants(alice.email))[0].revoked, true);
+
+        // Abandoned (nobody ever confirms): the next consent flow anywhere revokes and deletes it.
+        const carol = await stack.createStaff({ tenantId });
+        const abandoned = await callback(await consent((await start(carol)).url, carol), { confirm: false });
+        await sql`update public.calendar_pending_grants set expires_at = now() - interval '1 second'
+          where id = ${abandoned.params.get("calendar_pending")}`;
+        const dave = await stack.createStaff({ tenantId });
+        await start(dave);
+        assert.equal(await pendingCount(), 0, "swept by the next auth-start");
+        assert.equal((await grants(carol.email))[0].revoked, true, "and revoked at the provider");
+        assert.equal(await connectionOf(carol.id), undefined);
+      },
+    );
+
+    await t.step(
+      "attack: an authorization response naming another issuer (RFC 9207 mix-up) or none is refused before the token endpoint",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const before = (await stack.sandbox.calls()).byEndpoint["oauth.token.authorization_code"] ?? 0;
+        const foreign = new URL(await consent((await start(staff)).url, staff));
+        foreign.searchParams.set("iss", "https://evil.example");
+        const a = await callback(foreign.toString());
+        assert.equal(a.calendarError, "issuer_mismatch");
+        const missing = new URL(await consent((await start(staff)).url, staff));
+        missing.searchParams.delete("iss");
+        const b = await callback(missing.toString());
+        assert.equal(b.calendarError, "issuer_mismatch", "GOOGLE_OAUTH_ISS_PARAMETER=required demands iss");
+        // An error answer from another server is not shown as Google's either.
+        const injected = new URL(await consent((await start(staff)).url, staff));
+        injected.searchParams.delete("code");
+        injected.searchParams.set("error", "temporarily_unavailable");
+        injected.searchParams.set("iss", "https://evil.example");
+        assert.equal((await callback(injected.toString())).calendarError, "issuer_mismatch");
+        const after = (await stack.sandbox.calls()).byEndpoint["oauth.token.authorization_code"] ?? 0;
+        assert.equal(after, before, "no code was sent to the token endpoint");
+        assert.equal(await connectionOf(staff.id), undefined);
+        assert.equal(await pendingCount(), 0);
+      },
+    );
+
+    await t.step(
+      "auth-start: at most 5 live links per staff member (older ones stop working); a flood gets 429 with Retry-After",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const urls: string[] = [];
+        for (let i = 0; i < 7; i++) urls.push((await start(staff)).url);
+        const [{ live }] = await sql`select count(*)::int as live from public.calendar_oauth_states
+          where staff_id = ${staff.id} and consumed_at is null and expires_at > now()`;
+        assert.equal(live, 5);
+        const oldest = await callback(await consent(urls[0], staff));
+        assert.equal(oldest.calendarError, "invalid_state", "a superseded link is refused");
+        const newest = await callback(await consent(urls[6], staff));
+        assert.equal(newest.calendarStatus, "connected");
+
+        // The burst is 10 starts: 7 used above, so 3 more succeed and the next is refused.
+        for (let i = 0; i < 3; i++) await start(staff);
+        const flood = await stack.invoke("calendar-auth-start", {
+          body: { return_to: RETURN_TO },
+          jwt: staff.jwt,
+        });
+        await assertEnvelope(flood, 429, "too_many_attempts");
+        const retryAfter = Number(flood.headers.get("retry-after"));
+        assert.ok(
+          Number.isInteger(retryAfter) && retryAfter >= 3000 && retryAfter <= 3600,
+          `Retry-After ${retryAfter}`,
+        );
+        const [{ states }] = await sql`select count(*)::int as states from public.calendar_oauth_states
+          where staff_id = ${staff.id} and consumed_at is null and expires_at > now()`;
+        assert.equal(states, 5, "a refused start writes no state");
+        // Another staff member is not affected.
+        await start(await stack.createStaff({ tenantId }));
+      },
+    );
+
+    await t.step(
+      "auth-start's limit holds under concurrency: 25 simultaneous starts of one staff member, exactly 10 succeed",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        const answers = await Promise.all(
+          Array.from(
+            { length: 25 },
+            () =>
+              stack.invoke("calendar-auth-start", { body: { return_to: RETURN_TO }, jwt: staff.jwt })
+                .then(async (res) => {
+                  await res.body?.cancel();
+                  return res.status;
+                }),
+          ),
+        );
+        assert.equal(answers.filter((s) => s === 200).length, 10, answers.join(","));
+        assert.equal(answers.filter((s) => s === 429).length, 15, answers.join(","));
+        const [{ live }] = await sql`select count(*)::int as live from public.calendar_oauth_states
+          where staff_id = ${staff.id} and consumed_at is null and expires_at > now()`;
+        assert.equal(live, 5);
+      },
+    );
+
     await t.step("the gateway's logs never contain a token, an authorization code or a state", () => {
       const logs = stack.gatewayLogs().join("\n");
       assert.ok(logs.includes("oauth_callback"), "the callback does log its outcomes");
@@ -652,7 +959,10 @@ Deno.test("prompt=select_account and no default return URL: no dead refresh toke
     await t.step(
       "the consent URL carries the configured prompt and the first consent stores a refresh token",
       async () => {
-        const res = await stack.invoke("calendar-auth-start", { jwt: staff.jwt, body: {} });
+        const res = await stack.invoke("calendar-auth-start", {
+          jwt: staff.jwt,
+          body: { return_to: RETURN_TO },
+        });
         const { url } = await res.json();
         assert.equal(new URL(url).searchParams.get("prompt"), "select_account");
         assert.equal((await connectOnce()).get("calendar_status"), "connected");
@@ -697,10 +1007,107 @@ Deno.test("prompt=select_account and no default return URL: no dead refresh toke
     });
 
     await t.step(
-      "without return_to or a default URL the callback answers an HTML page, never a token",
+      "without return_to or a default URL: auth-start refuses (the app must confirm somewhere); an unusable callback answers an HTML page",
       async () => {
         const other = await stack.createStaff({});
-        const { response } = await stack.connect(other);
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-start", { jwt: other.jwt, body: {} }),
+          400,
+          "return_to_required",
+        );
+        const refused = await fetch(`${stack.functionsUrl}/calendar-auth-callback?state=forged&code=x`, {
+          redirect: "manual",
+        });
+        assert.equal(refused.status, 400);
+        assert.match(refused.headers.get("content-type") ?? "", /^text\/html/);
+        assert.equal(refused.headers.get("cache-control"), "no-store");
+        assert.match(refused.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+        const text = await refused.text();
+        assert.match(text, /Error code: <code>invalid_state<\/code>/);
+        assert.ok(!text.includes("forged"), "the request's own text is not reflected");
+      },
+    );
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("CALENDAR_ALLOWED_EMAIL_DOMAINS refuses other accounts; CALENDAR_CONSENT_CONFIRMATION=none is the seed's one-step flow", async (t) => {
+  const stack: TestStack = await startTestStack({
+    env: {
+      CALENDAR_ALLOWED_EMAIL_DOMAINS: "clinic.example, @Branch.Clinic.Example",
+      CALENDAR_CONSENT_CONFIRMATION: "none",
+      CALENDAR_DEFAULT_RETURN_URL: "",
+    },
+  });
+  const sql = stack.sql;
+  const connection = async (staffId: string) =>
+    (await sql`select connection_status, account_email from public.staff_calendar_connections
+      where staff_id = ${staffId}`)[0];
+  const grantsOf = async (email: string) =>
+    (await stack.sandbox.admin<{ grants: { revoked: boolean }[] }>(
+      "GET",
+      `/_admin/grants?email=${encodeURIComponent(email)}`,
+    )).grants;
+  try {
+    const tenantId = await stack.createTenant("Domain clinic");
+
+    await t.step(
+      "an account of an allowed domain connects in one step, its email in the redirect",
+      async () => {
+        const staff = await stack.createStaff({ tenantId, email: "dr.allowed@clinic.example" });
+        const { location, confirmation } = await stack.connect(staff, { returnTo: RETURN_TO });
+        assert.equal(confirmation, undefined, "no confirmation step in this mode");
+        const params = new URL(location).searchParams;
+        assert.equal(params.get("calendar_status"), "connected");
+        assert.equal(params.get("calendar_account_email"), "dr.allowed@clinic.example");
+        assert.equal(params.get("calendar_pending"), null);
+        assert.deepEqual({ ...await connection(staff.id) }, {
+          connection_status: "connected",
+          account_email: "dr.allowed@clinic.example",
+        });
+        const second = await stack.createStaff({ tenantId, email: "dr.branch@branch.clinic.example" });
+        const other = await stack.connect(second, { returnTo: RETURN_TO });
+        assert.equal(
+          new URL(other.location).searchParams.get("calendar_status"),
+          "connected",
+          "second domain",
+        );
+      },
+    );
+
+    await t.step(
+      "attack: accounts outside the allowed domains (look-alikes included) are refused, revoked, and nothing stored",
+      async () => {
+        const staff = await stack.createStaff({ tenantId, email: "dr.refused@clinic.example" });
+        for (
+          const login of [
+            "dr.personal@gmail.example",
+            "mallory@clinic.example.evil.test",
+            "mallory@evilclinic.example",
+            "mallory@sub.clinic.example",
+          ]
+        ) {
+          await stack.sandbox.admin("POST", "/_admin/accounts", { email: login });
+          const { location } = await stack.connect(staff, { returnTo: RETURN_TO, login });
+          const params = new URL(location).searchParams;
+          assert.equal(params.get("calendar_status"), "error", login);
+          assert.equal(params.get("calendar_error"), "account_not_allowed", login);
+          assert.equal(params.get("calendar_account_email"), login, "the refused account is named");
+          const g = await grantsOf(login);
+          assert.ok(g.length >= 1 && g.every((x) => x.revoked), `${login}: the grant is revoked`);
+        }
+        assert.equal(await connection(staff.id), undefined, "nothing stored");
+        const [{ n }] = await sql`select count(*)::int as n from public.calendar_pending_grants`;
+        assert.equal(n, 0);
+      },
+    );
+
+    await t.step(
+      "without return_to or a default URL the callback answers an HTML page, never a token",
+      async () => {
+        const staff = await stack.createStaff({ tenantId, email: "dr.page@clinic.example" });
+        const { response } = await stack.connect(staff);
         assert.equal(response.status, 200);
         assert.match(response.headers.get("content-type") ?? "", /^text\/html/);
         assert.equal(response.headers.get("cache-control"), "no-store");
@@ -708,20 +1115,7 @@ Deno.test("prompt=select_account and no default return URL: no dead refresh toke
         const page = await response.text();
         assert.match(page, /Calendar connected/);
         assert.ok(!/ya29\.|1\/\/0|code=/.test(page));
-        assert.equal(
-          (await sql`select connection_status from public.staff_calendar_connections
-        where staff_id = ${other.id}`)[0].connection_status,
-          "connected",
-        );
-
-        const refused = await fetch(`${stack.functionsUrl}/calendar-auth-callback?state=forged&code=x`, {
-          redirect: "manual",
-        });
-        assert.equal(refused.status, 400);
-        assert.match(refused.headers.get("content-type") ?? "", /^text\/html/);
-        const text = await refused.text();
-        assert.match(text, /Error code: <code>invalid_state<\/code>/);
-        assert.ok(!text.includes("forged"), "the request's own text is not reflected");
+        assert.equal((await connection(staff.id)).connection_status, "connected");
       },
     );
   } finally {

@@ -34,6 +34,9 @@ function googleConfig(base: string): Config["google"] {
     tokenEndpoint: `${base}/google/token`,
     revocationEndpoint: `${base}/google/revoke`,
     calendarApiBase: `${base}/google/calendar/v3`,
+    issuer: `${base}/google`,
+    jwksUri: `${base}/google/oauth2/v3/certs`,
+    issParameter: "required",
   };
 }
 
@@ -69,9 +72,11 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
   async function connect(email: string, scopes?: string[]): Promise<TokenSet> {
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
+    const nonce = oauth.generateRandomNonce();
     const authorizationUrl = provider.authorizationUrl({
       state,
       codeChallenge: await oauth.calculatePKCECodeChallenge(verifier),
+      nonce,
       loginHint: email,
     });
     const { redirect } = await admin("POST", "/_admin/authorize", {
@@ -80,7 +85,12 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
       ...(scopes ? { scopes } : {}),
       decision: "approve",
     });
-    return await provider.exchangeCode({ callbackUrl: new URL(redirect), codeVerifier: verifier, state });
+    return await provider.exchangeCode({
+      callbackUrl: new URL(redirect),
+      codeVerifier: verifier,
+      state,
+      nonce,
+    });
   }
 
   const email = "dr.grey@example.com";
@@ -99,7 +109,8 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
       assert.ok(tokens.accessToken);
       assert.ok(tokens.refreshToken, "offline consent with prompt=consent yields a refresh token");
       assert.ok(tokens.expiresAt.getTime() > Date.now());
-      assert.deepEqual([...tokens.scopes].sort(), [...SCOPES].sort());
+      assert.deepEqual([...tokens.scopes].sort(), [...SCOPES, "email", "openid"].sort());
+      assert.equal(tokens.accountEmail, email, "the verified ID token names the account");
       assert.deepEqual(provider.missingScopes(tokens.scopes), []);
     });
 
@@ -113,19 +124,21 @@ Deno.test("GoogleProvider against the sandbox", async (t) => {
     await t.step("a reused authorization code is invalid_grant", async () => {
       const verifier = oauth.generateRandomCodeVerifier();
       const state = oauth.generateRandomState();
+      const nonce = oauth.generateRandomNonce();
       const url = provider.authorizationUrl({
         state,
         codeChallenge: await oauth.calculatePKCECodeChallenge(verifier),
+        nonce,
       });
       const { redirect } = await admin("POST", "/_admin/authorize", {
         authorizationUrl: url.href,
         login: "dr.reuse@example.com",
         decision: "approve",
       });
-      await provider.exchangeCode({ callbackUrl: new URL(redirect), codeVerifier: verifier, state });
+      await provider.exchangeCode({ callbackUrl: new URL(redirect), codeVerifier: verifier, state, nonce });
       const err = await rejectedWith(
         ProviderError,
-        provider.exchangeCode({ callbackUrl: new URL(redirect), codeVerifier: verifier, state }),
+        provider.exchangeCode({ callbackUrl: new URL(redirect), codeVerifier: verifier, state, nonce }),
       );
       assert.equal(err.kind, "auth");
       assert.equal(err.details.reason, "invalid_grant");

@@ -83,7 +83,7 @@ Deno.test("seed function names: deployable entries, seed verify_jwt values, and 
           body: { return_to: returnTo },
         });
         assert.equal(start.status, 200);
-        const { url } = await start.json() as { url: string };
+        const { url, flow_id } = await start.json() as { url: string; flow_id: string };
         const consent = new URL(url);
         assert.equal(consent.searchParams.get("access_type"), "offline");
         assert.equal(consent.searchParams.get("code_challenge_method"), "S256");
@@ -101,7 +101,19 @@ Deno.test("seed function names: deployable entries, seed verify_jwt values, and 
         assert.equal(res.status, 302);
         const location = new URL(res.headers.get("location") ?? "");
         assert.equal(`${location.origin}${location.pathname}`, returnTo);
-        assert.equal(location.searchParams.get("calendar_status"), "connected");
+        // The grant waits for the app's confirmation with the initiating user's session.
+        assert.equal(location.searchParams.get("calendar_status"), "pending");
+        assert.equal(location.searchParams.get("calendar_account_email"), alice.email);
+        const confirm = await stack.invoke("calendar-auth-confirm", {
+          jwt: alice.jwt,
+          body: { pending_id: location.searchParams.get("calendar_pending"), flow_id },
+        });
+        assert.equal(confirm.status, 200);
+        assert.deepEqual(await confirm.json(), {
+          status: "connected",
+          provider: "google",
+          account_email: alice.email,
+        });
         const [conn] = await stack.sql<{ connection_status: string; selected_calendar_id: string }[]>`
         select connection_status, selected_calendar_id from public.staff_calendar_connections
         where staff_id = ${alice.id}`;

@@ -157,7 +157,17 @@ Deno.test("an app calls the functions through supabase-js functions.invoke", asy
       await res.body?.cancel();
       const location = new URL(res.headers.get("location")!);
       assert.equal(location.origin, "http://localhost:3000");
-      assert.equal(location.searchParams.get("calendar_status"), "connected");
+      assert.equal(location.searchParams.get("calendar_status"), "pending");
+      // Back in the app: it confirms the grant with the signed-in user's session.
+      const confirmed = await supabase.functions.invoke("calendar-auth-confirm", {
+        body: { pending_id: location.searchParams.get("calendar_pending"), flow_id: data.flow_id },
+      });
+      assert.equal(confirmed.error, null, await describe(confirmed.error));
+      assert.deepEqual(confirmed.data, {
+        status: "connected",
+        provider: "google",
+        account_email: newcomer.email,
+      });
       const list = await supabase.functions.invoke("calendar-list-calendars");
       assert.equal(list.error, null, await describe(list.error));
       assert.equal(list.data.length, 3);

@@ -93,12 +93,18 @@ export interface TestStack {
   /** Call a function through the gateway, `redirect: "manual"`. The caller consumes the body. */
   invoke(name: string, o?: InvokeOptions): Promise<Response>;
   /**
-   * The whole OAuth redirect flow as a browser would do it: POST `<prefix>-auth-start` with the
-   * staff JWT (body `{return_to?}`) -> consent URL; the sandbox consent decision
-   * (`POST /_admin/authorize` with login = staff email) -> redirect URL; GET that URL (the
-   * gateway's auth-callback) without following redirects.
-   * @returns the callback's `Location` ("" if none) and its response (body already buffered, so
-   *   reading it is optional).
+   * The whole OAuth redirect flow as a browser and app would do it: POST `<prefix>-auth-start` with
+   * the staff JWT (body `{return_to?}`) -> consent URL; the sandbox consent decision
+   * (`POST /_admin/authorize` with login = `login`, default the staff email) -> redirect URL; GET
+   * that URL (the gateway's auth-callback) without following redirects; and when the callback
+   * leaves the grant pending (`calendar_status=pending`), the app's confirmation: POST
+   * `calendar-auth-confirm` `{pending_id, flow_id}` (the flow id auth-start returned, or
+   * `confirmFlowId`) with `confirmJwt` (default the staff JWT), unless `confirm: false`.
+   * @returns `location`: where the app ends up: the callback's `Location` ("" if none), or after a
+   *   confirmation that URL with `calendar_status` set to `connected` (200) or `error` plus
+   *   `calendar_error=<the confirm error code>`, and `calendar_pending` removed;
+   *   `callbackLocation`: the callback's `Location` as sent; `response`: the callback's response
+   *   (body buffered); `confirmation`: the confirm call's status and JSON body, when it was made.
    * @throws Error when auth-start does not answer 200 or the sandbox refuses the authorization.
    */
   connect(staff: TestStaff, o?: {
@@ -106,7 +112,16 @@ export interface TestStack {
     decision?: "approve" | "deny";
     returnTo?: string;
     functionPrefix?: "calendar" | "google-calendar";
-  }): Promise<{ location: string; response: Response }>;
+    login?: string;
+    confirm?: boolean;
+    confirmJwt?: string;
+    confirmFlowId?: string;
+  }): Promise<{
+    location: string;
+    callbackLocation: string;
+    response: Response;
+    confirmation?: { status: number; body: Record<string, unknown> };
+  }>;
   /** Insert an appointment (times ISO 8601 with offset); default status "scheduled". @returns its id. */
   createAppointment(
     o: { tenantId: string; staffId: string; startsAt: string; endsAt: string; status?: string },
@@ -281,10 +296,10 @@ export async function startTestStack(
         if (start.status !== 200) {
           throw new Error(`${prefix}-auth-start answered ${start.status}: ${startText.slice(0, 500)}`);
         }
-        const { url } = JSON.parse(startText) as { url: string };
+        const { url, flow_id: flowId } = JSON.parse(startText) as { url: string; flow_id: string };
         const { redirect } = await sandboxApi.admin<{ redirect: string }>("POST", "/_admin/authorize", {
           authorizationUrl: url,
-          login: staff.email,
+          login: co.login ?? staff.email,
           scopes: co.scopes,
           decision: co.decision ?? "approve",
         });
@@ -295,7 +310,33 @@ export async function startTestStack(
           statusText: res.statusText,
           headers: res.headers,
         });
-        return { location: res.headers.get("location") ?? "", response: buffered };
+        const callbackLocation = res.headers.get("location") ?? "";
+        const back = callbackLocation ? new URL(callbackLocation) : null;
+        const pendingId = back?.searchParams.get("calendar_status") === "pending"
+          ? back.searchParams.get("calendar_pending")
+          : null;
+        if (!back || !pendingId || co.confirm === false) {
+          return { location: callbackLocation, callbackLocation, response: buffered };
+        }
+        const confirmRes = await invoke("calendar-auth-confirm", {
+          jwt: co.confirmJwt ?? staff.jwt,
+          body: { pending_id: pendingId, flow_id: co.confirmFlowId ?? flowId },
+        });
+        const confirmBody = await confirmRes.json() as Record<string, unknown>;
+        back.searchParams.delete("calendar_pending");
+        if (confirmRes.status === 200) {
+          back.searchParams.set("calendar_status", "connected");
+        } else {
+          back.searchParams.set("calendar_status", "error");
+          const error = confirmBody.error as { code?: string } | undefined;
+          back.searchParams.set("calendar_error", error?.code ?? String(confirmRes.status));
+        }
+        return {
+          location: back.toString(),
+          callbackLocation,
+          response: buffered,
+          confirmation: { status: confirmRes.status, body: confirmBody },
+        };
       },
       async createAppointment(ao) {
         const [row] = await sql`

@@ -24,6 +24,9 @@ const GOOGLE: Config["google"] = {
   tokenEndpoint: "https://oauth2.googleapis.com/token",
   revocationEndpoint: "https://oauth2.googleapis.com/revoke",
   calendarApiBase: BASE,
+  issuer: "https://accounts.google.com",
+  jwksUri: "https://www.googleapis.com/oauth2/v3/certs",
+  issParameter: "optional",
 };
 
 interface Seen {

@@ -1,8 +1,11 @@
 /**
- * GoogleOAuth against scripted token/revocation answers (the shapes of docs/providers/google.md A1 and the
- * google-oauth-* payloads); no network. The sandbox round trip is in tests/integration.
+ * GoogleOAuth against scripted token/revocation/JWKS answers (the shapes of docs/providers/google.md A1 and
+ * the google-oauth-* payloads); no network. ID tokens are signed here with a test key whose public
+ * half the scripted JWKS serves, so every way an ID token or an authorization response can be wrong
+ * is tried as an attack that must fail. The sandbox round trip is in tests/integration.
  */
 import assert from "node:assert/strict";
+import * as jose from "jose";
 import * as oauth from "oauth4webapi";
 import {
   GoogleOAuth,
@@ -25,9 +28,52 @@ function config(over: Partial<GoogleOAuthConfig> = {}): GoogleOAuthConfig {
     authorizationEndpoint: "https://accounts.google.com/o/oauth2/v2/auth",
     tokenEndpoint: "https://oauth2.googleapis.com/token",
     revocationEndpoint: "https://oauth2.googleapis.com/revoke",
+    issuer: "https://accounts.google.com",
+    jwksUri: "https://www.googleapis.com/oauth2/v3/certs",
+    issParameter: "optional",
     ...over,
   };
 }
+
+const NONCE = "n-0123456789abcdef0123456789abcdef";
+const signing = await jose.generateKeyPair("RS256");
+const stranger = await jose.generateKeyPair("RS256");
+const JWKS = {
+  keys: [{ ...(await jose.exportJWK(signing.publicKey)), kid: "k1", alg: "RS256", use: "sig" }],
+};
+
+/** An ID token as Google signs it; `claims` override or (undefined) remove the defaults. */
+async function idToken(
+  claims: Record<string, unknown> = {},
+  o: { key?: CryptoKey; kid?: string; alg?: string } = {},
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const payload: Record<string, unknown> = {
+    iss: "https://accounts.google.com",
+    aud: "client-1.apps.googleusercontent.com",
+    azp: "client-1.apps.googleusercontent.com",
+    sub: "110169484474386276334",
+    email: "Dr.Grey@Clinic.example",
+    email_verified: true,
+    iat: now,
+    exp: now + 3600,
+    nonce: NONCE,
+    ...claims,
+  };
+  for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
+  return await new jose.SignJWT(payload as jose.JWTPayload)
+    .setProtectedHeader({ alg: o.alg ?? "RS256", kid: o.kid ?? "k1" })
+    .sign(o.key ?? signing.privateKey);
+}
+
+/** Token endpoint answering `body`, JWKS endpoint answering {@link JWKS}. */
+function tokenAndJwks(body: Record<string, unknown>) {
+  return scripted((req) =>
+    req.url === "https://www.googleapis.com/oauth2/v3/certs" ? json(200, JWKS) : json(200, body)
+  );
+}
+
+const CALLBACK = (query: string) => new URL(`${config().redirectUri}?${query}`);
 
 interface Seen {
   url: string;
@@ -57,13 +103,19 @@ Deno.test("authorizationUrl: Google's parameters, PKCE S256, scopes space-delimi
   const g = new GoogleOAuth(config());
   const verifier = oauth.generateRandomCodeVerifier();
   const challenge = await oauth.calculatePKCECodeChallenge(verifier);
-  const url = g.authorizationUrl({ state: "st-1", codeChallenge: challenge, loginHint: "dr@example.com" });
+  const url = g.authorizationUrl({
+    state: "st-1",
+    codeChallenge: challenge,
+    nonce: NONCE,
+    loginHint: "dr@example.com",
+  });
   assert.equal(url.origin + url.pathname, "https://accounts.google.com/o/oauth2/v2/auth");
   const p = url.searchParams;
   assert.equal(p.get("client_id"), "client-1.apps.googleusercontent.com");
   assert.equal(p.get("redirect_uri"), "https://app.example.com/functions/v1/calendar-auth-callback");
   assert.equal(p.get("response_type"), "code");
-  assert.equal(p.get("scope"), SCOPES.join(" "));
+  assert.equal(p.get("scope"), [...SCOPES, "openid", "email"].join(" "), "openid email always requested");
+  assert.equal(p.get("nonce"), NONCE);
   assert.equal(p.get("access_type"), "offline");
   assert.equal(p.get("prompt"), "consent");
   assert.equal(p.get("include_granted_scopes"), "true");
@@ -72,35 +124,40 @@ Deno.test("authorizationUrl: Google's parameters, PKCE S256, scopes space-delimi
   assert.equal(p.get("state"), "st-1");
   assert.equal(p.get("login_hint"), "dr@example.com");
   assert.equal(p.get("client_secret"), null, "the secret never goes to the browser");
-  const noHint = g.authorizationUrl({ state: "s", codeChallenge: challenge });
+  const noHint = g.authorizationUrl({ state: "s", codeChallenge: challenge, nonce: NONCE });
   assert.equal(noHint.searchParams.has("login_hint"), false);
   const select = new GoogleOAuth(config({ prompt: "select_account", accessType: "online" }))
-    .authorizationUrl({ state: "s", codeChallenge: challenge });
+    .authorizationUrl({ state: "s", codeChallenge: challenge, nonce: NONCE });
   assert.equal(select.searchParams.get("prompt"), "select_account");
   assert.equal(select.searchParams.get("access_type"), "online");
 });
 
-Deno.test("exchangeCode: client_secret_post, PKCE verifier, granted scopes, refresh token", async () => {
-  const granted = `${S("calendar.events")} ${S("calendar.freebusy")}`;
-  const { seen, fetchFn } = scripted(() =>
-    json(200, {
-      access_token: "ya29.access",
-      expires_in: 3599,
-      refresh_token: "1//refresh",
-      scope: granted,
-      token_type: "Bearer",
-    })
-  );
+Deno.test("exchangeCode: client_secret_post, PKCE verifier, granted scopes, refresh token, verified account", async () => {
+  const granted = `${S("calendar.events")} ${S("calendar.freebusy")} openid ${S("userinfo.email")}`;
+  const { seen, fetchFn } = tokenAndJwks({
+    access_token: "ya29.access",
+    expires_in: 3599,
+    refresh_token: "1//refresh",
+    scope: granted,
+    token_type: "Bearer",
+    id_token: await idToken(),
+  });
   const g = new GoogleOAuth(config(), { fetch: fetchFn });
   const before = Date.now();
   const tokens = await g.exchangeCode({
-    callbackUrl: new URL(
-      `${config().redirectUri}?state=st-1&code=4%2Fcode&scope=${encodeURIComponent(granted)}`,
+    callbackUrl: CALLBACK(
+      `state=st-1&code=4%2Fcode&scope=${encodeURIComponent(granted)}&iss=${
+        encodeURIComponent("https://accounts.google.com")
+      }`,
     ),
     codeVerifier: "verifier-verifier-verifier-verifier-verifier-1",
     state: "st-1",
+    nonce: NONCE,
   });
-  assert.equal(seen.length, 1);
+  assert.equal(seen.length, 2, "the token endpoint, then the JWK Set");
+  assert.equal(seen[1].url, "https://www.googleapis.com/oauth2/v3/certs");
+  assert.equal(tokens.accountEmail, "dr.grey@clinic.example", "from the verified ID token, lowercased");
+  assert.equal(tokens.accountSubject, "110169484474386276334");
   assert.equal(seen[0].url, "https://oauth2.googleapis.com/token");
   assert.equal(seen[0].method, "POST");
   const form = seen[0].form;
@@ -112,7 +169,12 @@ Deno.test("exchangeCode: client_secret_post, PKCE verifier, granted scopes, refr
   assert.equal(form.get("client_secret"), "s3cret-value");
   assert.equal(tokens.accessToken, "ya29.access");
   assert.equal(tokens.refreshToken, "1//refresh");
-  assert.deepEqual(tokens.scopes, [S("calendar.events"), S("calendar.freebusy")]);
+  assert.deepEqual(tokens.scopes, [
+    S("calendar.events"),
+    S("calendar.freebusy"),
+    "openid",
+    S("userinfo.email"),
+  ]);
   assert.ok(
     tokens.expiresAt.getTime() >= before + 3599_000 && tokens.expiresAt.getTime() <= Date.now() + 3599_000,
   );
@@ -127,6 +189,7 @@ Deno.test("exchangeCode: state mismatch and ?error=access_denied never reach the
       callbackUrl: new URL(`${config().redirectUri}?state=other&code=c`),
       codeVerifier: "v",
       state: "st",
+      nonce: NONCE,
     }),
   );
   assert.equal(mismatch.kind, "invalid");
@@ -136,6 +199,7 @@ Deno.test("exchangeCode: state mismatch and ?error=access_denied never reach the
       callbackUrl: new URL(`${config().redirectUri}?error=access_denied&state=st`),
       codeVerifier: "v",
       state: "st",
+      nonce: NONCE,
     }),
   );
   assert.equal(denied.kind, "auth");
@@ -172,6 +236,7 @@ Deno.test("exchangeCode: token endpoint errors are classified (A1.4)", async () 
         callbackUrl: new URL(`${config().redirectUri}?state=s&code=c`),
         codeVerifier: "v",
         state: "s",
+        nonce: NONCE,
       }),
     );
     assert.equal(err.kind, kind, `${response.status} ${reason}`);
@@ -288,4 +353,133 @@ Deno.test("plain http is allowed for loopback endpoints only", async () => {
   const err = await rejectedWith(ProviderError, remote.refresh("r"));
   assert.equal(err.kind, "invalid");
   assert.equal(seen.length, 1, "nothing was sent over plain http to a non-loopback host");
+});
+
+/** A code exchange whose token response carries `idTokenValue`; resolves or rejects like exchangeCode. */
+function exchangeWith(
+  idTokenValue: string | undefined,
+  o: { over?: Partial<GoogleOAuthConfig>; query?: string; nonce?: string } = {},
+) {
+  const { seen, fetchFn } = tokenAndJwks({
+    access_token: "ya29.a",
+    expires_in: 3599,
+    refresh_token: "1//r",
+    scope: SCOPES.join(" "),
+    token_type: "Bearer",
+    ...(idTokenValue === undefined ? {} : { id_token: idTokenValue }),
+  });
+  const g = new GoogleOAuth(config(o.over), { fetch: fetchFn });
+  const run = g.exchangeCode({
+    callbackUrl: CALLBACK(o.query ?? "state=s&code=c"),
+    codeVerifier: "verifier-verifier-verifier-verifier-verifier-1",
+    state: "s",
+    nonce: o.nonce ?? NONCE,
+  });
+  return { run, seen };
+}
+
+Deno.test("exchangeCode: an ID token that is missing, forged or not ours names no account", async () => {
+  const attacks: [string, Promise<string | undefined>][] = [
+    ["no ID token at all", Promise.resolve(undefined)],
+    ["signed by a key not in the issuer's JWK Set", idToken({}, { key: stranger.privateKey })],
+    ["an unknown kid", idToken({}, { kid: "k-other" })],
+    ["another issuer", idToken({ iss: "https://evil.example" })],
+    ["for another client", idToken({ aud: "other-client.apps.googleusercontent.com" })],
+    ["a replayed token from another flow (nonce)", idToken({ nonce: "n-from-another-flow-000000000000" })],
+    ["no nonce", idToken({ nonce: undefined })],
+    [
+      "expired",
+      idToken({ exp: Math.floor(Date.now() / 1000) - 3600, iat: Math.floor(Date.now() / 1000) - 7200 }),
+    ],
+    ["no subject", idToken({ sub: undefined })],
+    [
+      "unsigned (alg none)",
+      Promise.resolve(
+        new jose.UnsecuredJWT({
+          iss: "https://accounts.google.com",
+          aud: "client-1.apps.googleusercontent.com",
+          sub: "1",
+          nonce: NONCE,
+          email: "x@clinic.example",
+          email_verified: true,
+        }).setIssuedAt().setExpirationTime("1h").encode(),
+      ),
+    ],
+    [
+      "HS256 signed with the client secret",
+      new jose.SignJWT({ sub: "1", nonce: NONCE, email: "x@clinic.example", email_verified: true })
+        .setProtectedHeader({ alg: "HS256", kid: "k1" })
+        .setIssuer("https://accounts.google.com").setAudience("client-1.apps.googleusercontent.com")
+        .setIssuedAt().setExpirationTime("1h").sign(new TextEncoder().encode("s3cret-value")),
+    ],
+  ];
+  for (const [what, token] of attacks) {
+    const { run } = exchangeWith(await token);
+    const err = await rejectedWith(ProviderError, run);
+    assert.equal(err.kind, "invalid", what);
+  }
+});
+
+Deno.test("exchangeCode: email_verified false gives a subject but no account email", async () => {
+  for (const claims of [{ email_verified: false }, { email: undefined, email_verified: undefined }]) {
+    const { run } = exchangeWith(await idToken(claims));
+    const tokens = await run;
+    assert.equal(tokens.accountEmail, undefined);
+    assert.equal(tokens.accountSubject, "110169484474386276334");
+  }
+  const { run } = exchangeWith(await idToken({ email_verified: "true" }));
+  assert.equal((await run).accountEmail, "dr.grey@clinic.example", "the string form some issuers send");
+});
+
+Deno.test("exchangeCode: RFC 9207 iss parameter (mix-up defence) before any token request", async () => {
+  const token = await idToken();
+  const wrong = exchangeWith(token, { query: "state=s&code=c&iss=https%3A%2F%2Fevil.example" });
+  assert.equal((await rejectedWith(ProviderError, wrong.run)).kind, "invalid");
+  assert.equal(wrong.seen.length, 0, "a response from another issuer never reaches the token endpoint");
+
+  const required = exchangeWith(token, { over: { issParameter: "required" } });
+  assert.equal((await rejectedWith(ProviderError, required.run)).kind, "invalid");
+  assert.equal(required.seen.length, 0, "iss is demanded when configured so");
+
+  const optional = exchangeWith(token);
+  assert.ok((await optional.run).accessToken, "without iss, optional mode still works (older servers)");
+  const present = exchangeWith(token, {
+    over: { issParameter: "required" },
+    query: "state=s&code=c&iss=https%3A%2F%2Faccounts.google.com",
+  });
+  assert.ok((await present.run).accessToken);
+});
+
+Deno.test("exchangeCode: the issuer follows GOOGLE_OAUTH_ISSUER for any standards-compliant server", async () => {
+  const issuer = "https://login.example.org/realms/clinic";
+  const over = { issuer, jwksUri: "https://www.googleapis.com/oauth2/v3/certs" };
+  const ok = exchangeWith(await idToken({ iss: issuer }), {
+    over,
+    query: `state=s&code=c&iss=${encodeURIComponent(issuer)}`,
+  });
+  assert.equal((await ok.run).accountEmail, "dr.grey@clinic.example");
+  const google = exchangeWith(await idToken(), { over });
+  assert.equal(
+    (await rejectedWith(ProviderError, google.run)).kind,
+    "invalid",
+    "Google's iss is not this issuer's",
+  );
+});
+
+Deno.test("issuerMatches: RFC 9207 for every authorization response, error answers included", () => {
+  const optional = new GoogleOAuth(config());
+  const required = new GoogleOAuth(config({ issParameter: "required" }));
+  const google = `iss=${encodeURIComponent("https://accounts.google.com")}`;
+  assert.equal(optional.issuerMatches(CALLBACK(`state=s&code=c&${google}`)), true);
+  assert.equal(optional.issuerMatches(CALLBACK("state=s&code=c")), true, "absent and not required");
+  assert.equal(required.issuerMatches(CALLBACK("state=s&error=access_denied")), false, "absent but required");
+  assert.equal(required.issuerMatches(CALLBACK(`state=s&error=access_denied&${google}`)), true);
+  for (const iss of ["https://evil.example", "accounts.google.com", "https://accounts.google.com/", ""]) {
+    assert.equal(
+      optional.issuerMatches(CALLBACK(`state=s&code=c&iss=${encodeURIComponent(iss)}`)),
+      false,
+      iss,
+    );
+  }
+  assert.equal(optional.issuerMatches(CALLBACK(`state=s&code=c&${google}&iss=x`)), false, "repeated");
 });

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import {
+  consentScopes,
+  IDENTITY_SCOPES,
   missingGoogleScopes,
   parseScopeString,
   scopeSatisfies,
@@ -86,8 +88,21 @@ Deno.test("GoogleProvider.missingScopes uses the configured scopes", () => {
     tokenEndpoint: "https://oauth2.googleapis.com/token",
     revocationEndpoint: "https://oauth2.googleapis.com/revoke",
     calendarApiBase: "https://www.googleapis.com/calendar/v3",
+    issuer: "https://accounts.google.com",
+    jwksUri: "https://www.googleapis.com/oauth2/v3/certs",
+    issParameter: "optional",
   });
   assert.deepEqual(provider.requiredScopes, DEFAULT_REQUIRED);
   assert.deepEqual(provider.missingScopes([S("calendar.events"), S("calendar.readonly")]), []);
   assert.deepEqual(provider.missingScopes([S("calendar.events")]), DEFAULT_REQUIRED.slice(1));
+});
+
+Deno.test("consentScopes: configured scopes, then openid and email once each", () => {
+  assert.deepEqual(consentScopes(DEFAULT_REQUIRED), [...DEFAULT_REQUIRED, "openid", "email"]);
+  assert.deepEqual(consentScopes([S("calendar"), "openid", S("userinfo.email"), S("calendar")]), [
+    S("calendar"),
+    "openid",
+    S("userinfo.email"),
+  ]);
+  assert.deepEqual([...IDENTITY_SCOPES], ["openid", "email"]);
 });

@@ -9,7 +9,10 @@ import * as jose from "jose";
 import { calculatePKCECodeChallenge, generateRandomCodeVerifier } from "oauth4webapi";
 import { acceptableReturnUrl } from "../../supabase/functions/_shared/handlers/auth-start.ts";
 import {
+  AuthStartRateLimited,
   AuthStateError,
+  MAX_LIVE_STATES,
+  oidcNonce,
   signStateToken,
   STATE_AUDIENCE,
   STATE_ISSUER,
@@ -166,4 +169,21 @@ Deno.test("oauth-state: return_to is accepted only as an absolute http(s) URL on
     assert.equal(acceptableReturnUrl(bad, allowed), null, bad);
   }
   assert.equal(acceptableReturnUrl("https://app.example.com/", { allowedReturnOrigins: [] }), null);
+});
+
+Deno.test("oauth-state: the OIDC nonce is derived from the state nonce, never equal to it", async () => {
+  const a = await oidcNonce(claims.jti);
+  assert.match(a, /^[A-Za-z0-9_-]{43}$/, "base64url SHA-256");
+  assert.equal(await oidcNonce(claims.jti), a, "the callback derives the same value");
+  assert.notEqual(a, claims.jti, "the state's own nonce never appears in the ID token");
+  assert.notEqual(await oidcNonce(`${claims.jti}x`), a, "another flow, another nonce");
+  const expected = createHash("sha256").update(`oidc:${claims.jti}`).digest("base64url");
+  assert.equal(a, expected);
+});
+
+Deno.test("oauth-state: a few live links per staff member; a refused start says when to retry", () => {
+  assert.equal(MAX_LIVE_STATES, 5);
+  const limited = new AuthStartRateLimited(17);
+  assert.equal(limited.retryAfterSeconds, 17);
+  assert.match(limited.message, /retry in 17 s/);
 });

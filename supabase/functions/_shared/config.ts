@@ -78,6 +78,12 @@ const envSchema = z.object({
   GOOGLE_TOKEN_ENDPOINT: z.url().default("https://oauth2.googleapis.com/token"),
   GOOGLE_REVOCATION_ENDPOINT: z.url().default("https://oauth2.googleapis.com/revoke"),
   GOOGLE_CALENDAR_API_BASE: z.url().default("https://www.googleapis.com/calendar/v3"),
+  /** The authorization server's issuer identifier: ID tokens' `iss` and RFC 9207's `iss` parameter. */
+  GOOGLE_OAUTH_ISSUER: z.url().default("https://accounts.google.com"),
+  /** The issuer's JWK Set, which signs its ID tokens. */
+  GOOGLE_JWKS_URI: z.url().default("https://www.googleapis.com/oauth2/v3/certs"),
+  /** RFC 9207 `iss` in the authorization response: checked when present (optional) or demanded (required). */
+  GOOGLE_OAUTH_ISS_PARAMETER: z.enum(["optional", "required"]).default("optional"),
 
   OAUTH_STATE_SIGNING_SECRET: z.string().min(32, "must be at least 32 characters"),
   TOKEN_ENCRYPTION_KEY: base64Key32,
@@ -91,6 +97,19 @@ const envSchema = z.object({
   CALENDAR_ALLOWED_CORS_ORIGINS: z.string().default("*"),
   /** Per-call timeout for provider HTTP requests, in milliseconds. */
   CALENDAR_PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** Email domains a connected calendar account must belong to (comma list); empty = any. */
+  CALENDAR_ALLOWED_EMAIL_DOMAINS: z.string().default(""),
+  /**
+   * `app` (default): the callback keeps the grant pending until the app confirms it with the
+   * initiating user's session (calendar-auth-confirm). `none`: the callback attaches the grant at
+   * once, as the seed contract did (a consent link finished in someone else's browser attaches
+   * their calendar).
+   */
+  CALENDAR_CONSENT_CONFIRMATION: z.enum(["app", "none"]).default("app"),
+  /** Consent flows one staff member may start in a burst (auth-start's token bucket capacity). */
+  CALENDAR_AUTH_START_BURST: z.coerce.number().int().min(1).max(1000).default(10),
+  /** Seconds after which one more start is allowed once the burst is used up. */
+  CALENDAR_AUTH_START_REFILL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
 });
 
 /** Parsed, typed configuration. Times are not configured here; see each module for its constants. */
@@ -127,6 +146,12 @@ export interface Config {
     tokenEndpoint: string;
     revocationEndpoint: string;
     calendarApiBase: string;
+    /** Issuer identifier (ID token `iss`, RFC 9207 `iss` parameter). */
+    issuer: string;
+    /** JWK Set URL of the issuer's ID-token signing keys. */
+    jwksUri: string;
+    /** Whether the authorization response must carry `iss` (RFC 9207) or it is checked only when present. */
+    issParameter: "optional" | "required";
   };
   stateSigningSecret: string;
   encryption: {
@@ -140,6 +165,12 @@ export interface Config {
   corsOrigins: string[];
   /** Per-call provider timeout in ms. */
   providerTimeoutMs: number;
+  /** Lowercased email domains a connected account must belong to; empty = any domain. */
+  allowedEmailDomains: string[];
+  /** Who finishes a consent: the app with the initiating user's session (`app`), or the callback (`none`). */
+  consentConfirmation: "app" | "none";
+  /** auth-start's per-staff token bucket: `burst` starts at once, one more every `refillSeconds` s. */
+  authStart: { burst: number; refillSeconds: number };
 }
 
 /** Thrown when the environment is missing or has a malformed variable; the message names it. */
@@ -295,6 +326,9 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
       tokenEndpoint: e.GOOGLE_TOKEN_ENDPOINT,
       revocationEndpoint: e.GOOGLE_REVOCATION_ENDPOINT,
       calendarApiBase: e.GOOGLE_CALENDAR_API_BASE.replace(/\/$/, ""),
+      issuer: e.GOOGLE_OAUTH_ISSUER,
+      jwksUri: e.GOOGLE_JWKS_URI,
+      issParameter: e.GOOGLE_OAUTH_ISS_PARAMETER,
     },
     stateSigningSecret: e.OAUTH_STATE_SIGNING_SECRET,
     encryption: { currentKeyId: e.TOKEN_ENCRYPTION_KEY_ID, keys },
@@ -303,7 +337,23 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     eventTitle: e.CALENDAR_EVENT_TITLE,
     corsOrigins: csv(e.CALENDAR_ALLOWED_CORS_ORIGINS),
     providerTimeoutMs: e.CALENDAR_PROVIDER_TIMEOUT_MS,
+    allowedEmailDomains: emailDomains(e.CALENDAR_ALLOWED_EMAIL_DOMAINS),
+    consentConfirmation: e.CALENDAR_CONSENT_CONFIRMATION,
+    authStart: { burst: e.CALENDAR_AUTH_START_BURST, refillSeconds: e.CALENDAR_AUTH_START_REFILL_SECONDS },
   };
+}
+
+/** CALENDAR_ALLOWED_EMAIL_DOMAINS as lowercased domains. @throws ConfigError for an entry that is not a domain. */
+function emailDomains(value: string): string[] {
+  const domains = csv(value).map((d) => d.replace(/^@/, "").toLowerCase());
+  for (const d of domains) {
+    if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/.test(d)) {
+      throw new ConfigError(
+        `invalid configuration: CALENDAR_ALLOWED_EMAIL_DOMAINS: '${d}' is not a domain such as clinic.example`,
+      );
+    }
+  }
+  return domains;
 }
 
 let cached: Config | ConfigError | undefined;

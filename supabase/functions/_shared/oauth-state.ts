@@ -6,7 +6,14 @@
  *
  * JWT claims: `iss` "calendar-sync", `aud` "calendar-auth-callback", `jti` the nonce, `sub` the
  * staff id, `tid` the tenant id, `prv` the provider, `iat`, `exp` = iat + 10 minutes.
- * PKCE per RFC 7636 (S256), verifier and challenge from oauth4webapi.
+ * PKCE per RFC 7636 (S256), verifier and challenge from oauth4webapi. The OpenID Connect `nonce`
+ * is derived from the state's nonce ({@link oidcNonce}), so nothing more needs storing.
+ *
+ * Bounded per staff member: starting a flow takes a token from a per-staff bucket in the database
+ * (CALENDAR_AUTH_START_BURST at once, default 10, one more every CALENDAR_AUTH_START_REFILL_SECONDS,
+ * default 30 s; an empty bucket is an {@link AuthStartRateLimited}), and keeps at most
+ * {@link MAX_LIVE_STATES} live (unconsumed, unexpired) states, deleting older ones: a link from a
+ * superseded start stops working.
  */
 import * as jose from "jose";
 import { calculatePKCECodeChallenge, generateRandomCodeVerifier } from "oauth4webapi";
@@ -26,6 +33,17 @@ export const STATE_TTL_SECONDS = 10 * 60;
  * and gets a precise error, short enough that the table stays small.
  */
 export const STATE_RETENTION_SECONDS = 60 * 60;
+
+/** Live (unconsumed, unexpired) states kept per staff member; starting another deletes the oldest. */
+export const MAX_LIVE_STATES = 5;
+
+/** Starting a flow was refused: the staff member started too many; retry after `retryAfterSeconds`. */
+export class AuthStartRateLimited extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super(`too many calendar connection attempts; retry in ${retryAfterSeconds} s`);
+    this.name = "AuthStartRateLimited";
+  }
+}
 
 export const STATE_ISSUER = "calendar-sync";
 export const STATE_AUDIENCE = "calendar-auth-callback";
@@ -54,13 +72,22 @@ export interface AuthStateInput {
   tenantId: string;
   staffId: string;
   provider: ProviderId;
+  /** The Supabase user (JWT `sub`) starting the flow; only they may confirm its grant. */
+  initiatedBy: string;
   returnTo?: string | null;
 }
 
 /** A freshly created state: the signed JWT, the S256 challenge for the consent URL, and its expiry. */
 export interface CreatedAuthState {
   state: string;
+  /**
+   * A secret for the app that started the flow (base64url, 43 chars): it must present it to confirm
+   * the flow's grant. Only its SHA-256 is stored, and it never travels in a URL.
+   */
+  flowId: string;
   codeChallenge: string;
+  /** The OpenID Connect nonce for the authorization request. */
+  nonce: string;
   expiresAt: Date;
 }
 
@@ -72,6 +99,12 @@ export interface ConsumedAuthState {
   provider: ProviderId;
   returnTo: string | null;
   codeVerifier: string;
+  /** The Supabase user who started the flow (null for states created before this was recorded). */
+  initiatedBy: string | null;
+  /** base64url SHA-256 of the flow id auth-start returned (null for states created before). */
+  flowSecretHash: string | null;
+  /** The OpenID Connect nonce the ID token must carry. */
+  oidcNonce: string;
 }
 
 const claimsSchema = z.object({
@@ -88,6 +121,21 @@ export function verifierBinding(nonce: string): TokenBinding {
 
 function signingKey(config: Pick<Config, "stateSigningSecret">): Uint8Array {
   return new TextEncoder().encode(config.stateSigningSecret);
+}
+
+/**
+ * The OpenID Connect `nonce` of a flow: base64url(SHA-256("oidc:" + state nonce)). Derived rather
+ * than stored; the state nonce itself never leaves the signed state.
+ */
+export async function oidcNonce(stateNonce: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`oidc:${stateNonce}`));
+  return base64url(new Uint8Array(digest));
+}
+
+/** base64url SHA-256 of a flow id: what the database keeps of it. */
+export async function flowIdHash(flowId: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(flowId));
+  return base64url(new Uint8Array(digest));
 }
 
 function randomNonce(): string {
@@ -169,8 +217,11 @@ export async function verifyStateToken(
 
 /**
  * Start an authorization: a PKCE verifier (kept encrypted in a new nonce row) and a signed state.
- * Also deletes rows that expired more than {@link STATE_RETENTION_SECONDS} ago.
- * @returns the state JWT, the S256 code challenge, and when the state expires.
+ * In one transaction: take a token from the staff member's start bucket, insert the row, and delete
+ * the staff member's live states beyond the newest {@link MAX_LIVE_STATES}. Also deletes rows that
+ * expired more than {@link STATE_RETENTION_SECONDS} ago.
+ * @returns the state JWT, the S256 code challenge, the OIDC nonce, and when the state expires.
+ * @throws AuthStartRateLimited when the staff member's bucket is empty (nothing is written).
  */
 export async function createAuthState(
   sql: Sql,
@@ -178,23 +229,45 @@ export async function createAuthState(
   input: AuthStateInput,
 ): Promise<CreatedAuthState> {
   const nonce = randomNonce();
+  const flowId = randomNonce();
+  const flowSecretHash = await flowIdHash(flowId);
   const codeVerifier = generateRandomCodeVerifier();
   const codeChallenge = await calculatePKCECodeChallenge(codeVerifier);
   const encrypted = await encryptToken(codeVerifier, verifierBinding(nonce), config.encryption);
-  // The database clock decides expiry at consumption, so take it from there too.
-  const [row] = await sql<Pick<Row<"calendar_oauth_states">, "expires_at">[]>`
-    insert into public.calendar_oauth_states
-      (nonce, tenant_id, staff_id, provider, code_verifier_encrypted, return_to, expires_at)
-    values (${nonce}, ${input.tenantId}, ${input.staffId}, ${input.provider}, ${encrypted},
-      ${input.returnTo ?? null}, date_trunc('second', now()) + make_interval(secs => ${STATE_TTL_SECONDS}))
-    returning expires_at`;
+  const row = await sql.begin(async (tx) => {
+    // The bucket row stays locked until commit, so one staff member's starts are counted and
+    // trimmed one after another.
+    const [limit] = await tx<{ wait: number }[]>`
+      select calendar_private.take_auth_start_token(
+        ${input.staffId}, ${config.authStart.burst}, ${config.authStart.refillSeconds}) as wait`;
+    if (limit.wait > 0) return { limited: true as const, wait: limit.wait };
+    // The database clock decides expiry at consumption, so take it from there too.
+    const [inserted] = await tx<{ id: string; expires_at: Date }[]>`
+      insert into public.calendar_oauth_states
+        (nonce, tenant_id, staff_id, provider, initiated_by, flow_secret_hash, code_verifier_encrypted,
+          return_to, expires_at)
+      values (${nonce}, ${input.tenantId}, ${input.staffId}, ${input.provider}, ${input.initiatedBy},
+        ${flowSecretHash},
+        ${encrypted}, ${input.returnTo ?? null},
+        date_trunc('second', now()) + make_interval(secs => ${STATE_TTL_SECONDS}))
+      returning id, expires_at`;
+    await tx`
+      delete from public.calendar_oauth_states
+      where id in (
+        select id from public.calendar_oauth_states
+        where staff_id = ${input.staffId} and consumed_at is null and expires_at > now()
+        order by created_at desc, id = ${inserted.id} desc
+        offset ${MAX_LIVE_STATES})`;
+    return { limited: false as const, expires_at: inserted.expires_at };
+  });
+  if (row.limited) throw new AuthStartRateLimited(row.wait);
   await purgeStaleStates(sql);
   const state = await signStateToken(
     config,
     { jti: nonce, sub: input.staffId, tid: input.tenantId, prv: input.provider },
     row.expires_at,
   );
-  return { state, codeChallenge, expiresAt: row.expires_at };
+  return { state, flowId, codeChallenge, nonce: await oidcNonce(nonce), expiresAt: row.expires_at };
 }
 
 /** Delete state rows that expired more than {@link STATE_RETENTION_SECONDS} ago. @returns rows deleted. */
@@ -219,14 +292,21 @@ export async function consumeAuthState(sql: Sql, config: Config, state: string):
     Narrow<
       Pick<
         Row<"calendar_oauth_states">,
-        "tenant_id" | "staff_id" | "provider" | "return_to" | "code_verifier_encrypted"
+        | "tenant_id"
+        | "staff_id"
+        | "provider"
+        | "return_to"
+        | "code_verifier_encrypted"
+        | "initiated_by"
+        | "flow_secret_hash"
       >,
       { provider: ProviderId }
     >[]
   >`
     update public.calendar_oauth_states set consumed_at = now()
     where nonce = ${claims.nonce} and consumed_at is null and expires_at > now()
-    returning tenant_id, staff_id, provider, return_to, code_verifier_encrypted`;
+    returning tenant_id, staff_id, provider, return_to, code_verifier_encrypted, initiated_by,
+      flow_secret_hash`;
   const row = rows[0];
   if (!row) throw await explainRefusal(sql, claims);
   if (
@@ -251,6 +331,9 @@ export async function consumeAuthState(sql: Sql, config: Config, state: string):
     provider: row.provider,
     returnTo: row.return_to,
     codeVerifier,
+    initiatedBy: row.initiated_by,
+    flowSecretHash: row.flow_secret_hash,
+    oidcNonce: await oidcNonce(claims.nonce),
   };
 }
 

@@ -12,10 +12,18 @@ export type PostgresJsColumns = {
     "starts_at": Date;
     "updated_at": Date;
   };
+  "calendar_auth_rate_limits": {
+    "refilled_at": Date;
+  };
   "calendar_oauth_states": {
     "consumed_at": Date;
     "created_at": Date;
     "expires_at": Date;
+  };
+  "calendar_pending_grants": {
+    "created_at": Date;
+    "expires_at": Date;
+    "token_expires_at": Date;
   };
   "calendar_sync_log": {
     "created_at": Date;

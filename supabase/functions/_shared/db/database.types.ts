@@ -60,13 +60,42 @@ export type Database = {
           },
         ];
       };
+      "calendar_auth_rate_limits": {
+        Row: {
+          "refilled_at": string;
+          "staff_id": string;
+          "tokens": number;
+        };
+        ComputedFields: never;
+        Insert: {
+          "refilled_at"?: string;
+          "staff_id": string;
+          "tokens": number;
+        };
+        Update: {
+          "refilled_at"?: string;
+          "staff_id"?: string;
+          "tokens"?: number;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "calendar_auth_rate_limits_staff_id_fkey";
+            columns: ["staff_id"];
+            isOneToOne: true;
+            referencedRelation: "staff";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       "calendar_oauth_states": {
         Row: {
           "code_verifier_encrypted": string;
           "consumed_at": string | null;
           "created_at": string;
           "expires_at": string;
+          "flow_secret_hash": string | null;
           "id": string;
+          "initiated_by": string | null;
           "nonce": string;
           "provider": string;
           "return_to": string | null;
@@ -79,7 +108,9 @@ export type Database = {
           "consumed_at"?: string | null;
           "created_at"?: string;
           "expires_at": string;
+          "flow_secret_hash"?: string | null;
           "id"?: string;
+          "initiated_by"?: string | null;
           "nonce": string;
           "provider"?: string;
           "return_to"?: string | null;
@@ -91,7 +122,9 @@ export type Database = {
           "consumed_at"?: string | null;
           "created_at"?: string;
           "expires_at"?: string;
+          "flow_secret_hash"?: string | null;
           "id"?: string;
+          "initiated_by"?: string | null;
           "nonce"?: string;
           "provider"?: string;
           "return_to"?: string | null;
@@ -108,6 +141,73 @@ export type Database = {
           },
           {
             foreignKeyName: "calendar_oauth_states_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "calendar_pending_grants": {
+        Row: {
+          "access_token_encrypted": string;
+          "account_email": string;
+          "created_at": string;
+          "expires_at": string;
+          "flow_secret_hash": string;
+          "granted_scopes": (string)[];
+          "id": string;
+          "initiated_by": string;
+          "provider": string;
+          "refresh_token_encrypted": string | null;
+          "return_to": string | null;
+          "staff_id": string;
+          "tenant_id": string;
+          "token_expires_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "access_token_encrypted": string;
+          "account_email": string;
+          "created_at"?: string;
+          "expires_at": string;
+          "flow_secret_hash": string;
+          "granted_scopes"?: (string)[];
+          "id"?: string;
+          "initiated_by": string;
+          "provider"?: string;
+          "refresh_token_encrypted"?: string | null;
+          "return_to"?: string | null;
+          "staff_id": string;
+          "tenant_id": string;
+          "token_expires_at": string;
+        };
+        Update: {
+          "access_token_encrypted"?: string;
+          "account_email"?: string;
+          "created_at"?: string;
+          "expires_at"?: string;
+          "flow_secret_hash"?: string;
+          "granted_scopes"?: (string)[];
+          "id"?: string;
+          "initiated_by"?: string;
+          "provider"?: string;
+          "refresh_token_encrypted"?: string | null;
+          "return_to"?: string | null;
+          "staff_id"?: string;
+          "tenant_id"?: string;
+          "token_expires_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "calendar_pending_grants_staff_id_fkey";
+            columns: ["staff_id"];
+            isOneToOne: false;
+            referencedRelation: "staff";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "calendar_pending_grants_tenant_id_fkey";
             columns: ["tenant_id"];
             isOneToOne: false;
             referencedRelation: "tenants";
@@ -357,6 +457,7 @@ export type Database = {
     Views: {
       "calendar_sync_status": {
         Row: {
+          "account_email": string | null;
           "connection_status": string | null;
           "failed_count": number | null;
           "last_error": string | null;

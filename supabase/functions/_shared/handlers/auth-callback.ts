@@ -1,35 +1,48 @@
 /**
  * `calendar-auth-callback` (and the seed's `google-calendar-auth-callback`): where the provider's
  * consent page sends the browser back (GET). Gateway verify_jwt is off: the caller is a browser
- * following the provider's redirect, and the signed, single-use state is the credential.
+ * following the provider's redirect, and the signed, single-use state is the credential for the flow.
  *
- * Input (query): `state` (required), and either `code` (+ `scope`, what Google reports as granted)
- * or `error` (`access_denied` when the user declined). Other parameters Google appends (`authuser`,
- * `prompt`, `hd`, `iss`, ...) are ignored rather than refused: nothing but the state decides whose
- * connection is written, and refusing parameters Google may add would break sign-ins.
+ * Input (query): `state` (required), and either `code` (+ `scope`, what the provider reports as
+ * granted, and `iss`, RFC 9207) or `error` (`access_denied` when the user declined). Other parameters
+ * Google appends (`authuser`, `prompt`, `hd`, ...) are ignored rather than refused. `iss` must equal
+ * GOOGLE_OAUTH_ISSUER when present (and be present with GOOGLE_OAUTH_ISS_PARAMETER=required), for
+ * error answers too; otherwise `issuer_mismatch` and nothing is exchanged.
  *
  * Steps: consume the state (signature, audience, expiry, nonce consumed exactly once, atomically);
- * handle a provider error; exchange the code with the PKCE verifier; refuse a grant that lacks a
- * required scope (Google's granular consent lets users untick scopes) and revoke it; encrypt and
- * store the tokens (`connected`, calendar 'primary') and queue the staff member's appointments for
- * backfill in one transaction; redirect.
+ * handle a provider error; exchange the code with the PKCE verifier; verify the ID token (signature
+ * against GOOGLE_JWKS_URI, issuer, audience, nonce) and require a verified email; refuse (and
+ * revoke) a grant that lacks a required scope, or whose account is outside
+ * CALENDAR_ALLOWED_EMAIL_DOMAINS. Then, with CALENDAR_CONSENT_CONFIRMATION=app (the default), keep
+ * the grant PENDING (tokens encrypted, nothing attached) for the app to confirm with the initiating
+ * user's session (calendar-auth-confirm; pending-grants.ts says why); with `none`, attach it at once
+ * (encrypt and store the tokens, `connected`, calendar 'primary', and queue the backfill, in one
+ * transaction).
  *
  * Output: `302` to the state's `return_to` (else CALENDAR_DEFAULT_RETURN_URL) with, in the query:
- * - success: `calendar_status=connected&calendar_provider=google`
+ * - pending (confirmation `app`): `calendar_status=pending&calendar_pending=<id>&calendar_provider=google
+ *   &calendar_account_email=<email>`; the app POSTs `{pending_id}` to calendar-auth-confirm.
+ * - connected (confirmation `none`): `calendar_status=connected&calendar_provider=google
+ *   &calendar_account_email=<email>`
  * - failure: `calendar_status=error&calendar_error=<code>`, codes: `access_denied`, `provider_error`
  *   (+ `calendar_provider_error=<the provider's OAuth error code>`), `missing_scopes`
- *   (+ `calendar_missing_scopes=<space-delimited scopes>`), `exchange_failed`, `missing_refresh_token`,
- *   `invalid_state`, `state_expired`, `state_replayed`, `invalid_request` (no code and no error),
- *   `internal_error` (a bug; the log has the request id).
+ *   (+ `calendar_missing_scopes=<space-delimited scopes>`), `account_unverified` (no verified email
+ *   in the ID token), `account_not_allowed` (+ `calendar_account_email`), `issuer_mismatch`
+ *   (RFC 9207), `exchange_failed`,
+ *   `missing_refresh_token`, `invalid_state`, `state_expired`, `state_replayed`, `invalid_request`
+ *   (no code and no error), `internal_error` (a bug; the log has the request id).
  * When there is no usable return URL (unusable state and no default), a small HTML page states the
- * result instead: status 400 for errors, 200 for success. Never shows a token or a stack; never logs
- * the code, the state or tokens. 405 (JSON envelope) for methods other than GET.
+ * result instead: status 400 for errors, 200 for success (a pending grant needs the app, so it is
+ * revoked and the page says `no_return_url`). Never shows a token or a stack; never logs the code,
+ * the state or tokens. 405 (JSON envelope) for methods other than GET.
  */
 import type { Config } from "../config.ts";
 import { storeGrant } from "../connections.ts";
 import { getSql, type Sql } from "../db/client.ts";
 import { HttpError, requireMethod } from "../http.ts";
+import { emailDomainAllowed } from "../id-token.ts";
 import { AuthStateError, consumeAuthState, type ConsumedAuthState } from "../oauth-state.ts";
+import { revokeGrants, storePendingGrant, takeExpiredPendingGrants } from "../pending-grants.ts";
 import { providerFor } from "../providers/index.ts";
 import { type CalendarProvider, ProviderError, type TokenSet } from "../providers/types.ts";
 import { queryRecord } from "../request-input.ts";
@@ -42,6 +55,10 @@ export type CallbackErrorCode =
   | "access_denied"
   | "provider_error"
   | "missing_scopes"
+  | "account_unverified"
+  | "account_not_allowed"
+  | "no_return_url"
+  | "issuer_mismatch"
   | "exchange_failed"
   | "missing_refresh_token"
   | "invalid_state"
@@ -54,6 +71,14 @@ const MESSAGES: Record<CallbackErrorCode, string> = {
   access_denied: "Calendar access was declined.",
   provider_error: "The calendar provider reported an error.",
   missing_scopes: "Some calendar permissions were not granted; connect again and allow every permission.",
+  account_unverified:
+    "The calendar provider did not confirm the account's email address; connect with another account.",
+  account_not_allowed:
+    "This calendar account is not allowed here: use an account of your organisation's email domain.",
+  no_return_url:
+    "The app did not say where to return to, so the connection was cancelled; start again from the app.",
+  issuer_mismatch:
+    "The answer did not come from the configured sign-in server; start connecting from the app again.",
   exchange_failed: "The calendar provider did not accept the sign-in; please try connecting again.",
   missing_refresh_token: "The calendar provider granted no offline access; please try connecting again.",
   invalid_state: "This sign-in link is not valid; start connecting from the app again.",
@@ -63,7 +88,7 @@ const MESSAGES: Record<CallbackErrorCode, string> = {
   internal_error: "Something went wrong on our side; please try again.",
 };
 
-const LIMITS = { state: 4096, code: 2048, scope: 4096, error: 128 } as const;
+const LIMITS = { state: 4096, code: 2048, scope: 4096, error: 128, iss: 2048 } as const;
 
 /** The parameters we read, each at most once and within a sane length, or `invalid_request`. */
 function callbackParams(url: URL): { state?: string; code?: string; error?: string } | null {
@@ -116,7 +141,7 @@ function finish(
   markers: Record<string, string>,
 ): Response {
   const base = returnBase(ctx.config, returnTo);
-  const failed = markers.calendar_status === "error";
+  const failed = markers.calendar_status !== "connected";
   if (!base) {
     return failed
       ? page(
@@ -204,6 +229,12 @@ export const authCallback: FunctionHandler = async (req, ctx) => {
     throw err;
   }
   const who = { staff_id: flow.staffId, tenant_id: flow.tenantId, provider: flow.provider };
+  const provider = providerFor(flow.provider, config);
+  // RFC 9207 mix-up defence, for error answers as well as codes: nothing from another issuer is
+  // exchanged or reported as this provider's.
+  if (!provider.issuerMatches(url)) {
+    return failure(ctx, flow.returnTo, "issuer_mismatch", {}, { ...who, reason: "iss" });
+  }
 
   if (params.error) {
     if (params.error === "access_denied") return failure(ctx, flow.returnTo, "access_denied", {}, who);
@@ -216,13 +247,18 @@ export const authCallback: FunctionHandler = async (req, ctx) => {
   if (!params.code) return failure(ctx, flow.returnTo, "invalid_request", {}, { ...who, reason: "no code" });
 
   try {
-    const provider = providerFor(flow.provider, config);
+    // Grants nobody confirmed in time are revoked here too (bounded batch), so an abandoned or
+    // attacked consent does not leave a live grant behind.
+    if (config.consentConfirmation === "app") {
+      await revokeGrants(config, await takeExpiredPendingGrants(sql, config), ctx.log);
+    }
     let tokens: TokenSet;
     try {
       tokens = await provider.exchangeCode({
         callbackUrl: url,
         codeVerifier: flow.codeVerifier,
         state: params.state,
+        nonce: flow.oidcNonce,
       });
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err;
@@ -233,21 +269,54 @@ export const authCallback: FunctionHandler = async (req, ctx) => {
         status: err.details.status,
       });
     }
+    const refuse = async (
+      code: CallbackErrorCode,
+      extra: Record<string, string> = {},
+      fields: Record<string, unknown> = {},
+    ) => {
+      await revokeQuietly(ctx, provider, tokens);
+      return failure(ctx, flow.returnTo, code, extra, { ...who, ...fields });
+    };
     const missing = provider.missingScopes(tokens.scopes);
     if (missing.length > 0) {
-      await revokeQuietly(ctx, provider, tokens);
-      return failure(ctx, flow.returnTo, "missing_scopes", { calendar_missing_scopes: missing.join(" ") }, {
-        ...who,
+      return await refuse("missing_scopes", { calendar_missing_scopes: missing.join(" ") }, {
         missing_scopes: missing,
       });
     }
+    const accountEmail = tokens.accountEmail;
+    if (!accountEmail) return await refuse("account_unverified");
+    if (!emailDomainAllowed(accountEmail, config.allowedEmailDomains)) {
+      return await refuse("account_not_allowed", { calendar_account_email: accountEmail });
+    }
+
+    if (config.consentConfirmation === "app") {
+      if (!flow.initiatedBy || !flow.flowSecretHash) {
+        return await refuse("invalid_state", {}, { reason: "state without initiator" });
+      }
+      if (!returnBase(config, flow.returnTo)) return await refuse("no_return_url");
+      const pending = await storePendingGrant(sql, config, {
+        ...flow,
+        initiatedBy: flow.initiatedBy,
+        flowSecretHash: flow.flowSecretHash,
+      }, {
+        ...tokens,
+        accountEmail,
+      });
+      ctx.log("oauth_callback", { outcome: "pending", ...who, pending_id: pending.id });
+      return finish(ctx, flow.returnTo, {
+        calendar_status: "pending",
+        calendar_pending: pending.id,
+        calendar_provider: flow.provider,
+        calendar_account_email: accountEmail,
+      });
+    }
+
     let stored: { connectionId: string; queued: number };
     try {
       stored = await storeAndBackfill(sql, config, flow, tokens);
     } catch (err) {
       if (err instanceof HttpError && err.code === "missing_refresh_token") {
-        await revokeQuietly(ctx, provider, tokens);
-        return failure(ctx, flow.returnTo, "missing_refresh_token", {}, who);
+        return await refuse("missing_refresh_token");
       }
       if (err instanceof AuthStateError) return failure(ctx, flow.returnTo, err.code, {}, who);
       throw err;
@@ -258,7 +327,11 @@ export const authCallback: FunctionHandler = async (req, ctx) => {
       connection_id: stored.connectionId,
       backfill_queued: stored.queued,
     });
-    return finish(ctx, flow.returnTo, { calendar_status: "connected", calendar_provider: flow.provider });
+    return finish(ctx, flow.returnTo, {
+      calendar_status: "connected",
+      calendar_provider: flow.provider,
+      calendar_account_email: accountEmail,
+    });
   } catch (err) {
     // A bug (or the database failing): the browser still goes back to the app with a marker, and
     // the log carries what happened under this request id. Error names and messages here come from

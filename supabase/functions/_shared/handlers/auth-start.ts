@@ -11,21 +11,30 @@
  * - `provider?` "google" (default) | "microsoft" (refused until Microsoft is configured).
  * - `login_hint?` email (or provider subject) to preselect the account on the consent page.
  *
- * Output 200: `{url, expires_at}`: the provider's consent URL (scopes from GOOGLE_SCOPES,
- * `access_type`, configured `prompt`, `include_granted_scopes=true`, S256 challenge, signed state)
- * and when the state expires (ISO 8601 UTC, 10 minutes). Open `url` in the browser (navigate, not
- * fetch); the state inside it is single-use.
+ * Output 200: `{url, expires_at, flow_id}`: the provider's consent URL (scopes from GOOGLE_SCOPES plus
+ * `openid email`, `access_type`, configured `prompt`, `include_granted_scopes=true`, S256
+ * challenge, OIDC nonce, signed state) and when the state expires (ISO 8601 UTC, 10 minutes). Open
+ * `url` in the browser (navigate, not fetch); the state inside it is single-use. The flow is bound
+ * to the calling user and app: with CALENDAR_CONSENT_CONFIRMATION=app only this user, presenting
+ * `flow_id` (keep it in the page's sessionStorage; it is never put in a URL), can confirm its grant.
+ *
+ * Limits per staff member (oauth-state.ts): a burst of CALENDAR_AUTH_START_BURST starts (10), then
+ * one every CALENDAR_AUTH_START_REFILL_SECONDS (30 s), else 429 `too_many_attempts` with
+ * `Retry-After` (seconds); at most MAX_LIVE_STATES (5) live links, a newer start deleting the oldest.
  *
  * Errors: 401 `missing_authorization` / `invalid_token`; 403 `forbidden_role` (anon key),
- * `user_required` (service role), `not_staff`; 409 `ambiguous_staff`; 400 `invalid_json`,
- * `invalid_request`, `invalid_return_to`, `provider_not_configured`; 405; 413; 414; 415.
+ * `user_required` (service role), `not_staff`; 409 `ambiguous_staff`; 429 `too_many_attempts`;
+ * 400 `invalid_json`, `invalid_request`, `invalid_return_to`, `return_to_required` (confirmation
+ * `app` needs an app page to come back to: `return_to` or CALENDAR_DEFAULT_RETURN_URL),
+ * `provider_not_configured`; 405; 413; 414; 415.
  */
 import { z } from "zod";
 import { authenticateUser } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { getSql } from "../db/client.ts";
 import { HttpError, json, requireMethod } from "../http.ts";
-import { createAuthState } from "../oauth-state.ts";
+import { AuthStartRateLimited, createAuthState } from "../oauth-state.ts";
+import { revokeGrants, takeExpiredPendingGrants } from "../pending-grants.ts";
 import { providerFor } from "../providers/index.ts";
 import { NO_STORE, readQueryOrJson } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";
@@ -79,17 +88,38 @@ export const authStart: FunctionHandler = async (req, ctx) => {
       );
     }
   }
+  if (config.consentConfirmation === "app" && !returnTo && !config.defaultReturnUrl) {
+    throw new HttpError(
+      400,
+      "return_to_required",
+      "send return_to (or set CALENDAR_DEFAULT_RETURN_URL): the app confirms the connection on that page",
+    );
+  }
   const sql = getSql(config);
   const staff = await requireOwnStaff(sql, caller.userId);
   // Build the provider before writing anything: a misconfigured provider must not leave a state row.
   const provider = providerFor(input.provider, config);
-  const { state, codeChallenge, expiresAt } = await createAuthState(sql, config, {
-    tenantId: staff.tenant_id,
-    staffId: staff.id,
-    provider: input.provider,
-    returnTo,
-  });
-  const url = provider.authorizationUrl({ state, codeChallenge, loginHint: input.login_hint });
+  let created;
+  try {
+    created = await createAuthState(sql, config, {
+      tenantId: staff.tenant_id,
+      staffId: staff.id,
+      provider: input.provider,
+      initiatedBy: caller.userId,
+      returnTo,
+    });
+  } catch (err) {
+    if (!(err instanceof AuthStartRateLimited)) throw err;
+    ctx.log("oauth_start_limited", { staff_id: staff.id, retry_after_s: err.retryAfterSeconds });
+    throw new HttpError(429, "too_many_attempts", err.message, {
+      "retry-after": String(err.retryAfterSeconds),
+    });
+  }
+  const { state, flowId, codeChallenge, nonce, expiresAt } = created;
+  if (config.consentConfirmation === "app") {
+    await revokeGrants(config, await takeExpiredPendingGrants(sql, config), ctx.log);
+  }
+  const url = provider.authorizationUrl({ state, codeChallenge, nonce, loginHint: input.login_hint });
   ctx.log("oauth_start", { staff_id: staff.id, tenant_id: staff.tenant_id, provider: input.provider });
-  return json({ url: url.toString(), expires_at: expiresAt.toISOString() }, 200, NO_STORE);
+  return json({ url: url.toString(), expires_at: expiresAt.toISOString(), flow_id: flowId }, 200, NO_STORE);
 };

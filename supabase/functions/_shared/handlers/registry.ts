@@ -5,6 +5,7 @@
  */
 import type { FunctionHandler } from "../serve.ts";
 import { authCallback } from "./auth-callback.ts";
+import { authConfirm } from "./auth-confirm.ts";
 import { authStart } from "./auth-start.ts";
 import { disconnect } from "./disconnect.ts";
 import { getAvailability } from "./get-availability.ts";
@@ -16,6 +17,7 @@ import { syncWorker } from "./sync-worker.ts";
 export const FUNCTIONS: Readonly<Record<string, FunctionHandler>> = {
   "calendar-auth-start": authStart,
   "calendar-auth-callback": authCallback,
+  "calendar-auth-confirm": authConfirm,
   "calendar-list-calendars": listCalendars,
   "calendar-get-availability": getAvailability,
   "calendar-sync-appointment": syncAppointment,

@@ -54,8 +54,13 @@ export interface TokenSet {
   expiresAt: Date;
   /** Scopes actually granted (may be a subset of those requested). */
   scopes: string[];
-  /** Account identifier if the provider revealed it (email), for display only. */
+  /**
+   * The connected account's email, lowercased, from a verified ID token whose `email_verified` is
+   * true (code exchange only). Absent when the provider did not vouch for an email.
+   */
   accountEmail?: string;
+  /** The account's stable id at the provider (ID token `sub`), from a verified ID token. */
+  accountSubject?: string;
 }
 
 /** A calendar the user can pick; the shape `calendar-list-calendars` answers. */
@@ -113,7 +118,18 @@ export interface EventWriteResult {
 export interface AuthorizationRequest {
   state: string;
   codeChallenge: string;
+  /** OpenID Connect `nonce`, echoed in the ID token; the code exchange checks it. */
+  nonce: string;
   loginHint?: string;
+}
+
+/** What a code exchange needs: the callback URL as received, and the flow's PKCE verifier, state and nonce. */
+export interface CodeExchange {
+  /** The full callback URL the provider redirected to (`code`, `state`, `iss`, ...). */
+  callbackUrl: URL;
+  codeVerifier: string;
+  state: string;
+  nonce: string;
 }
 
 /** One provider behind one interface. All methods throw {@link ProviderError} on provider failure. */
@@ -123,8 +139,17 @@ export interface CalendarProvider {
   readonly requiredScopes: readonly string[];
   /** The consent page URL (PKCE S256, offline access, configured prompt). */
   authorizationUrl(req: AuthorizationRequest): URL;
-  /** Exchange an authorization code. `callbackUrl` is the full callback URL the provider redirected to. */
-  exchangeCode(args: { callbackUrl: URL; codeVerifier: string; state: string }): Promise<TokenSet>;
+  /**
+   * Validate the authorization response (state, RFC 9207 `iss`) and exchange its code; the ID token
+   * is verified and names the account (`accountEmail`, `accountSubject`).
+   */
+  exchangeCode(args: CodeExchange): Promise<TokenSet>;
+  /**
+   * RFC 9207: whether the authorization response's `iss` parameter is acceptable: equal to the
+   * configured issuer, or absent where the configuration does not require it. Checked for error
+   * responses too, so another server's `error` is never shown as this provider's.
+   */
+  issuerMatches(callbackUrl: URL): boolean;
   /** Refresh. A revoked or expired grant throws kind `auth` (OAuth `invalid_grant`). */
   refresh(refreshToken: string): Promise<TokenSet>;
   /** Revoke a token at the provider; a token that is already invalid is not an error. */

@@ -17,6 +17,7 @@ import {
   type CalendarDetails,
   type CalendarProvider,
   type CalendarSummary,
+  type CodeExchange,
   type EventWrite,
   type EventWriteResult,
   ProviderError,
@@ -63,8 +64,12 @@ export class GoogleProvider implements CalendarProvider {
     return this.#oauth.authorizationUrl(req);
   }
 
-  exchangeCode(args: { callbackUrl: URL; codeVerifier: string; state: string }): Promise<TokenSet> {
+  exchangeCode(args: CodeExchange): Promise<TokenSet> {
     return this.#oauth.exchangeCode(args);
+  }
+
+  issuerMatches(callbackUrl: URL): boolean {
+    return this.#oauth.issuerMatches(callbackUrl);
   }
 
   refresh(refreshToken: string): Promise<TokenSet> {

@@ -71,3 +71,19 @@ export function missingGoogleScopes(granted: readonly string[], required: readon
 export function parseScopeString(scope: string): string[] {
   return [...new Set(scope.split(/\s+/).filter(Boolean))];
 }
+
+/** The OpenID Connect scopes every consent asks for, so the connected account is always known. */
+export const IDENTITY_SCOPES: readonly string[] = Object.freeze(["openid", "email"]);
+
+/**
+ * The scopes a consent URL requests: the configured (calendar) scopes followed by
+ * {@link IDENTITY_SCOPES}, each once (an identity scope already configured, in short or full form, is
+ * not repeated).
+ */
+export function consentScopes(configured: readonly string[]): string[] {
+  const out = [...new Set(configured)];
+  for (const s of IDENTITY_SCOPES) {
+    if (!out.some((c) => canonical(c) === canonical(s))) out.push(s);
+  }
+  return out;
+}
