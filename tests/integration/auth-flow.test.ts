@@ -844,6 +844,22 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
     );
 
     await t.step(
+      "an abandoned pending grant is revoked by the worker's next run, with no consent call needed",
+      async () => {
+        const erin = await stack.createStaff({ tenantId });
+        const abandoned = await callback(await consent((await start(erin)).url, erin), { confirm: false });
+        await sql`update public.calendar_pending_grants set expires_at = now() - interval '1 second'
+          where id = ${abandoned.params.get("calendar_pending")}`;
+        const run = await stack.invoke("calendar-sync-worker", { jwt: stack.secrets.workerSecret, body: {} });
+        assert.equal(run.status, 200);
+        await run.body?.cancel();
+        assert.equal(await pendingCount(), 0, "swept by the worker");
+        assert.equal((await grants(erin.email))[0].revoked, true, "and revoked at the provider");
+        assert.equal(await connectionOf(erin.id), undefined);
+      },
+    );
+
+    await t.step(
       "attack: an authorization response naming another issuer (RFC 9207 mix-up) or none is refused before the token endpoint",
       async () => {
         const staff = await stack.createStaff({ tenantId });

@@ -21,6 +21,7 @@
 import { z } from "zod";
 import { authenticate } from "../auth.ts";
 import { prefersRespondAsync, runtimeWaitUntil } from "../background.ts";
+import { revokeGrants, takeExpiredPendingGrants } from "../pending-grants.ts";
 import type { Config } from "../config.ts";
 import { getSql } from "../db/client.ts";
 import { HttpError, json, readJson, requireMethod } from "../http.ts";
@@ -59,6 +60,7 @@ async function backgroundRun(ctx: FunctionContext): Promise<void> {
   const sql = getSql(ctx.config);
   try {
     const summary = await drain({ sql, config: ctx.config, options: getWorkerOptions() });
+    await revokeAbandonedGrants(ctx);
     const followUp = needsFollowUp(summary);
     ctx.log("sync_worker_run", { ...summary, background: true, follow_up: followUp });
     if (followUp) await kickFollowUp(sql);
@@ -67,6 +69,20 @@ async function backgroundRun(ctx: FunctionContext): Promise<void> {
       background: true,
       code: (err as { code?: string })?.code ?? (err as Error)?.name ?? "Error",
     });
+  }
+}
+
+/**
+ * Revoke consent grants left pending past their confirmation window (pending-grants.ts), a batch per
+ * run, so an abandoned consent never keeps a live grant at the provider until someone next connects.
+ * Best effort: a failure is logged with its code and never fails the run.
+ */
+async function revokeAbandonedGrants(ctx: FunctionContext): Promise<void> {
+  try {
+    const sql = getSql(ctx.config);
+    await revokeGrants(ctx.config, await takeExpiredPendingGrants(sql, ctx.config), ctx.log);
+  } catch (err) {
+    ctx.log("pending_grant_sweep_failed", { code: (err as { code?: string })?.code ?? (err as Error)?.name });
   }
 }
 
@@ -83,6 +99,7 @@ export const syncWorker: FunctionHandler = async (req, ctx) => {
     return json({ status: "accepted" }, 202, { ...NO_STORE, "preference-applied": "respond-async" });
   }
   const summary = await drain({ sql: getSql(config), config, options });
+  await revokeAbandonedGrants(ctx);
   ctx.log("sync_worker_run", { ...summary });
   return json(summary, 200, NO_STORE);
 };
