@@ -18,6 +18,11 @@
  * Environment: CI, TEST_DATABASE_URL, DATABASE_URL, CALENDAR_TEST_REQUIRE_PGTAP=1,
  * CALENDAR_TEST_TIMEOUT_MINUTES (deno test wall-clock limit, default 45; its process group is killed
  * after it, so CI never hangs on a stuck test).
+ * PgBouncer (tests/support/pgbouncer.ts): tests/integration/pgbouncer.test.ts runs the functions
+ * behind PgBouncer in transaction mode; without the `pgbouncer` binary (PATH, /usr/sbin or
+ * PGBOUNCER_BIN) it is skipped with a message, and fails when CI=true or
+ * CALENDAR_TEST_REQUIRE_PGBOUNCER=1. CALENDAR_TEST_POOLER=pgbouncer runs every integration test's
+ * functions behind their own PgBouncer (`CALENDAR_TEST_POOLER=pgbouncer npm test -- tests/integration`).
  */
 import postgres from "postgres";
 import { createScratchDatabase, DEFAULT_SERVER_URL, openDatabase } from "./stack/database.ts";
