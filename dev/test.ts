@@ -411,6 +411,11 @@ async function findDatabase(isCi: boolean): Promise<{ url: string; stop(): Promi
   }
   log(`PostgreSQL: ${safe} is unreachable (${problem}); starting the embedded PostgreSQL (.local/pg)`);
   const embedded = await openDatabase({ dataDir: `${ROOT}.local/pg` });
+  if (embedded.relocated) {
+    log(
+      `embedded PostgreSQL: running as root and the 'postgres' user cannot reach this checkout, so its data is in ${embedded.dataDir}`,
+    );
+  }
   return embedded;
 }
 
