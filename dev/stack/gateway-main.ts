@@ -15,6 +15,7 @@
 import { toFetchHandler } from "../../supabase/functions/_shared/serve.ts";
 import { FUNCTIONS } from "../../supabase/functions/_shared/handlers/registry.ts";
 import type { JwtKeys } from "../../supabase/functions/_shared/auth.ts";
+import { parseJwksEnv } from "../../supabase/functions/_shared/config.ts";
 import { gatewayJwtError, readVerifyJwt } from "./verify-jwt.ts";
 
 const CONFIG_TOML = new URL("../../supabase/config.toml", import.meta.url);
@@ -23,16 +24,12 @@ const PREFIX = "/functions/v1/";
 const verify = await readVerifyJwt(CONFIG_TOML);
 const handlers = new Map(Object.entries(FUNCTIONS).map(([name, h]) => [name, toFetchHandler(h)]));
 
-let jwks: JwtKeys["jwks"];
-try {
-  const raw = Deno.env.get("SUPABASE_JWKS");
-  if (raw) jwks = JSON.parse(raw);
-} catch {
-  jwks = undefined; // the functions report the malformed SUPABASE_JWKS themselves (config.ts)
-}
+// The same reading of SUPABASE_JWKS as the functions' (array or key set; unusable -> remote JWKS).
+const { jwks, problem: jwksProblem } = parseJwksEnv(Deno.env.get("SUPABASE_JWKS"));
 const keys: JwtKeys = {
   jwtSecret: Deno.env.get("SUPABASE_JWT_SECRET") || Deno.env.get("CALENDAR_JWT_SECRET") || undefined,
   jwks,
+  jwksProblem,
   supabaseUrl: (Deno.env.get("SUPABASE_URL") ?? "").replace(/\/$/, ""),
 };
 

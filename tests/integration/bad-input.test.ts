@@ -179,8 +179,9 @@ Deno.test("every function answers bad input with a 4xx envelope and writes nothi
     const syncAppointment = (name: string): FunctionCase => ({
       name,
       method: "POST",
-      verifyJwt: true,
-      refusesQuery: false,
+      // The seed name keeps the seed's gateway check; the canonical name checks callers itself.
+      verifyJwt: name === "google-calendar-sync-appointment",
+      refusesQuery: true,
       token: () => staff.jwt,
       valid: () => ({ appointment_id: appointmentId }),
       missing: [{}, { action: "create" }],
@@ -266,7 +267,7 @@ Deno.test("every function answers bad input with a 4xx envelope and writes nothi
       name: "calendar-sync-worker",
       method: "POST",
       verifyJwt: false,
-      refusesQuery: false,
+      refusesQuery: true,
       token: () => stack.secrets.workerSecret,
       valid: () => ({}),
       missing: [],

@@ -500,10 +500,12 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
         await stack.invoke(FN, { body: { appointment_id: appt2, action: "move" }, jwt: alice.jwt }),
         400,
       );
-      // verify_jwt is on: the gateway answers 401 before the function runs (Supabase's gateway shape).
-      const missing = await stack.invoke(FN, { body: { appointment_id: appt2 }, jwt: null });
-      assert.equal(missing.status, 401);
-      assert.equal((await missing.json()).message, "Missing authorization header");
+      // verify_jwt is off (secret API keys must reach it): the function's own 401 envelope.
+      await assertEnvelope(
+        await stack.invoke(FN, { body: { appointment_id: appt2 }, jwt: null }),
+        401,
+        "missing_authorization",
+      );
       // The anon key passes the gateway (it is a valid JWT) and is refused by the function itself.
       await assertEnvelope(
         await stack.invoke(FN, { body: { appointment_id: appt2 }, jwt: stack.anonJwt }),

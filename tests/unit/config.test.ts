@@ -136,11 +136,63 @@ Deno.test("config: endpoint overrides (the sandbox) and the provider timeout bou
   rejects({ GOOGLE_TOKEN_ENDPOINT: "not a url" }, /GOOGLE_TOKEN_ENDPOINT/);
 });
 
-Deno.test("config: SUPABASE_JWKS must be a key set", () => {
-  const c = parseConfig(env({ SUPABASE_JWKS: JSON.stringify({ keys: [] }) }));
-  assert.deepEqual(c.jwks, { keys: [] });
-  rejects({ SUPABASE_JWKS: "{}" }, /SUPABASE_JWKS/);
-  rejects({ SUPABASE_JWKS: "not json" }, /SUPABASE_JWKS/);
+Deno.test("config: SUPABASE_JWKS as hosted Supabase injects it (a bare array) or as a key set", () => {
+  const key = { kty: "EC", crv: "P-256", x: "x", y: "y", kid: "k1", alg: "ES256" };
+  for (const raw of [JSON.stringify([key]), JSON.stringify({ keys: [key] })]) {
+    const c = parseConfig(env({ SUPABASE_JWKS: raw }));
+    assert.deepEqual(c.jwks, { keys: [key] });
+    assert.equal(c.jwksProblem, undefined);
+  }
+  const unset = parseConfig(env());
+  assert.equal(unset.jwks, undefined);
+  assert.equal(unset.jwksProblem, undefined, "unset is normal: no warning");
+});
+
+Deno.test("config: an empty or malformed SUPABASE_JWKS never fails the configuration; it names the problem", () => {
+  const cases: [string, RegExp][] = [
+    ["", /empty/],
+    ["[]", /no JSON Web Key/],
+    ["{}", /neither/],
+    ['{"keys": []}', /no JSON Web Key/],
+    ["not json {", /not valid JSON/],
+    ['"a string"', /neither/],
+    ['[{"no": "kty"}, 3]', /no JSON Web Key/],
+  ];
+  for (const [raw, problem] of cases) {
+    const c = parseConfig(env({ SUPABASE_JWKS: raw }));
+    assert.equal(c.jwks, undefined, raw);
+    assert.match(c.jwksProblem ?? "", problem, raw);
+    if (raw.length > 3) assert.ok(!c.jwksProblem!.includes(raw), "the value is never repeated");
+  }
+});
+
+Deno.test("config: CALENDAR_JWT_AUDIENCE defaults to authenticated and takes a comma-separated list", () => {
+  assert.deepEqual(parseConfig(env()).jwtAudiences, ["authenticated"]);
+  assert.deepEqual(
+    parseConfig(env({ CALENDAR_JWT_AUDIENCE: "authenticated, clinic-app" })).jwtAudiences,
+    ["authenticated", "clinic-app"],
+  );
+  rejects({ CALENDAR_JWT_AUDIENCE: " , " }, /CALENDAR_JWT_AUDIENCE/);
+});
+
+Deno.test("config: the user-token issuer comes from SUPABASE_URL when it names a real host; CALENDAR_JWT_ISSUER overrides", () => {
+  assert.deepEqual(parseConfig(env()).jwtIssuers, ["http://127.0.0.1:54321/auth/v1"]);
+  assert.deepEqual(
+    parseConfig(env({ SUPABASE_URL: "https://abcdefghijklmnopqrst.supabase.co" })).jwtIssuers,
+    ["https://abcdefghijklmnopqrst.supabase.co/auth/v1"],
+  );
+  // Inside `supabase start` the functions see the gateway's Docker name, not the URL Auth signs with.
+  assert.equal(parseConfig(env({ SUPABASE_URL: "http://supabase_kong_app:8000" })).jwtIssuers, undefined);
+  assert.equal(parseConfig(env({ SUPABASE_URL: "http://localhost:54321" })).jwtIssuers, undefined);
+  assert.deepEqual(
+    parseConfig(env({
+      SUPABASE_URL: "http://supabase_kong_app:8000",
+      CALENDAR_JWT_ISSUER: "http://127.0.0.1:54321/auth/v1,http://localhost:54321/auth/v1",
+    })).jwtIssuers,
+    ["http://127.0.0.1:54321/auth/v1", "http://localhost:54321/auth/v1"],
+  );
+  assert.equal(parseConfig(env({ CALENDAR_JWT_ISSUER: "*" })).jwtIssuers, undefined);
+  rejects({ CALENDAR_JWT_ISSUER: "not a url" }, /CALENDAR_JWT_ISSUER/);
 });
 
 Deno.test("config: CALENDAR_JWT_SECRET stands in for SUPABASE_JWT_SECRET (hosted secrets cannot start with SUPABASE_)", () => {

@@ -261,3 +261,64 @@ Deno.test("provider-http: Retry-After is whole seconds, rounded up, at least 1; 
   assert.equal(providerErrorToHttp(new ProviderError("rate_limited", "x")).headers["retry-after"], "30");
   assert.equal(providerErrorToHttp(new ProviderError("transient", "x")).headers["retry-after"], "5");
 });
+
+Deno.test("http: readJson refuses any query parameter except the platform's (one rule for JSON-body functions)", async () => {
+  const schema = z.strictObject({});
+  const post = (query: string) =>
+    new Request(`http://fn.test/f${query}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+  for (const query of ["?x=1", "?staff_id=a", "?forceFunctionRegion=eu-west-1&x=1", "?a=1&a=2"]) {
+    await assert.rejects(
+      readJson(post(query), schema),
+      (err: HttpError) => err.status === 400 && err.code === "invalid_request",
+      query,
+    );
+  }
+  assert.deepEqual(await readJson(post(""), schema), {});
+  assert.deepEqual(await readJson(post("?forceFunctionRegion=eu-west-1"), schema), {});
+});
+
+Deno.test("http: a body stream that fails mid-read (client gone) is 400 incomplete_body, logged at info, never a 500", async () => {
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode('{"a":'));
+      controller.error(new TypeError("connection closed before message completed"));
+    },
+  });
+  const req = () =>
+    new Request("http://fn.test/f", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+  await assert.rejects(
+    readJson(req(), z.object({})),
+    (err: HttpError) => err.status === 400 && err.code === "incomplete_body",
+  );
+  const lines: string[] = [];
+  const [log, error] = [console.log, console.error];
+  console.log = console.error = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
+  let res: Response;
+  try {
+    const stream = new ReadableStream<Uint8Array>({ start: (c) => c.error(new Error("reset")) });
+    res = await withHttp(async (r) => {
+      await readJson(r, z.object({}));
+      return new Response("unreachable");
+    })(
+      new Request("http://fn.test/f", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: stream,
+      }),
+    );
+  } finally {
+    [console.log, console.error] = [log, error];
+  }
+  assert.equal(res.status, 400);
+  assert.equal((await res.json()).error.code, "incomplete_body");
+  assert.ok(lines.every((l) => JSON.parse(l).level === "info"), lines.join("\n"));
+  assert.ok(lines.some((l) => JSON.parse(l).event === "client_aborted"));
+});

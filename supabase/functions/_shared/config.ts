@@ -64,8 +64,22 @@ const envSchema = z.object({
    * functions. A server that presents one as its bearer token (or `apikey`) is the service role.
    */
   SUPABASE_SECRET_KEYS: z.string().optional(),
-  /** Inline JWKS JSON; when absent the JWKS is fetched from SUPABASE_URL/auth/v1/.well-known/jwks.json. */
+  /**
+   * Inline JWKS, as hosted Supabase injects it (a JSON array of JWKs) or as a key set ({"keys": [...]}).
+   * Read by {@link parseJwksEnv}: when unset, empty or unusable the JWKS is fetched from
+   * SUPABASE_URL/auth/v1/.well-known/jwks.json (empty or unusable also logs one warning).
+   */
   SUPABASE_JWKS: z.string().optional(),
+  /**
+   * Audiences a user access token may carry (`aud`), comma-separated. Supabase Auth issues
+   * "authenticated" unless the project's JWT audience was changed.
+   */
+  CALENDAR_JWT_AUDIENCE: z.string().default("authenticated"),
+  /**
+   * Issuers a user access token may carry (`iss`), comma-separated. Default: `${SUPABASE_URL}/auth/v1`
+   * when SUPABASE_URL names a real host (see {@link defaultIssuer}); `*` turns the check off.
+   */
+  CALENDAR_JWT_ISSUER: z.string().optional(),
   /** Shared secret pg_cron / the dispatcher present to calendar-sync-worker (besides a service-role JWT). */
   CALENDAR_WORKER_SECRET: z.string().min(32).optional(),
 
@@ -106,7 +120,20 @@ export interface Config {
   jwtSecret?: string;
   /** Secret API keys (`sb_secret_...`) that authenticate the service role; empty when none. */
   secretApiKeys: string[];
+  /** The usable shape of SUPABASE_JWKS (see {@link parseJwksEnv}); absent when unset or unusable. */
   jwks?: { keys: Record<string, unknown>[] };
+  /**
+   * Why SUPABASE_JWKS was set but cannot be used (malformed, empty); tokens are then verified against
+   * the remote JWKS and auth.ts logs this once. Never contains the value.
+   */
+  jwksProblem?: string;
+  /** Accepted `aud` values of user access tokens (CALENDAR_JWT_AUDIENCE); never empty. */
+  jwtAudiences: string[];
+  /**
+   * Accepted `iss` values of user access tokens (CALENDAR_JWT_ISSUER, else derived from SUPABASE_URL);
+   * undefined when the issuer is not known, and then not checked.
+   */
+  jwtIssuers?: string[];
   workerSecret?: string;
   google: {
     clientId: string;
@@ -143,6 +170,55 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Read SUPABASE_JWKS in the shapes Supabase injects it: a bare JSON array of JWKs (what hosted
+ * projects get) or a JSON Web Key Set `{"keys": [...]}` (RFC 7517 section 5). Entries that are not
+ * JSON objects are dropped; whether each key can be imported is checked where it is used (auth.ts).
+ * @returns `{jwks}` with at least one key, `{problem}` (a sentence without the value) when the
+ *   variable is set but empty or malformed, or `{}` when it is unset. Never throws: a bad value must
+ *   not take the functions down, they fall back to the remote JWKS instead.
+ */
+export function parseJwksEnv(raw: string | undefined): {
+  jwks?: { keys: Record<string, unknown>[] };
+  problem?: string;
+} {
+  if (raw === undefined) return {};
+  if (raw.trim() === "") return { problem: "SUPABASE_JWKS is empty" };
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return { problem: "SUPABASE_JWKS is not valid JSON" };
+  }
+  const list = Array.isArray(value)
+    ? value
+    : typeof value === "object" && value !== null && Array.isArray((value as { keys?: unknown }).keys)
+    ? (value as { keys: unknown[] }).keys
+    : undefined;
+  if (!list) {
+    return { problem: 'SUPABASE_JWKS is neither a JSON array of keys nor a key set ({"keys": [...]})' };
+  }
+  const keys = list.filter((k): k is Record<string, unknown> =>
+    typeof k === "object" && k !== null && !Array.isArray(k) &&
+    typeof (k as { kty?: unknown }).kty === "string"
+  );
+  if (keys.length === 0) return { problem: "SUPABASE_JWKS holds no JSON Web Key" };
+  return { jwks: { keys } };
+}
+
+/**
+ * The issuer Supabase Auth signs user tokens with, `${SUPABASE_URL}/auth/v1`, when SUPABASE_URL is
+ * the URL Auth itself uses: a host name with a dot (`<ref>.supabase.co`, a custom domain) or an IP
+ * address. Inside `supabase start` the functions see `http://supabase_kong_<project>:8000` (a Docker
+ * service name) while Auth signs with the public `http://127.0.0.1:54321/auth/v1`, so a single-label
+ * host (including `localhost`) means "not known": set CALENDAR_JWT_ISSUER there.
+ */
+export function defaultIssuer(supabaseUrl: string): string | undefined {
+  const host = new URL(supabaseUrl).hostname;
+  if (!host.includes(".") && !host.includes(":")) return undefined;
+  return `${supabaseUrl.replace(/\/$/, "")}/auth/v1`;
+}
+
 function decodeKey(b64: string): Uint8Array {
   const bin = atob(b64.replace(/-/g, "+").replace(/_/g, "/"));
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
@@ -154,6 +230,8 @@ function decodeKey(b64: string): Uint8Array {
  */
 export function parseConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {
   const input = { ...env };
+  // Read before empty values are dropped below: an empty SUPABASE_JWKS is reported, not ignored.
+  const jwksEnv = parseJwksEnv(env.SUPABASE_JWKS);
   // Supabase injects SUPABASE_DB_URL; the local stack and CI use DATABASE_URL.
   input.SUPABASE_DB_URL ??= env.DATABASE_URL;
   for (const key of Object.keys(input)) if (input[key] === "") delete input[key];
@@ -166,16 +244,23 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   }
   const e = parsed.data;
-  let jwks: Config["jwks"];
-  if (e.SUPABASE_JWKS) {
-    try {
-      const value = JSON.parse(e.SUPABASE_JWKS);
-      if (!Array.isArray(value?.keys)) throw new Error("no keys");
-      jwks = value;
-    } catch {
-      throw new ConfigError(
-        'invalid configuration: SUPABASE_JWKS must be a JSON Web Key Set ({"keys": [...]})',
-      );
+  const audiences = csv(e.CALENDAR_JWT_AUDIENCE);
+  if (audiences.length === 0) {
+    throw new ConfigError("invalid configuration: CALENDAR_JWT_AUDIENCE must name at least one audience");
+  }
+  const supabaseUrl = e.SUPABASE_URL.replace(/\/$/, "");
+  let issuers: string[] | undefined;
+  if (e.CALENDAR_JWT_ISSUER === undefined) {
+    const derived = defaultIssuer(supabaseUrl);
+    issuers = derived ? [derived] : undefined;
+  } else if (e.CALENDAR_JWT_ISSUER.trim() !== "*") {
+    issuers = csv(e.CALENDAR_JWT_ISSUER);
+    for (const iss of issuers) {
+      if (!z.url().safeParse(iss).success) {
+        throw new ConfigError(
+          `invalid configuration: CALENDAR_JWT_ISSUER: '${iss}' is not a URL (or use * to skip the check)`,
+        );
+      }
     }
   }
   let secretApiKeys: string[] = [];
@@ -213,12 +298,15 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     }
   }
   return {
-    supabaseUrl: e.SUPABASE_URL.replace(/\/$/, ""),
+    supabaseUrl,
     databaseUrl: (e.CALENDAR_DB_URL ?? e.SUPABASE_DB_URL)!,
     databasePoolMax: e.CALENDAR_DB_POOL_MAX,
     jwtSecret: e.SUPABASE_JWT_SECRET ?? e.CALENDAR_JWT_SECRET,
     secretApiKeys,
-    jwks,
+    jwks: jwksEnv.jwks,
+    jwksProblem: jwksEnv.problem,
+    jwtAudiences: audiences,
+    jwtIssuers: issuers,
     workerSecret: e.CALENDAR_WORKER_SECRET,
     google: {
       clientId: e.GOOGLE_CLIENT_ID,

@@ -80,11 +80,56 @@ export function summariseIssues(error: z.ZodError): string {
 }
 
 /**
- * Read and validate a JSON body.
+ * Query parameters that clients add for the platform, not for the function: supabase-js
+ * `functions.invoke(name, {region})` appends `forceFunctionRegion=<region>` to every call, POST
+ * included. They are dropped before validation so an app that pins a region is not refused.
+ */
+export const PLATFORM_QUERY_PARAMS: ReadonlySet<string> = new Set(["forceFunctionRegion"]);
+
+/**
+ * The query parameters as a record of strings, without {@link PLATFORM_QUERY_PARAMS}.
+ * @throws HttpError 414 `uri_too_long` when the query exceeds {@link MAX_BODY_BYTES}; 400
+ *   `invalid_request` when a parameter is repeated (`?a=1&a=2` is ambiguous, so it is refused).
+ */
+export function queryRecord(url: URL): Record<string, string> {
+  if (url.search.length > MAX_BODY_BYTES) {
+    throw new HttpError(414, "uri_too_long", `the query string must be at most ${MAX_BODY_BYTES} bytes`);
+  }
+  const out: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) {
+    if (PLATFORM_QUERY_PARAMS.has(key)) continue;
+    if (Object.hasOwn(out, key)) throw new HttpError(400, "invalid_request", `${key}: given more than once`);
+    out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * The query-string rule of every function that takes a JSON body: no query parameters besides
+ * {@link PLATFORM_QUERY_PARAMS} (they would be silently ignored otherwise, and a parameter a
+ * client believes it sent must not be dropped). GET input is validated strictly by its schema
+ * (request-input.ts); only the OAuth callback reads a query it does not control.
+ * @throws HttpError 400 `invalid_request`, 414 `uri_too_long`
+ */
+export function refuseQuery(req: Request): void {
+  const keys = Object.keys(queryRecord(new URL(req.url)));
+  if (keys.length > 0) {
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `send parameters in the JSON body, not the query string (${keys.slice(0, 5).join(", ")})`,
+    );
+  }
+}
+
+/**
+ * Read and validate a JSON body. The request must carry no query parameters ({@link refuseQuery}).
  * @throws HttpError 415 when the content type is not JSON, 413 when over {@link MAX_BODY_BYTES},
- *   400 `invalid_json` for malformed JSON and 400 `invalid_request` when the schema rejects it.
+ *   400 `invalid_json` for malformed JSON, 400 `invalid_request` when the schema rejects it or a
+ *   query string is present, 400 `incomplete_body` when the client goes away mid-body.
  */
 export async function readJson<T extends z.ZodType>(req: Request, schema: T): Promise<z.infer<T>> {
+  refuseQuery(req);
   const type = req.headers.get("content-type") ?? "";
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) {
@@ -112,13 +157,31 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.in
   return result.data;
 }
 
+/**
+ * Thrown when the body stream fails: the only source of a request body is the client's
+ * connection, so a read error means the client sent a truncated body or went away (RFC 9112
+ * section 7.1: a chunked body that ends early is incomplete). A client error, never a 500.
+ */
+export class IncompleteBodyError extends HttpError {
+  constructor() {
+    super(400, "incomplete_body", "the request body ended before it was complete (the connection closed)");
+    this.name = "IncompleteBodyError";
+  }
+}
+
 async function readLimited(req: Request): Promise<string> {
   if (!req.body) return "";
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      throw new IncompleteBodyError();
+    }
+    const { done, value } = chunk;
     if (done) break;
     size += value.byteLength;
     if (size > MAX_BODY_BYTES) {
@@ -180,6 +243,10 @@ export function withHttp(handler: Handler, opts: { corsOrigins?: () => string[] 
     } catch (err) {
       if (err instanceof HttpError) {
         if (err.status >= 500) log("request_failed", { status: err.status, code: err.code });
+        // Nobody is left to read the answer; note it at info level (a client's doing, not ours).
+        if (err instanceof IncompleteBodyError || req.signal.aborted) {
+          log("client_aborted", { code: err.code });
+        }
         return finish(errorResponse(err.status, err.code, err.message, requestId, err.headers));
       }
       if (err instanceof ConfigError) {

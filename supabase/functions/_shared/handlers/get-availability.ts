@@ -2,8 +2,10 @@
  * `calendar-get-availability` (and the seed's `google-calendar-get-availability`): when a staff
  * member is busy, from their selected calendar, for offering open slots.
  *
- * Gateway verify_jwt is off; the JWT is verified here. Callers: a signed-in user who is staff of the
- * same tenant as the staff member asked about, or the service role (server-side callers).
+ * Gateway verify_jwt is off; the caller is verified here (auth.ts `authenticate`). Callers: a
+ * signed-in user who is staff of the same tenant as the staff member asked about, or the service
+ * role (server-side callers: a secret API key in `apikey` or as the bearer token, or the legacy
+ * service_role JWT).
  *
  * Input, POST JSON (unknown fields refused):
  * `{staff_id: uuid, time_min: ISO 8601 with offset, time_max: ISO 8601 with offset}`; time_max after

@@ -3,8 +3,11 @@
  * appointment's calendar event in line with the appointment now, through the outbox worker's own
  * code (queue the rows like the trigger does, claim them by id, process, answer).
  *
- * Gateway verify_jwt is on; the JWT is verified here again. Callers: a signed-in user who is staff
- * of the appointment's tenant, or the service role.
+ * Gateway verify_jwt is off for calendar-sync-appointment (server callers send secret API keys,
+ * which the platform's JWT check refuses) and on for the seed's name; either way the caller is
+ * verified here (auth.ts `authenticate`). Callers: a signed-in user who is staff of the
+ * appointment's tenant, or the service role (a secret API key in `apikey` or as the bearer token,
+ * or the legacy service_role JWT).
  *
  * Input, POST JSON (unknown fields refused): `{appointment_id: uuid, action?: "create" | "update" |
  * "delete"}`. The appointment's state decides what happens (the event exists iff the appointment

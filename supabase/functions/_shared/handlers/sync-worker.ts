@@ -3,9 +3,9 @@
  * Called by pg_cron every minute and by the pg_net kick (hosted Supabase), or by the local
  * dispatcher, which repeats while `remaining > 0`.
  *
- * Gateway verify_jwt is off: the caller is authorised here, by `Authorization: Bearer
- * <CALENDAR_WORKER_SECRET>` (compared in constant time), a secret API key (`sb_secret_...`) or a
- * verified service-role JWT.
+ * Gateway verify_jwt is off: the caller is authorised here (auth.ts `authenticate`), by
+ * CALENDAR_WORKER_SECRET or a secret API key (`sb_secret_...`), each as `Authorization: Bearer` or
+ * in the `apikey` header (compared in constant time), or a verified service-role JWT.
  *
  * Input: POST with an empty body or `{}` (any field is refused).
  * Output 200: `{claimed, synced, retried, failed, parked, remaining}` (row counts; see DrainSummary).
@@ -14,7 +14,7 @@
  * `server_misconfigured` for a malformed CALENDAR_SYNC_* variable.
  */
 import { z } from "zod";
-import { bearerToken, isSecretApiKey, timingSafeEqual, verifyJwt } from "../auth.ts";
+import { authenticate } from "../auth.ts";
 import type { Config } from "../config.ts";
 import { getSql } from "../db/client.ts";
 import { HttpError, json, readJson, requireMethod } from "../http.ts";
@@ -24,21 +24,24 @@ import { getWorkerOptions } from "../sync/options.ts";
 import { drain } from "../sync/worker.ts";
 
 /**
- * Allow the worker secret or a service-role JWT.
- * @throws HttpError 401 without a bearer token or with one that is neither; 403 for another role.
+ * Allow the service role only: the worker secret, a secret API key or a service-role JWT.
+ * @throws HttpError 401 without a credential or with a bad one; 403 for a user or another role.
  */
 export async function authorizeWorkerCall(req: Request, config: Config): Promise<void> {
-  const token = bearerToken(req);
-  if (config.workerSecret && timingSafeEqual(token, config.workerSecret)) return;
-  if (isSecretApiKey(token, config)) return;
-  const claims = await verifyJwt(token, config);
-  if (claims.role !== "service_role") {
-    throw new HttpError(
-      403,
-      "forbidden_role",
-      "only the service role or the worker secret may run the worker",
-    );
-  }
+  const caller = await authenticate(req, config, { workerSecret: true }).catch((err) => {
+    // A user's or the anon key's JWT is a valid token of the wrong role: 403, as before.
+    if (err instanceof HttpError && err.status === 403) throw forbidden();
+    throw err;
+  });
+  if (caller.kind !== "service") throw forbidden();
+}
+
+function forbidden(): HttpError {
+  return new HttpError(
+    403,
+    "forbidden_role",
+    "only the service role or the worker secret may run the worker",
+  );
 }
 
 export const syncWorker: FunctionHandler = async (req, ctx) => {
