@@ -168,16 +168,18 @@ export async function startPgBouncer(o: {
     );
     const args = [...(runAs ? ["-u", runAs] : []), `${dir}/pgbouncer.ini`];
     // The watchdog: PgBouncer runs in the background; when our end of stdin closes (close(), or
-    // this process died), `cat` returns and PgBouncer gets SIGTERM. Exits with PgBouncer's status.
+    // this process died), `cat` returns and PgBouncer gets SIGTERM; then its directory (password
+    // file included) is removed. Exits with PgBouncer's status.
     const child = new Deno.Command("sh", {
       args: [
         "-c",
         'exec 3<&0; "$@" </dev/null & pid=$!; { cat <&3 >/dev/null; kill -TERM "$pid" 2>/dev/null; } & ' +
-        'wait "$pid"',
+        'wait "$pid"; code=$?; rm -rf "$PGBOUNCER_DIR"; exit "$code"',
         "pgbouncer-watchdog",
         found.binary,
         ...args,
       ],
+      env: { PGBOUNCER_DIR: dir },
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
