@@ -18,6 +18,7 @@
 import postgres from "postgres";
 import { startSandbox } from "./sandbox/server.ts";
 import { embeddedDataDir, openDatabase, prepareDatabase } from "./stack/database.ts";
+import { ClusterSetupError } from "./stack/embedded-cluster.ts";
 import { type Dispatcher, startDispatcher } from "./stack/dispatcher.ts";
 import { functionEnv, sandboxOAuthClient } from "./stack/function-env.ts";
 import { startGatewayProcess } from "./stack/gateway.ts";
@@ -321,7 +322,9 @@ async function main(): Promise<number> {
     if (shuttingDown) return await interrupted();
     console.log(banner(info, databaseFromEnv ? null : shownDataDir));
   } catch (err) {
-    const message = err instanceof StartError ? err.message : (err as Error)?.stack ?? String(err);
+    // Set-ups the embedded cluster cannot work in explain themselves; a stack trace would bury that.
+    const expected = err instanceof StartError || err instanceof ClusterSetupError;
+    const message = expected ? err.message : (err as Error)?.stack ?? String(err);
     console.error(`\n[start] failed: ${message}`);
     if (!shuttingDown) await stopAll(stoppers);
     clearInterval(keepAlive);
