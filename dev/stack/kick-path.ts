@@ -1,6 +1,6 @@
 /**
  * How the local stack's kicks reach calendar-sync-worker. Where the database has Supabase's own
- * pg_net and Vault (ARCHITECTURE decision 9; CI builds them), the kick travels exactly as on hosted
+ * pg_net and Vault (docs/decisions.md decision 9; CI builds them), the kick travels exactly as on hosted
  * Supabase: the trigger's `net.http_post` with the URL and secret stored in Vault, and pg_cron's
  * sweep (or, where pg_cron does not serve this database, a one-minute timer running the same
  * `calendar_private.sweep_outbox()`). Otherwise the dispatcher (dispatcher.ts) stands in for both.

@@ -18,6 +18,7 @@ import { functionEnv, sandboxOAuthClient } from "../../dev/stack/function-env.ts
 import { type GatewayProcess, startGatewayProcess } from "../../dev/stack/gateway.ts";
 import { mintJwt } from "../../dev/stack/jwt.ts";
 import { generateSecrets, type LocalSecrets } from "../../dev/stack/secrets.ts";
+import { type PgBouncer, startPgBouncer } from "./pgbouncer.ts";
 
 /** A staff member: auth.users row, staff row, sandbox account with the same email, and a session JWT. */
 export interface TestStaff {
@@ -71,6 +72,12 @@ export interface InvokeOptions {
 export interface TestStack {
   /** Scratch database URL (superuser). */
   dbUrl: string;
+  /**
+   * PgBouncer in transaction mode in front of the scratch database when the stack was started with
+   * `pooler: "pgbouncer"` (or CALENDAR_TEST_POOLER=pgbouncer); the functions and the workers spawned
+   * with `env` then reach the database through it (CALENDAR_DB_URL). `sql` stays direct.
+   */
+  pooler?: PgBouncer;
   /** Superuser connection to the scratch DB, for setup and assertions only. */
   sql: postgres.Sql;
   sandbox: SandboxClient;
@@ -175,13 +182,28 @@ function sandboxClient(url: string): SandboxClient {
   };
 }
 
+/** How the functions reach the database: directly, or through PgBouncer in transaction mode. */
+export type TestPooler = "direct" | "pgbouncer";
+
+/** The pooler of stacks started without `pooler`: CALENDAR_TEST_POOLER ("direct" when unset). */
+export function defaultTestPooler(): TestPooler {
+  const value = Deno.env.get("CALENDAR_TEST_POOLER") || "direct";
+  if (value !== "direct" && value !== "pgbouncer") {
+    throw new Error(`CALENDAR_TEST_POOLER must be "direct" or "pgbouncer", not "${value}"`);
+  }
+  return value;
+}
+
 /**
  * Start a stack: scratch database on TEST_DATABASE_URL's server (see createScratchDatabase; with
  * `beforeMigrations` run between the bootstrap and the migrations; or `database`, e.g.
  * tests/support/pg-net.ts's), the
  * sandbox (random port, `sandboxSeed` default 42) with this stack's OAuth client, and the gateway
  * (random port) with {@link functionEnv} plus `env` overrides.
- * @throws when any part fails to start (what did start is stopped again).
+ * `pooler` (default {@link defaultTestPooler}): "pgbouncer" puts PgBouncer in transaction mode with
+ * `poolSize` server connections (default 2) between the functions and the database.
+ * @throws when any part fails to start (what did start is stopped again), and for "pgbouncer"
+ *   when PgBouncer is not installed.
  */
 export async function startTestStack(
   o: {
@@ -191,6 +213,8 @@ export async function startTestStack(
     beforeMigrations?: (url: string) => Promise<void>;
     /** A prepared database to use instead of a scratch one (its `drop` runs on close). */
     database?: { url: string; drop(): Promise<void> };
+    pooler?: TestPooler;
+    poolSize?: number;
   } = {},
 ): Promise<TestStack> {
   const secrets = generateSecrets();
@@ -203,6 +227,12 @@ export async function startTestStack(
     cleanups.push(() => db.drop());
     const sql = postgres(db.url, { max: 4, onnotice: () => {} });
     cleanups.push(() => sql.end({ timeout: 5 }));
+    let pooler: PgBouncer | undefined;
+    if ((o.pooler ?? defaultTestPooler()) === "pgbouncer") {
+      pooler = await startPgBouncer({ databaseUrl: db.url, poolSize: o.poolSize });
+      cleanups.push(pooler.close);
+    }
+    const extraEnv = pooler ? { CALENDAR_DB_URL: pooler.url, ...o.env } : o.env;
 
     // The gateway's URL must be known before it starts (it is the OAuth redirect URI the sandbox
     // registers), so pick a free port first; retry on the rare race for it.
@@ -218,7 +248,13 @@ export async function startTestStack(
         clients: [sandboxOAuthClient(supabaseUrl, secrets)],
         seed: o.sandboxSeed ?? 42,
       });
-      env = functionEnv({ supabaseUrl, databaseUrl: db.url, sandboxUrl: sandbox.url, secrets, extra: o.env });
+      env = functionEnv({
+        supabaseUrl,
+        databaseUrl: db.url,
+        sandboxUrl: sandbox.url,
+        secrets,
+        extra: extraEnv,
+      });
       try {
         gateway = await startGatewayProcess({ env, port });
       } catch (err) {
@@ -266,6 +302,7 @@ export async function startTestStack(
 
     const stack: TestStack = {
       dbUrl: db.url,
+      pooler,
       sql,
       sandbox: sandboxApi,
       functionsUrl,

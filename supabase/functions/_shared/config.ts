@@ -32,9 +32,26 @@ const origin = z.string().refine((v) => {
   }
 }, "each entry must be an origin such as https://app.example.com");
 
+const postgresUrl = z.string().regex(
+  /^postgres(ql)?:\/\/[^\s]+$/,
+  "must be a postgres:// connection URL",
+);
+
+/** Largest per-isolate pool CALENDAR_DB_POOL_MAX accepts (each isolate holds its own). */
+export const DB_POOL_MAX_LIMIT = 20;
+
 const envSchema = z.object({
   SUPABASE_URL: z.url(),
-  SUPABASE_DB_URL: z.string().min(1),
+  /** Injected by Supabase; locally DATABASE_URL stands in. Not needed when CALENDAR_DB_URL is set. */
+  SUPABASE_DB_URL: z.string().min(1).optional(),
+  /**
+   * The database URL the functions use, taking precedence over SUPABASE_DB_URL: set it to the
+   * project's transaction pooler (Supavisor, port 6543). Our own name, because `supabase secrets
+   * set` refuses SUPABASE_* names, so the injected SUPABASE_DB_URL cannot be repointed.
+   */
+  CALENDAR_DB_URL: postgresUrl.optional(),
+  /** Connections per isolate (postgres.js `max`). 1 suits the edge runtime and a transaction pooler. */
+  CALENDAR_DB_POOL_MAX: z.coerce.number().int().min(1).max(DB_POOL_MAX_LIMIT).default(1),
   /** Legacy HS256 JWT secret. Optional when asymmetric keys (JWKS) are used. */
   SUPABASE_JWT_SECRET: z.string().min(32).optional(),
   /**
@@ -115,7 +132,10 @@ const envSchema = z.object({
 /** Parsed, typed configuration. Times are not configured here; see each module for its constants. */
 export interface Config {
   supabaseUrl: string;
+  /** CALENDAR_DB_URL when set, else SUPABASE_DB_URL (DATABASE_URL locally). A secret: never log it. */
   databaseUrl: string;
+  /** Connections the isolate's client may open (CALENDAR_DB_POOL_MAX, default 1). */
+  databasePoolMax: number;
   jwtSecret?: string;
   /** Secret API keys (`sb_secret_...`) that authenticate the service role; empty when none. */
   secretApiKeys: string[];
@@ -247,8 +267,11 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
   input.SUPABASE_DB_URL ??= env.DATABASE_URL;
   for (const key of Object.keys(input)) if (input[key] === "") delete input[key];
   const parsed = envSchema.safeParse(input);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  if (!input.CALENDAR_DB_URL && !input.SUPABASE_DB_URL) {
+    problems.push("SUPABASE_DB_URL: required (or CALENDAR_DB_URL; DATABASE_URL locally)");
+  }
+  if (problems.length > 0 || !parsed.success) {
     throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   }
   const e = parsed.data;
@@ -307,7 +330,8 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
   }
   return {
     supabaseUrl,
-    databaseUrl: e.SUPABASE_DB_URL,
+    databaseUrl: (e.CALENDAR_DB_URL ?? e.SUPABASE_DB_URL)!,
+    databasePoolMax: e.CALENDAR_DB_POOL_MAX,
     jwtSecret: e.SUPABASE_JWT_SECRET ?? e.CALENDAR_JWT_SECRET,
     secretApiKeys,
     jwks: jwksEnv.jwks,
