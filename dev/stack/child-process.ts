@@ -32,3 +32,30 @@ export function spawnDenoScript(main: URL, env: Record<string, string>): Deno.Ch
     stderr: "piped",
   }).spawn();
 }
+
+/**
+ * Read a child's output stream to its end, line by line (without the newline), keeping the last
+ * `keep` lines in `recent` for error messages. A child's pipes must be drained for its whole life, or
+ * a full pipe blocks it. Resolves when the stream ends; rejects only if reading fails.
+ */
+export async function pumpLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+  recent?: string[],
+  keep = 200,
+): Promise<void> {
+  let buffer = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (recent) {
+        recent.push(line);
+        if (recent.length > keep) recent.shift();
+      }
+      onLine(line);
+    }
+  }
+}

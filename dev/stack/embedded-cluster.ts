@@ -12,6 +12,7 @@
  * others). Without root nothing moves: the cluster runs as the current user in the given directory.
  */
 import { dirname } from "node:path";
+import { pumpLines } from "./child-process.ts";
 
 /** The system user a root-started cluster runs as. */
 export const CLUSTER_OS_USER = "postgres";
@@ -377,21 +378,10 @@ export async function startCluster(o: ClusterOptions, plan?: ClusterPlan): Promi
   const recent: string[] = [];
   let ready: (() => void) | undefined;
   const readyPromise = new Promise<void>((resolve) => (ready = resolve));
-  // Drained for the server's whole life: a full pipe would block its logging.
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    let buffer = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        recent.push(line);
-        if (recent.length > 200) recent.shift();
-        if (line.includes("database system is ready to accept connections")) ready?.();
-      }
-    }
-  };
+  const pump = (stream: ReadableStream<Uint8Array>) =>
+    pumpLines(stream, (line) => {
+      if (line.includes("database system is ready to accept connections")) ready?.();
+    }, recent);
   const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {});
   let timer: ReturnType<typeof setTimeout> | undefined;
   const outcome = await Promise.race([

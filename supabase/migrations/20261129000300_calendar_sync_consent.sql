@@ -39,8 +39,8 @@ create index if not exists calendar_pending_grants_expires_at_idx on public.cale
 create index if not exists calendar_pending_grants_staff_id_idx on public.calendar_pending_grants (staff_id);
 
 alter table public.calendar_pending_grants enable row level security;
-revoke all on public.calendar_pending_grants from anon, authenticated;
-grant all on public.calendar_pending_grants to service_role;
+revoke all on public.calendar_pending_grants from anon, authenticated, service_role;
+grant select, insert, update, delete on public.calendar_pending_grants to service_role;
 
 comment on table public.calendar_pending_grants is
   'OAuth grants received by calendar-auth-callback, waiting for calendar-auth-confirm by the user who started the flow; tokens encrypted; revoked and deleted when refused or expired.';
@@ -54,8 +54,8 @@ create table if not exists public.calendar_auth_rate_limits (
   refilled_at timestamptz not null default now()
 );
 alter table public.calendar_auth_rate_limits enable row level security;
-revoke all on public.calendar_auth_rate_limits from anon, authenticated;
-grant all on public.calendar_auth_rate_limits to service_role;
+revoke all on public.calendar_auth_rate_limits from anon, authenticated, service_role;
+grant select, insert, update, delete on public.calendar_auth_rate_limits to service_role;
 
 -- Take one token from the staff member's bucket (capacity p_capacity, one token back every
 -- p_refill_seconds). Returns 0 when a token was taken, else the whole seconds until one is due.

@@ -41,8 +41,9 @@ Deno.test("db rows: postgres.js returns Date and string exactly where database.c
         ${now})`;
     await sql`
       insert into public.calendar_oauth_states (nonce, tenant_id, staff_id, code_verifier_encrypted, return_to,
-        expires_at, consumed_at)
-      values ('n', ${tenantId}, ${staffId}, 'v1.v', 'https://app.example/', ${now}, ${now})`;
+        expires_at, consumed_at, initiated_by, flow_secret_hash)
+      values ('n', ${tenantId}, ${staffId}, 'v1.v', 'https://app.example/', ${now}, ${now}, gen_random_uuid(),
+        'hash')`;
     await sql`
       insert into public.calendar_sync_log (tenant_id, appointment_key, staff_id, google_event_id,
         google_calendar_id, event_etag, desired_action, next_attempt_at, lease_owner, lease_expires_at,

@@ -18,6 +18,7 @@
  * ```
  */
 import postgres from "postgres";
+import { pumpLines } from "../../dev/stack/child-process.ts";
 
 /** Default number of server connections per database (PgBouncer's `default_pool_size`). */
 export const DEFAULT_POOL_SIZE = 2;
@@ -188,20 +189,15 @@ export async function startPgBouncer(o: {
     const recent: string[] = [];
     let up: (() => void) | undefined;
     const upPromise = new Promise<void>((resolve) => (up = resolve));
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
-      let buffer = "";
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        buffer += chunk;
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          recent.push(line);
-          if (recent.length > 300) recent.shift();
+    const pump = (stream: ReadableStream<Uint8Array>) =>
+      pumpLines(
+        stream,
+        (line) => {
           if (/process up/.test(line)) up?.();
-        }
-      }
-    };
+        },
+        recent,
+        300,
+      );
     const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const outcome = await Promise.race([

@@ -6,7 +6,7 @@
  * goes away (its stdin reaches EOF), so a failed test never leaves workers draining a dropped DB.
  */
 
-import { spawnDenoScript } from "../../dev/stack/child-process.ts";
+import { pumpLines, spawnDenoScript } from "../../dev/stack/child-process.ts";
 import type { DrainSummary } from "../../supabase/functions/_shared/sync/worker.ts";
 
 const MAIN = new URL("./worker-process.ts", import.meta.url);
@@ -56,27 +56,15 @@ export async function spawnWorker(o: {
   let ready: (() => void) | undefined;
   const readyPromise = new Promise<void>((r) => (ready = r));
 
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    let buffer = "";
-    try {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        buffer += chunk;
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          recent.push(line);
-          if (recent.length > 200) recent.shift();
-          if (!line.startsWith("{")) continue;
-          try {
-            const msg = JSON.parse(line);
-            if (msg.event === "ready") ready?.();
-            if (msg.event === "drain") drains.push(msg);
-          } catch { /* not a JSON line */ }
-        }
-      }
-    } catch { /* the child went away */ }
-  };
+  const pump = (stream: ReadableStream<Uint8Array>) =>
+    pumpLines(stream, (line) => {
+      if (!line.startsWith("{")) return;
+      try {
+        const msg = JSON.parse(line);
+        if (msg.event === "ready") ready?.();
+        if (msg.event === "drain") drains.push(msg);
+      } catch { /* not a JSON line */ }
+    }, recent).catch(() => {/* the child went away */});
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
   const exited = child.status.then(async (s) => {
     await pumps;
