@@ -297,7 +297,7 @@ async function authorize(
 
 function pageError(status: number, html: string): AdminError {
   const m = /Error (\d+): ([a-z_]+)/.exec(html);
-  const err = /class="err">([^<]*)</.exec(html)?.[1];
+  const err = /class="err">([^<]*)</.exec(html)?.[1] ?? /<\/strong><\/p>\s*<p>([^<]*)<\/p>/.exec(html)?.[1];
   return new AdminError(
     status >= 400 ? status : 502,
     m?.[2] ?? "consent_failed",

@@ -20,7 +20,10 @@ const owner = z.strictObject({ name: z.string(), address: z.string() });
 const accountBody = z.strictObject({
   email,
   displayName: z.string().min(1).optional(),
-  tenantId: z.uuid().transform((t) => t.toLowerCase()).optional(),
+  tenantId: z.string().regex(
+    /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+    "must be a GUID",
+  ).transform((t) => t.toLowerCase()).optional(),
   tenantDomain: z.string().min(1).transform((t) => t.toLowerCase()).optional(),
   timeZone: zone.optional(),
   calendars: z.array(z.strictObject({

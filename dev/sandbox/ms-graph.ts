@@ -218,15 +218,14 @@ function calendars(ctx: GraphContext): Response {
   }
   const all = Object.values(ctx.caller.account.calendars);
   const page = all.slice(skip, skip + top).map(calendarView);
-  const next = skip + top < all.length ? new URL(ctx.url.href) : undefined;
-  if (next) {
-    next.searchParams.set("$top", String(top));
-    next.searchParams.set("$skip", String(skip + top));
-  }
+  // Graph writes the OData options unescaped: `…/calendars?$top=10&$skip=10`.
+  const next = skip + top < all.length
+    ? `${ctx.url.origin}${ctx.url.pathname}?$top=${top}&$skip=${skip + top}`
+    : undefined;
   return graphJson(ctx, {
     "@odata.context": `${META}#users('${ctx.caller.account.oid}')/calendars`,
     value: page,
-    ...(next ? { "@odata.nextLink": next.href } : {}),
+    ...(next ? { "@odata.nextLink": next } : {}),
   });
 }
 
@@ -287,12 +286,14 @@ export function eventView(ev: MsEvent, zone: GraphZone | undefined, origin: stri
     reminderMinutesBeforeStart: ev.reminderMinutesBeforeStart,
     isReminderOn: ev.isReminderOn,
     hasAttachments: false,
+    hideAttendees: false,
     subject: ev.subject,
     bodyPreview: ev.body.content.replace(/<[^>]*>/g, "").trim().slice(0, 255),
     importance: ev.importance,
     sensitivity: ev.sensitivity,
     isAllDay: ev.isAllDay,
     isCancelled: false,
+    isDraft: false,
     isOrganizer: true,
     responseRequested: true,
     seriesMasterId: null,
@@ -311,7 +312,7 @@ export function eventView(ev: MsEvent, zone: GraphZone | undefined, origin: stri
     location,
     locations: ev.location ? [location] : [],
     attendees: ev.attendees,
-    organizer: { emailAddress: { name: "", address: "" } },
+    organizer: { emailAddress: ev.organizer ?? { name: "", address: "" } },
   };
 }
 
@@ -484,16 +485,6 @@ function createEvent(ctx: GraphContext): Response {
   const body = parseBody(ctx.bodyText);
   const a = ctx.caller.account;
   const txn = typeof body.transactionId === "string" && body.transactionId ? body.transactionId : undefined;
-  if (txn !== undefined) {
-    const existingId = a.transactionIds[txn];
-    const existing = existingId ? ctx.sb.state.microsoft.findEvent(a, existingId) : undefined;
-    if (existing) {
-      return graphJson(ctx, {
-        "@odata.context": `${META}#users('${a.oid}')/calendars('${existing.calendarId}')/events/$entity`,
-        ...eventView(existing, undefined, ctx.url.origin),
-      }, 201);
-    }
-  }
   const now = Date.now();
   const ev: MsEvent = {
     id: newOutlookId(),
@@ -514,12 +505,24 @@ function createEvent(ctx: GraphContext): Response {
     isReminderOn: true,
     reminderMinutesBeforeStart: 15,
     attendees: [],
+    organizer: { name: a.displayName, address: a.email },
     changeKey: newChangeKey(),
     iCalUId: `040000008200E00074C5B7101A82E008${crypto.randomUUID().replace(/-/g, "").toUpperCase()}`,
     createdDateTime: graphTimestamp(now),
     lastModifiedDateTime: graphTimestamp(now),
   };
+  // The body is validated first: a malformed retry is refused even when its transactionId is known.
   applyBody(ev, body, true);
+  if (txn !== undefined) {
+    const existingId = a.transactionIds[txn];
+    const existing = existingId ? ctx.sb.state.microsoft.findEvent(a, existingId) : undefined;
+    if (existing) {
+      return graphJson(ctx, {
+        "@odata.context": `${META}#users('${a.oid}')/calendars('${existing.calendarId}')/events/$entity`,
+        ...eventView(existing, undefined, ctx.url.origin),
+      }, 201);
+    }
+  }
   cal.events[ev.id] = ev;
   if (txn !== undefined) a.transactionIds[txn] = ev.id;
   ctx.sb.state.changed();
@@ -759,6 +762,7 @@ export function adminInsertEvent(
     isReminderOn: false,
     reminderMinutesBeforeStart: 0,
     attendees: [],
+    organizer: cal.owner,
     changeKey: newChangeKey(),
     iCalUId: `040000008200E00074C5B7101A82E008${crypto.randomUUID().replace(/-/g, "").toUpperCase()}`,
     createdDateTime: graphTimestamp(now),

@@ -43,6 +43,8 @@ export interface MsEvent {
   isReminderOn: boolean;
   reminderMinutesBeforeStart: number;
   attendees: unknown[];
+  /** The organizer (the mailbox owner for events created through Graph). */
+  organizer?: MsEmailAddress;
   changeKey: string;
   iCalUId: string;
   /** RFC 3339 UTC with 7 fractional digits. */
