@@ -1,5 +1,5 @@
 /**
- * Error bodies of the Microsoft side of the sandbox (docs/providers/microsoft.md B1.5, B2.1, B2.2):
+ * Error bodies of the Microsoft side of the sandbox (CONTRACT.md, "Microsoft"):
  * - Graph: `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`, with
  *   `request-id` / `client-request-id` response headers on every answer;
  * - identity platform token endpoint: RFC 6749 JSON extended with `error_codes`, `timestamp`,

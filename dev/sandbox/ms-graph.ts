@@ -1,5 +1,5 @@
 /**
- * Microsoft Graph v1.0 under `/microsoft/graph/v1.0` (docs/providers/microsoft.md B2-B7): `/me`,
+ * Microsoft Graph v1.0 under `/microsoft/graph/v1.0` (CONTRACT.md, "Microsoft"): `/me`,
  * `/me/calendars` (paged), `/me/calendar/getSchedule`, and events create/get/patch/delete with
  * `transactionId` de-duplication. Times: `dateTimeTimeZone` with local `dateTime` (7 fractional digits)
  * and Windows zone names; reads answer in UTC unless `Prefer: outlook.timezone="…"`.

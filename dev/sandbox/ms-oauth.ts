@@ -1,5 +1,5 @@
 /**
- * The Microsoft identity platform v2 under `/microsoft/{tenant}` (docs/providers/microsoft.md B1):
+ * The Microsoft identity platform v2 under `/microsoft/{tenant}` (CONTRACT.md, "Microsoft"):
  * the authorize page and its consent decision, the token endpoint (authorization code with PKCE S256,
  * refresh with rotation and reuse detection), the OpenID configuration and the key set.
  *

@@ -1,7 +1,7 @@
 /**
  * Maps a request under `/microsoft` to its handler and endpoint name (CONTRACT.md), and enforces
  * Outlook's per-app-per-mailbox concurrency limit: a 5th request in flight for the same (client,
- * mailbox) answers 429 ApplicationThrottled "MailboxConcurrency" (docs/providers/microsoft.md B2.2).
+ * mailbox) answers 429 ApplicationThrottled "MailboxConcurrency" (CONTRACT.md, "Microsoft").
  */
 import { errorPage } from "./consent-page.ts";
 import type { CallInfo, FaultResponse } from "./faults.ts";

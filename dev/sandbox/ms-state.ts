@@ -2,7 +2,7 @@
  * The Microsoft half of the sandbox's world (persisted in the state file next to Google's): tenants'
  * users with their mailbox time zone and calendars, Outlook events, OAuth grants whose refresh tokens
  * rotate on every use, access tokens, and the per-mailbox `transactionId` index that makes creates
- * idempotent (docs/providers/microsoft.md B1, B3, B6).
+ * idempotent (CONTRACT.md, "Microsoft").
  */
 import { base64url, randomBase64url, sha256Hex } from "./ids.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Time-zone names as Microsoft Graph speaks them (docs/providers/microsoft.md B5): requests may name a
+ * Time-zone names as Microsoft Graph speaks them (CONTRACT.md, "Microsoft"): requests may name a
  * Windows zone (`Pacific Standard Time`) or an IANA zone; answers use Windows names (or `UTC`).
  *
  * The table is CLDR's windowsZones "001" mapping (the zone each Windows name stands for) for the zones

@@ -1,6 +1,5 @@
 /**
- * The Microsoft half of the provider sandbox (dev/sandbox/CONTRACT.md "Microsoft", docs/providers/
- * microsoft.md Part E) through real HTTP: consent with PKCE S256, the token endpoint with refresh-token
+ * The Microsoft half of the provider sandbox (dev/sandbox/CONTRACT.md "Microsoft") through real HTTP: consent with PKCE S256, the token endpoint with refresh-token
  * rotation and reuse detection, AADSTS errors, the ID token against the published keys, Graph
  * `/me/calendars` paging, getSchedule (Windows zones, statuses, all-day and multi-day, per-schedule
  * errors, limits), events with transactionId de-duplication and 404s, MailboxConcurrency, injected
