@@ -116,7 +116,8 @@ function banner(info: DemoInfo, embeddedDataDir: string | null): string {
     " Calendar sync local stack is running",
     "==============================================================================",
     ` Functions   ${fn}/<name>`,
-    ` Sandbox     ${info.sandboxUrl}  (Google emulator; consent page + /_admin API)`,
+    ` Sandbox     ${info.sandboxUrl}  (Google + Microsoft emulators; consent pages + /_admin API)`,
+    `             Google ${info.sandboxUrl}/google  Microsoft ${info.sandboxUrl}/microsoft/common/oauth2/v2.0 + ${info.sandboxUrl}/microsoft/graph/v1.0`,
     ` Database    ${
       embeddedDataDir ? `embedded Postgres on ${HOST}:${PORTS.database} (${embeddedDataDir})` : "DATABASE_URL"
     }`,

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { AdminError, GoogleApiError, jsonResponse } from "./errors.ts";
 import { type EventBody, insertEvent } from "./event-model.ts";
 import { faultSchema, latencySchema } from "./faults.ts";
+import { handleMicrosoftAdmin } from "./ms-admin.ts";
 import type { SandboxRuntime } from "./runtime.ts";
 import { ACCESS_ROLES, type Account, type CalendarRecord } from "./state.ts";
 import { isValidTimeZone } from "./time.ts";
@@ -83,6 +84,7 @@ export async function handleAdmin(
   } catch {
     throw new AdminError(400, "invalid_request", "Malformed path encoding");
   }
+  if (seg[0] === "microsoft") return await handleMicrosoftAdmin(sb, req, url, seg.slice(1));
   const route = `${req.method} ${
     seg.map((s, i) => (seg[0] === "accounts" && (i === 1 || i === 3 || i === 5) ? "*" : s)).join("/")
   }`;
@@ -92,6 +94,7 @@ export async function handleAdmin(
       sb.faults.reset();
       sb.calls.reset();
       sb.concurrency.reset();
+      sb.mailboxes.reset();
       return ok();
     case "POST accounts": {
       const body = await readJson(req, accountBody);
@@ -266,14 +269,16 @@ async function authorize(
   dispatch: (req: Request) => Promise<Response>,
 ): Promise<{ redirect: string }> {
   const target = new URL(body.authorizationUrl);
-  if (!target.pathname.endsWith("/google/o/oauth2/v2/auth")) {
+  const msPath = /\/microsoft\/[^/]+\/oauth2\/v2\.0\/authorize$/.exec(target.pathname)?.[0];
+  if (!msPath && !target.pathname.endsWith("/google/o/oauth2/v2/auth")) {
     throw new AdminError(
       400,
       "invalid_request",
-      "authorizationUrl is not the sandbox authorization endpoint",
+      "authorizationUrl is not a sandbox authorization endpoint (Google or Microsoft)",
     );
   }
-  const page = await dispatch(new Request(new URL(`/google/o/oauth2/v2/auth${target.search}`, origin)));
+  const pagePath = msPath ?? "/google/o/oauth2/v2/auth";
+  const page = await dispatch(new Request(new URL(`${pagePath}${target.search}`, origin)));
   const html = await page.text();
   if (page.status === 302) return { redirect: page.headers.get("location")! };
   if (page.status !== 200) throw pageError(page.status, html);
@@ -283,7 +288,7 @@ async function authorize(
   const scopes = body.scopes ?? (target.searchParams.get("scope") ?? "").split(" ").filter(Boolean);
   for (const s of scopes) form.append("scope", s);
   const res = await dispatch(
-    new Request(new URL("/google/o/oauth2/v2/auth/decision", origin), { method: "POST", body: form }),
+    new Request(new URL(`${pagePath}/decision`, origin), { method: "POST", body: form }),
   );
   const text = await res.text();
   if (res.status === 302) return { redirect: res.headers.get("location")! };
@@ -292,7 +297,7 @@ async function authorize(
 
 function pageError(status: number, html: string): AdminError {
   const m = /Error (\d+): ([a-z_]+)/.exec(html);
-  const err = /class="err">([^<]*)</.exec(html)?.[1];
+  const err = /class="err">([^<]*)</.exec(html)?.[1] ?? /<\/strong><\/p>\s*<p>([^<]*)<\/p>/.exec(html)?.[1];
   return new AdminError(
     status >= 400 ? status : 502,
     m?.[2] ?? "consent_failed",

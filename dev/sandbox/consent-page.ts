@@ -45,6 +45,10 @@ export interface ConsentView {
   scopes: string[];
   /** Shown above the form when a previous submission was refused (e.g. an invalid email). */
   error?: string;
+  /** Where the form posts; default Google's decision endpoint. */
+  action?: string;
+  /** Whose sign-in this imitates; default Google. */
+  provider?: "Google" | "Microsoft";
 }
 
 /**
@@ -58,13 +62,19 @@ export function consentPage(v: ConsentView, status = 200): Response {
       escapeHtml(s)
     }</code></label>`
   ).join("\n");
+  const provider = v.provider ?? "Google";
+  const action = v.action ?? "/google/o/oauth2/v2/auth/decision";
   return page(
     status,
-    "Sign in - Google Accounts (sandbox)",
+    provider === "Google"
+      ? "Sign in - Google Accounts (sandbox)"
+      : "Permissions requested - Microsoft (sandbox)",
     `<h1>Sign in to continue</h1>
-<p><code>${escapeHtml(v.clientId)}</code> wants to access your Google Account.</p>
+<p><code>${escapeHtml(v.clientId)}</code> wants to access your ${
+      provider === "Google" ? "Google Account" : "Microsoft work or school account"
+    }.</p>
 ${v.error ? `<p class="err">${escapeHtml(v.error)}</p>` : ""}
-<form method="post" action="/google/o/oauth2/v2/auth/decision">
+<form method="post" action="${escapeHtml(action)}">
 <input type="hidden" name="request_id" value="${escapeHtml(v.requestId)}">
 <label>Email <input type="text" name="login" value="${escapeHtml(v.login)}" autocomplete="email"></label>
 <fieldset><legend>Allow access to</legend>
@@ -73,7 +83,7 @@ ${scopes}
 <button type="submit" name="decision" value="approve">Allow</button>
 <button type="submit" name="decision" value="deny">Cancel</button>
 </form>
-<p><small>Local Google sandbox: no password; any email signs in.</small></p>`,
+<p><small>Local ${provider} sandbox: no password; any email signs in.</small></p>`,
   );
 }
 

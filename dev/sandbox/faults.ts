@@ -21,6 +21,16 @@ export const ENDPOINTS = [
   "events.patch",
   "events.update",
   "events.delete",
+  "microsoft.oauth.authorize",
+  "microsoft.oauth.token.authorization_code",
+  "microsoft.oauth.token.refresh_token",
+  "microsoft.me.get",
+  "microsoft.calendars.list",
+  "microsoft.calendar.getSchedule",
+  "microsoft.events.create",
+  "microsoft.events.get",
+  "microsoft.events.update",
+  "microsoft.events.delete",
 ] as const;
 /** One of the endpoint names of CONTRACT.md. */
 export type EndpointName = typeof ENDPOINTS[number];

@@ -111,3 +111,29 @@ export async function idTokenFor(
     .setExpirationTime(`${ID_TOKEN_TTL_S}s`)
     .sign(key.privateKey);
 }
+
+/** The public signing key as a JWK (`kid`, `alg: RS256`, `use: sig`), for other issuers' key sets. */
+export async function publicSigningJwk(sb: SandboxRuntime): Promise<jose.JWK> {
+  return (await signingKey(sb)).publicJwk;
+}
+
+/**
+ * Sign `claims` as an RS256 ID token with this sandbox's key (header `kid`, `typ: JWT`), issued now
+ * and valid `ttlS` seconds. Used by the Microsoft identity endpoints, which share the key pair.
+ */
+export async function signIdToken(
+  sb: SandboxRuntime,
+  claims: jose.JWTPayload,
+  o: { issuer: string; audience: string; subject: string; ttlS: number },
+): Promise<string> {
+  const key = await signingKey(sb);
+  return await new jose.SignJWT(claims)
+    .setProtectedHeader({ alg: "RS256", kid: key.kid, typ: "JWT" })
+    .setIssuer(o.issuer)
+    .setAudience(o.audience)
+    .setSubject(o.subject)
+    .setIssuedAt()
+    .setNotBefore("0s")
+    .setExpirationTime(`${o.ttlS}s`)
+    .sign(key.privateKey);
+}

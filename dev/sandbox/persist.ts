@@ -17,6 +17,14 @@ const fileSchema = z.object({
   accessTokens: z.record(z.string(), z.looseObject({ grantId: z.string(), expiresAt: z.number() })),
   changeSeq: z.number().int().min(0),
   etagClock: z.number().min(0),
+  microsoft: z.object({
+    accounts: z.record(
+      z.string(),
+      z.looseObject({ email: z.string(), calendars: z.record(z.string(), z.unknown()) }),
+    ),
+    grants: z.record(z.string(), z.looseObject({ id: z.string(), email: z.string() })),
+    accessTokens: z.record(z.string(), z.looseObject({ grantId: z.string(), expiresAt: z.number() })),
+  }).optional(),
 });
 
 /**

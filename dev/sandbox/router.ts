@@ -8,6 +8,8 @@ import { errorPage } from "./consent-page.ts";
 import { AdminError, errorForStatus, GoogleApiError, jsonResponse, OAuthError } from "./errors.ts";
 import { type CallInfo, type FaultResponse, sleep } from "./faults.ts";
 import { type GoogleRoute, routeGoogle } from "./google-routes.ts";
+import { AadstsError, GraphError } from "./ms-errors.ts";
+import { mailboxThrottled, type MicrosoftRoute, routeMicrosoft } from "./ms-routes.ts";
 import type { SandboxRuntime } from "./runtime.ts";
 
 /** Default hold of a timeout fault without `hangMs`, in ms (CONTRACT.md). */
@@ -18,7 +20,14 @@ export function createHandler(sb: SandboxRuntime): (req: Request) => Promise<Res
   const handler = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     if (url.pathname === "/google" || url.pathname.startsWith("/google/")) {
-      return await handleGoogle(sb, req, url);
+      const bodyText = await req.text();
+      const route = routeGoogle(sb, req, url, bodyText);
+      return await handleProvider(sb, req, url, route, (f) => faultResponse(route, f));
+    }
+    if (url.pathname === "/microsoft" || url.pathname.startsWith("/microsoft/")) {
+      const bodyText = await req.text();
+      const route = routeMicrosoft(sb, req, url, bodyText);
+      return await handleProvider(sb, req, url, route, route.faultAnswer);
     }
     if (url.pathname === "/_admin" || url.pathname.startsWith("/_admin/")) {
       return await guard(() => handleAdmin(sb, req, url, handler));
@@ -34,6 +43,13 @@ export function createHandler(sb: SandboxRuntime): (req: Request) => Promise<Res
         discovery: `${url.origin}/google/.well-known/openid-configuration`,
         calendarApiBase: `${url.origin}/google/calendar/v3`,
         admin: `${url.origin}/_admin`,
+        microsoft: {
+          authorizationEndpoint: `${url.origin}/microsoft/common/oauth2/v2.0/authorize`,
+          tokenEndpoint: `${url.origin}/microsoft/common/oauth2/v2.0/token`,
+          discovery: `${url.origin}/microsoft/common/v2.0/.well-known/openid-configuration`,
+          jwksUri: `${url.origin}/microsoft/common/discovery/v2.0/keys`,
+          graphApiBase: `${url.origin}/microsoft/graph/v1.0`,
+        },
       });
     }
     return new AdminError(404, "not_found", `No route for ${req.method} ${url.pathname}`).toResponse();
@@ -41,9 +57,17 @@ export function createHandler(sb: SandboxRuntime): (req: Request) => Promise<Res
   return handler;
 }
 
-async function handleGoogle(sb: SandboxRuntime, req: Request, url: URL): Promise<Response> {
-  const bodyText = await req.text();
-  const route = routeGoogle(sb, req, url, bodyText);
+/**
+ * One provider call through the instrumentation: Outlook's mailbox concurrency gate (Microsoft Graph),
+ * latency, injected faults, per-event concurrency tracking and the call log.
+ */
+async function handleProvider(
+  sb: SandboxRuntime,
+  req: Request,
+  url: URL,
+  route: GoogleRoute | MicrosoftRoute,
+  answerFault: (fault: Exclude<FaultResponse, { timeout: true }>) => Response,
+): Promise<Response> {
   const call: CallInfo = {
     endpoint: route.endpoint,
     method: req.method,
@@ -51,8 +75,15 @@ async function handleGoogle(sb: SandboxRuntime, req: Request, url: URL): Promise
     email: route.email,
   };
   const release = route.eventKey ? sb.concurrency.enter(...route.eventKey) : () => {};
+  const mailbox = "mailbox" in route && route.mailbox !== undefined ? route.mailbox : undefined;
+  const leaveMailbox = mailbox !== undefined ? sb.mailboxes.enter(mailbox) : () => {};
   let status = 0;
   try {
+    if (!leaveMailbox) {
+      const res = mailboxThrottled(req);
+      status = res.status;
+      return res;
+    }
     // req.signal is read only when a request is held: it is how Deno reports a client that went away.
     const signals = () => [req.signal, sb.closing];
     const delay = sb.faults.nextDelayMs();
@@ -66,7 +97,7 @@ async function handleGoogle(sb: SandboxRuntime, req: Request, url: URL): Promise
       if (!full) return errorForStatus(503).toResponse();
       res ??= await guard(route.handle);
     } else if (fault) {
-      res = faultResponse(route, fault);
+      res = answerFault(fault);
     } else {
       res = await guard(route.handle);
     }
@@ -74,6 +105,7 @@ async function handleGoogle(sb: SandboxRuntime, req: Request, url: URL): Promise
     return res;
   } finally {
     release();
+    leaveMailbox?.();
     if (route.counted) sb.calls.record(call, status);
   }
 }
@@ -84,7 +116,8 @@ async function guard(fn: () => Response | Promise<Response>): Promise<Response> 
     return await fn();
   } catch (err) {
     if (err instanceof GoogleApiError || err instanceof AdminError) return err.toResponse();
-    if (err instanceof OAuthError) return err.toResponse();
+    if (err instanceof OAuthError || err instanceof AadstsError) return err.toResponse();
+    if (err instanceof GraphError) return err.toResponse();
     console.error(`sandbox: unexpected error: ${(err as Error)?.stack ?? err}`);
     return errorForStatus(500).toResponse();
   }

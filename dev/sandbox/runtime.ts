@@ -4,15 +4,20 @@
  */
 import type { ClientRegistry } from "./clients.ts";
 import type { CallLog, ConcurrencyTracker, FaultBoard } from "./faults.ts";
+import type { MailboxGate } from "./ms-routes.ts";
 import type { SandboxState } from "./state.ts";
 
 /** One sandbox instance's live objects. */
 export interface SandboxRuntime {
   state: SandboxState;
   clients: ClientRegistry;
+  /** Registered Microsoft (Entra app registration) clients. */
+  msClients: ClientRegistry;
   faults: FaultBoard;
   calls: CallLog;
   concurrency: ConcurrencyTracker;
+  /** Outlook's live per-app-per-mailbox request count (MailboxConcurrency). */
+  mailboxes: MailboxGate;
   /** Aborted when the server closes, so requests held by latency or a timeout fault end at once. */
   closing: AbortSignal;
 }

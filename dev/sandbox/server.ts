@@ -5,6 +5,8 @@
  */
 import { ClientRegistry, DEFAULT_CLIENT, type SandboxClientConfig } from "./clients.ts";
 import { CallLog, ConcurrencyTracker, FaultBoard } from "./faults.ts";
+import { DEFAULT_MS_CLIENT } from "./ms-oauth.ts";
+import { MailboxGate } from "./ms-routes.ts";
 import { loadStateFile, StateFileWriter } from "./persist.ts";
 import { createHandler } from "./router.ts";
 import type { SandboxRuntime } from "./runtime.ts";
@@ -23,6 +25,8 @@ export interface SandboxOptions {
   stateFile?: string;
   /** Registered OAuth clients; default {@link DEFAULT_CLIENT}. */
   clients?: SandboxClientConfig[];
+  /** Registered Microsoft app registrations; default {@link DEFAULT_MS_CLIENT}. */
+  microsoftClients?: SandboxClientConfig[];
   /** Seed of the RNG behind probabilistic faults and latency jitter; default 1. */
   seed?: number;
 }
@@ -50,9 +54,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<RunningSa
   const sb: SandboxRuntime = {
     state,
     clients: new ClientRegistry(opts.clients ?? [DEFAULT_CLIENT]),
+    msClients: new ClientRegistry(opts.microsoftClients ?? [DEFAULT_MS_CLIENT]),
     faults: new FaultBoard(opts.seed ?? 1),
     calls: new CallLog(),
     concurrency: new ConcurrencyTracker(),
+    mailboxes: new MailboxGate(),
     closing: closing.signal,
   };
   const hostname = opts.hostname ?? "127.0.0.1";

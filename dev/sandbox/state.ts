@@ -4,6 +4,7 @@
  * {@link SandboxData} object so it can be saved to and loaded from a state file (persist.ts).
  */
 import { newAccessToken, randomBase32hex, rfc3339, sha256Hex } from "./ids.ts";
+import { emptyMsData, MicrosoftStore, type MsData } from "./ms-state.ts";
 
 /** Google calendarList access roles, weakest first. */
 export const ACCESS_ROLES = ["freeBusyReader", "reader", "writer", "owner"] as const;
@@ -113,6 +114,8 @@ export interface SandboxData {
   changeSeq: number;
   /** Last etag number handed out; etags strictly increase so every write changes them. */
   etagClock: number;
+  /** The Microsoft world (ms-state.ts); absent in state files written before it existed. */
+  microsoft?: MsData;
 }
 
 /** A consent in progress between the authorization endpoint and the decision post (not persisted). */
@@ -160,7 +163,15 @@ const HOLIDAYS_ID = "en.usa#holiday@group.v.calendar.google.com";
 
 /** A fresh, empty world. */
 export function emptyData(): SandboxData {
-  return { version: 1, accounts: {}, grants: {}, accessTokens: {}, changeSeq: 0, etagClock: 0 };
+  return {
+    version: 1,
+    accounts: {},
+    grants: {},
+    accessTokens: {},
+    changeSeq: 0,
+    etagClock: 0,
+    microsoft: emptyMsData(),
+  };
 }
 
 /** The state plus its indexes. Mutators call {@link SandboxState.changed} so the file gets saved. */
@@ -171,9 +182,13 @@ export class SandboxState {
   private refreshIndex = new Map<string, string>();
   /** Called after every durable change (persist.ts schedules a save). */
   onChange: () => void = () => {};
+  /** The Microsoft accounts, grants and events (kept in `data.microsoft`). */
+  readonly microsoft: MicrosoftStore;
 
   constructor(data: SandboxData = emptyData()) {
     this.data = data;
+    this.data.microsoft ??= emptyMsData();
+    this.microsoft = new MicrosoftStore(() => this.data.microsoft!, () => this.changed());
     this.reindex();
   }
 
@@ -194,6 +209,7 @@ export class SandboxState {
     this.data = emptyData();
     this.pending.clear();
     this.codes.clear();
+    this.microsoft.resetTransient();
     this.reindex();
     this.changed();
   }

@@ -138,3 +138,12 @@ export function eventInstant(
 export function utcZ(ms: number): string {
   return new Date(ms).toISOString().replace(".000Z", "Z");
 }
+
+/**
+ * The wall-clock time of instant `utcMs` in IANA zone `timeZone` as `yyyy-mm-ddThh:mm:ss` (no offset),
+ * the local form Microsoft Graph's dateTimeTimeZone uses.
+ */
+export function wallClock(utcMs: number, timeZone: string): string {
+  const local = new Date(utcMs + zoneOffsetMs(utcMs, timeZone));
+  return local.toISOString().slice(0, 19);
+}
