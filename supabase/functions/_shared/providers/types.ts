@@ -6,45 +6,8 @@
 /** Provider ids stored in `staff_calendar_connections.provider`. */
 export type ProviderId = "google" | "microsoft";
 
-/**
- * How a provider failure is classified, once, in the client (docs/decisions.md decision 6):
- * - `auth`: the grant is revoked/expired or the token is rejected after a refresh; reconnect needed
- * - `rate_limited`: retry after `retryAfterMs` (from Retry-After when given)
- * - `transient`: 5xx, timeouts, network errors; retry with backoff
- * - `not_found`: the calendar or event does not exist (or is not visible); `details.resource` says
- *   which when the provider could tell (`event`: the calendar is there, the event is not)
- * - `gone`: the resource was deleted (Google 410 `deleted`), or a sync token expired
- * - `conflict`: id already exists (Google 409 `duplicate`) or a stale etag (412)
- * - `insufficient_scope`: the grant lacks a scope this call needs (reconnect with consent)
- * - `invalid`: a permanent client error (400); do not retry
- */
-export type ProviderErrorKind =
-  | "auth"
-  | "rate_limited"
-  | "transient"
-  | "not_found"
-  | "gone"
-  | "conflict"
-  | "insufficient_scope"
-  | "invalid";
-
-/** A classified provider failure. Never carries a token; `reason` is the provider's reason code. */
-export class ProviderError extends Error {
-  constructor(
-    readonly kind: ProviderErrorKind,
-    message: string,
-    readonly details: {
-      status?: number;
-      reason?: string;
-      retryAfterMs?: number;
-      /** For `not_found`: what is missing, when known. */
-      resource?: "calendar" | "event";
-    } = {},
-  ) {
-    super(message);
-    this.name = "ProviderError";
-  }
-}
+export { ProviderError } from "../errors/domain-error.ts";
+export type { ErrorDetails, ProviderErrorKind } from "../errors/domain-error.ts";
 
 /** Tokens from a code exchange or refresh. `expiresAt` is absolute. */
 export interface TokenSet {

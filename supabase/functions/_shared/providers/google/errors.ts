@@ -35,6 +35,9 @@ function hasUsageLimit(body: unknown): boolean {
   return (e.errors ?? []).some((x) => isUsageLimitReason(x.reason) || x.domain === "usageLimits") ||
     e.status === "RESOURCE_EXHAUSTED";
 }
+/** Google's 410 reasons for an incremental-sync cursor it no longer accepts (A2.1): full sync again. */
+const CURSOR_EXPIRED_REASONS = new Set(["fullSyncRequired", "updatedMinTooLongAgo"]);
+
 const MAX_QUOTED = 200;
 
 function quote(text: string | undefined): string {
@@ -92,7 +95,8 @@ function isInsufficientScope(body: unknown, headers: Headers | undefined): boole
  * | other 403 | `invalid` |
  * | 404 | `not_found` |
  * | 409 (`duplicate`, `conflict`), 412 (`conditionNotMet`) | `conflict` |
- * | 410 (`deleted`, `fullSyncRequired`, `updatedMinTooLongAgo`) | `gone` |
+ * | 410 `fullSyncRequired`, `updatedMinTooLongAgo` (a sync token or updatedMin too old) | `cursor_expired` |
+ * | other 410 (`deleted`) | `gone` |
  * | 408, 5xx | `transient` |
  * | other | `invalid` |
  *
@@ -123,7 +127,7 @@ export function classifyGoogleResponse(
     else kind = "invalid";
   } else if (status === 404) kind = "not_found";
   else if (status === 409 || status === 412) kind = "conflict";
-  else if (status === 410) kind = "gone";
+  else if (status === 410) kind = CURSOR_EXPIRED_REASONS.has(reason ?? "") ? "cursor_expired" : "gone";
   // 408 is a timeout on the server's side; retrying is safe and the request was well formed.
   else if (status === 408 || status >= 500) kind = "transient";
   else kind = "invalid";
