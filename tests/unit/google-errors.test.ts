@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
+import { parseRetryAfter } from "../../supabase/functions/_shared/http-client/retry-after.ts";
+import { classifyTransportError } from "../../supabase/functions/_shared/http-client/transport-errors.ts";
 import {
   classifyGoogleResponse,
-  classifyTransportError,
   googleErrorReason,
-  parseRetryAfter,
 } from "../../supabase/functions/_shared/providers/google/errors.ts";
 import { ProviderError, type ProviderErrorKind } from "../../supabase/functions/_shared/providers/types.ts";
 

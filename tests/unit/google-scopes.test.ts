@@ -3,9 +3,9 @@ import {
   consentScopes,
   IDENTITY_SCOPES,
   missingGoogleScopes,
-  parseScopeString,
   scopeSatisfies,
 } from "../../supabase/functions/_shared/providers/google/scopes.ts";
+import { parseScopeString } from "../../supabase/functions/_shared/oauth/scopes.ts";
 import { GoogleProvider } from "../../supabase/functions/_shared/providers/google/provider.ts";
 
 const S = (name: string) => `https://www.googleapis.com/auth/${name}`;

@@ -4,7 +4,7 @@
  */
 import type { Config } from "../config.ts";
 import { GoogleProvider } from "./google/provider.ts";
-import type { GoogleHttpOptions } from "./google/transport.ts";
+import type { HttpOptions } from "../http-client/transport.ts";
 import { type CalendarProvider, ProviderError, type ProviderId } from "./types.ts";
 
 /** Transport options for providers: a `fetch` for tests and a per-request timeout in ms. */
@@ -25,7 +25,7 @@ export function providerFor(
   config: Pick<Config, "google" | "providerTimeoutMs">,
   options: ProviderOptions = {},
 ): CalendarProvider {
-  const http: GoogleHttpOptions = {
+  const http: HttpOptions = {
     ...(options.fetch ? { fetch: options.fetch } : {}),
     timeoutMs: options.timeoutMs ?? config.providerTimeoutMs,
   };

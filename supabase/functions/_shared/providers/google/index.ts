@@ -11,12 +11,5 @@ export {
   type GoogleEventBody,
 } from "./calendar-client.ts";
 export { eventIdFor, GOOGLE_EVENT_ID } from "./event-id.ts";
-export {
-  classifyGoogleResponse,
-  classifyOAuthError,
-  classifyTransportError,
-  googleErrorReason,
-  parseRetryAfter,
-} from "./errors.ts";
-export { GOOGLE_CALENDAR_FULL, missingGoogleScopes, parseScopeString, scopeSatisfies } from "./scopes.ts";
-export { DEFAULT_TIMEOUT_MS, type GoogleHttpOptions, isLoopbackHttp } from "./transport.ts";
+export { classifyGoogleResponse, googleErrorReason, isUsageLimitReason } from "./errors.ts";
+export { GOOGLE_CALENDAR_FULL, missingGoogleScopes, scopeSatisfies } from "./scopes.ts";

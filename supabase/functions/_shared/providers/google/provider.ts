@@ -28,7 +28,7 @@ import { eventIdFor } from "./event-id.ts";
 import { GoogleOAuth } from "./oauth.ts";
 import type { GoogleEvent } from "./schemas.ts";
 import { missingGoogleScopes } from "./scopes.ts";
-import type { GoogleHttpOptions } from "./transport.ts";
+import type { HttpOptions } from "../../http-client/transport.ts";
 
 /**
  * Longest freeBusy window we send, in days. Google's limit is undocumented; long ranges fail with
@@ -54,7 +54,7 @@ export class GoogleProvider implements CalendarProvider {
    * @param options `fetch` for tests; `timeoutMs` per request (default 10 000 ms).
    * @throws ProviderError `invalid` when the Calendar API base is plain http on a non-loopback host.
    */
-  constructor(config: Config["google"], options: GoogleHttpOptions = {}) {
+  constructor(config: Config["google"], options: HttpOptions = {}) {
     this.requiredScopes = Object.freeze([...config.scopes]);
     this.#oauth = new GoogleOAuth(config, options);
     this.#api = new GoogleCalendarClient(config.calendarApiBase, options);
