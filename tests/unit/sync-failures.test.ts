@@ -17,6 +17,11 @@ Deno.test("a revoked grant parks the row (DomainError needs_reconnect from conne
     markNeedsReconnect: false,
   });
   assert.equal(decideFailure(new DomainError("not_connected", "none")).decision, "park");
+  const unconfigured = decideFailure(
+    new DomainError("provider_not_configured", "microsoft is not configured"),
+  );
+  assert.equal(unconfigured.decision, "park", "waits for the deployment to configure the provider");
+  assert.equal(unconfigured.code, "provider_not_configured");
 });
 
 Deno.test("an HTTP status is no signal to the engine: an HttpError 409 is not a park", () => {

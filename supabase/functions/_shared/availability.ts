@@ -15,7 +15,7 @@ import {
 } from "./connections.ts";
 import type { Sql } from "./db/client.ts";
 import { HttpError } from "./http.ts";
-import { providerFor } from "./providers/index.ts";
+import { providerFor } from "./providers/registry.ts";
 import type { BusyInterval } from "./providers/types.ts";
 import { formatInstant, mergeIntervals } from "./time-ranges.ts";
 

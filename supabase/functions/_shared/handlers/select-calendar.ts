@@ -33,7 +33,7 @@ import { authenticateUser } from "../auth.ts";
 import { requireConnection, withAccessToken } from "../connections.ts";
 import { getSql } from "../db/client.ts";
 import { HttpError, json, requireMethod } from "../http.ts";
-import { providerFor } from "../providers/index.ts";
+import { providerFor } from "../providers/registry.ts";
 import { type CalendarDetails, ProviderError, WRITABLE_ACCESS_ROLES } from "../providers/types.ts";
 import { NO_STORE, readQueryOrJson } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";

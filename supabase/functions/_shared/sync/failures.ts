@@ -6,6 +6,8 @@
  * |--------------------------------------------------|----------|----------------------|
  * | DomainError `needs_reconnect` / `not_connected`  | park     | needs_reconnect /    |
  * |   from connections.ts (grant dead, no connection) |          | not_connected        |
+ * | DomainError `provider_not_configured` (the row's | park     | provider_not_configured |
+ * |   provider is not set up on this deployment)      |          |                      |
  * | ProviderError `auth`                             | park (+ mark needs_reconnect) | needs_reconnect |
  * | ProviderError `insufficient_scope`               | park (+ mark needs_reconnect) | insufficient_scope |
  * | ProviderError `rate_limited`                     | retry (Retry-After floor, whole account) | rate_limited |
@@ -56,7 +58,10 @@ export function decideFailure(err: unknown, calendarId?: string | null): Failure
   if (err instanceof InvalidAppointmentError) {
     return { decision: "fail", code: "invalid_appointment", message: clip(err.message) };
   }
-  if (err instanceof DomainError && (err.code === "needs_reconnect" || err.code === "not_connected")) {
+  if (
+    err instanceof DomainError &&
+    (err.code === "needs_reconnect" || err.code === "not_connected" || err.code === "provider_not_configured")
+  ) {
     return { decision: "park", code: err.code, message: clip(err.message), markNeedsReconnect: false };
   }
   if (err instanceof ProviderError) {

@@ -1,8 +1,10 @@
 /**
  * The Google Calendar provider module. Callers normally use `providerFor("google", config)` from
- * ../index.ts; the parts are exported for tests and for code that needs one piece alone.
+ * ../registry.ts; the parts are exported for tests and for code that needs one piece alone.
  */
-export { FREEBUSY_MAX_CALENDARS, FREEBUSY_MAX_WINDOW_DAYS, GoogleProvider } from "./provider.ts";
+export { FREEBUSY_MAX_CALENDARS, FREEBUSY_MAX_WINDOW_DAYS, GoogleCalendarApi } from "./calendar-api.ts";
+export { type GoogleConfig, googleEnvSchema, parseGoogleEnv } from "./config.ts";
+export { googleDefinition } from "./definition.ts";
 export { GOOGLE_ISSUER, GoogleOAuth, type GoogleOAuthConfig } from "./oauth.ts";
 export {
   CALENDAR_LIST_PAGE_SIZE,

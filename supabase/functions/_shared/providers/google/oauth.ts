@@ -6,18 +6,18 @@
  * error classification) is ../../oauth/client.ts. Issuer and endpoints come from configuration, so
  * the same code talks to Google or the sandbox.
  */
-import type { Config } from "../../config.ts";
 import type { HttpOptions } from "../../http-client/transport.ts";
 import { OAuthClient } from "../../oauth/client.ts";
-import type { CodeExchange, TokenSet } from "../types.ts";
-import { consentScopes } from "./scopes.ts";
+import type { CodeExchange, ProviderOAuthClient, TokenSet } from "../types.ts";
+import type { GoogleConfig } from "./config.ts";
+import { consentScopes, missingGoogleScopes } from "./scopes.ts";
 
 /** Google's issuer identifier: the default of GOOGLE_OAUTH_ISSUER. */
 export const GOOGLE_ISSUER = "https://accounts.google.com";
 
 /** Google's OAuth endpoints, client credentials and consent parameters (a slice of the Google config). */
 export type GoogleOAuthConfig = Pick<
-  NonNullable<Config["google"]>,
+  GoogleConfig,
   | "clientId"
   | "clientSecret"
   | "redirectUri"
@@ -32,14 +32,22 @@ export type GoogleOAuthConfig = Pick<
   | "issParameter"
 >;
 
-/** OAuth operations for Google; every network method throws ProviderError. */
-export class GoogleOAuth {
+/** Google's {@link ProviderOAuthClient}; every network method throws ProviderError. */
+export class GoogleOAuth implements ProviderOAuthClient {
   readonly #config: GoogleOAuthConfig;
   readonly #client: OAuthClient;
+  /** GOOGLE_SCOPES: each must be granted (a broader Calendar scope satisfies a narrower one). */
+  readonly requiredScopes: readonly string[];
 
   constructor(config: GoogleOAuthConfig, options: HttpOptions = {}) {
     this.#config = config;
     this.#client = new OAuthClient({ displayName: "Google", ...config }, options);
+    this.requiredScopes = Object.freeze([...config.scopes]);
+  }
+
+  /** The required scopes none of `granted` satisfies (./scopes.ts). */
+  missingScopes(granted: string[]): string[] {
+    return missingGoogleScopes(granted, this.requiredScopes);
   }
 
   /**
