@@ -9,7 +9,7 @@ import { DomainError } from "../errors/domain-error.ts";
 import type { HttpOptions } from "../http-client/transport.ts";
 import type { ProviderDefinition } from "./definition.ts";
 import { googleDefinition } from "./google/definition.ts";
-import type { CalendarProvider } from "./types.ts";
+import type { CalendarApi, CalendarProvider, ProviderOAuthClient } from "./types.ts";
 
 /** The registered providers. */
 export const PROVIDERS = Object.freeze({ google: googleDefinition });
@@ -109,8 +109,8 @@ export function providerFor(
 function composeProvider(
   id: ProviderId,
   capabilities: CalendarProvider["capabilities"],
-  oauth: ReturnType<ProviderDefinition<string, unknown>["oauthClient"]>,
-  calendar: ReturnType<ProviderDefinition<string, unknown>["calendarApi"]>,
+  oauth: ProviderOAuthClient,
+  calendar: CalendarApi,
 ): CalendarProvider {
   return Object.freeze(
     {
