@@ -174,19 +174,19 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
         const consentUrl = new URL(url);
         assert.match(flow_id, /^[A-Za-z0-9_-]{43}$/, "a flow id for the app");
         assert.ok(!url.includes(flow_id), "the flow id never travels in a URL");
-        assert.equal(`${consentUrl.origin}${consentUrl.pathname}`, config.google.authorizationEndpoint);
+        assert.equal(`${consentUrl.origin}${consentUrl.pathname}`, config.google!.authorizationEndpoint);
         const p = consentUrl.searchParams;
         const scopes = p.get("scope")!.split(" ");
-        assert.deepEqual(scopes, [...config.google.scopes, "openid", "email"], "openid email always asked");
+        assert.deepEqual(scopes, [...config.google!.scopes, "openid", "email"], "openid email always asked");
         assert.match(p.get("nonce")!, /^[A-Za-z0-9_-]{43}$/, "an OpenID Connect nonce");
         assert.ok(scopes.includes(SCOPE("calendar.events")));
         assert.ok(scopes.includes(SCOPE("calendar.freebusy")));
         assert.equal(p.get("access_type"), "offline");
-        assert.equal(p.get("prompt"), config.google.prompt);
+        assert.equal(p.get("prompt"), config.google!.prompt);
         assert.equal(p.get("include_granted_scopes"), "true");
         assert.equal(p.get("response_type"), "code");
-        assert.equal(p.get("client_id"), config.google.clientId);
-        assert.equal(p.get("redirect_uri"), config.google.redirectUri);
+        assert.equal(p.get("client_id"), config.google!.clientId);
+        assert.equal(p.get("redirect_uri"), config.google!.redirectUri);
         assert.equal(p.get("code_challenge_method"), "S256");
         assert.match(p.get("code_challenge")!, /^[A-Za-z0-9_-]{43}$/);
 
@@ -290,7 +290,7 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
         const callbackUrl = await consent(url, staff);
         assert.equal(
           new URL(callbackUrl).searchParams.get("iss"),
-          config.google.issuer,
+          config.google!.issuer,
           "the sandbox sends RFC 9207 iss",
         );
         const o = await callback(callbackUrl, { confirm: false });
@@ -360,7 +360,7 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
           assert.ok(!envelope.includes(plain.slice(5, 25)), "no fragment of the token is stored in clear");
         }
         // The plaintext is the sandbox's real token: it works against the Calendar API.
-        const list = await fetch(`${config.google.calendarApiBase}/users/me/calendarList`, {
+        const list = await fetch(`${config.google!.calendarApiBase}/users/me/calendarList`, {
           headers: { authorization: `Bearer ${access}` },
         });
         assert.equal(list.status, 200);
@@ -537,7 +537,7 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
       async () => {
         const staff = await stack.createStaff({ tenantId });
         const { url } = await start(staff);
-        const partial = config.google.scopes.filter((s) => s !== SCOPE("calendar.freebusy"));
+        const partial = config.google!.scopes.filter((s) => s !== SCOPE("calendar.freebusy"));
         const o = await callback(await consent(url, staff, { scopes: partial }));
         assert.equal(o.status, 302);
         assert.equal(o.calendarStatus, "error");

@@ -8,7 +8,7 @@ import * as oauth from "oauth4webapi";
 import { startSandbox } from "../../dev/sandbox/server.ts";
 import type { Config } from "../../supabase/functions/_shared/config.ts";
 import { eventIdFor } from "../../supabase/functions/_shared/providers/google/event-id.ts";
-import { providerFor } from "../../supabase/functions/_shared/providers/index.ts";
+import { providerFor } from "../../supabase/functions/_shared/providers/registry.ts";
 import {
   type CalendarProvider,
   ProviderError,

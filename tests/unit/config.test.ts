@@ -37,14 +37,14 @@ function rejects(over: Record<string, string | undefined>, pattern: RegExp): Con
 Deno.test("config: a minimal environment gets Google's endpoints, offline consent and the default scopes", () => {
   const c = parseConfig(env());
   assert.equal(c.supabaseUrl, "http://127.0.0.1:54321");
-  assert.equal(c.google.authorizationEndpoint, "https://accounts.google.com/o/oauth2/v2/auth");
-  assert.equal(c.google.tokenEndpoint, "https://oauth2.googleapis.com/token");
-  assert.equal(c.google.revocationEndpoint, "https://oauth2.googleapis.com/revoke");
-  assert.equal(c.google.calendarApiBase, "https://www.googleapis.com/calendar/v3");
-  assert.equal(c.google.accessType, "offline");
-  assert.equal(c.google.prompt, "consent");
-  assert.ok(c.google.scopes.includes("https://www.googleapis.com/auth/calendar.events"));
-  assert.ok(c.google.scopes.includes("https://www.googleapis.com/auth/calendar.freebusy"));
+  assert.equal(c.google!.authorizationEndpoint, "https://accounts.google.com/o/oauth2/v2/auth");
+  assert.equal(c.google!.tokenEndpoint, "https://oauth2.googleapis.com/token");
+  assert.equal(c.google!.revocationEndpoint, "https://oauth2.googleapis.com/revoke");
+  assert.equal(c.google!.calendarApiBase, "https://www.googleapis.com/calendar/v3");
+  assert.equal(c.google!.accessType, "offline");
+  assert.equal(c.google!.prompt, "consent");
+  assert.ok(c.google!.scopes.includes("https://www.googleapis.com/auth/calendar.events"));
+  assert.ok(c.google!.scopes.includes("https://www.googleapis.com/auth/calendar.freebusy"));
   assert.equal(c.eventTitle, "ValorWell");
   assert.equal(c.encryption.currentKeyId, "k1");
   assert.equal(c.encryption.keys.get("k1")?.length, 32);
@@ -66,6 +66,25 @@ Deno.test("config: a missing secret is named, and its siblings' values never app
     assert.ok(!err.message.includes("GOCSPX-fake"));
     assert.ok(!err.message.includes(KEY));
   }
+});
+
+Deno.test("config: Google is optional, but some provider must be configured", () => {
+  const none = {
+    GOOGLE_CLIENT_ID: undefined,
+    GOOGLE_CLIENT_SECRET: undefined,
+    GOOGLE_REDIRECT_URI: undefined,
+  };
+  const err = rejects(none, /no calendar provider is configured/);
+  assert.match(err.message, /GOOGLE_CLIENT_ID/);
+  // Google's optional variables alone do not turn Google on.
+  rejects({ ...none, GOOGLE_SCOPES: "https://www.googleapis.com/auth/calendar" }, /no calendar provider/);
+  // Half a Google client is a mistake named variable by variable.
+  const half = rejects(
+    { GOOGLE_CLIENT_SECRET: undefined, GOOGLE_REDIRECT_URI: undefined },
+    /GOOGLE_CLIENT_SECRET/,
+  );
+  assert.match(half.message, /GOOGLE_REDIRECT_URI/);
+  assert.ok(!half.message.includes("client.apps.googleusercontent.com"));
 });
 
 Deno.test("config: empty strings count as missing (an unset secret in a .env file)", () => {
@@ -117,7 +136,7 @@ Deno.test("config: scopes and CORS origins split on commas or spaces; prompt and
       "https://www.googleapis.com/auth/calendar.events  https://www.googleapis.com/auth/calendar.freebusy",
     CALENDAR_ALLOWED_CORS_ORIGINS: "https://a.example.com,https://b.example.com",
   }));
-  assert.equal(c.google.scopes.length, 2);
+  assert.equal(c.google!.scopes.length, 2);
   assert.deepEqual(c.corsOrigins, ["https://a.example.com", "https://b.example.com"]);
   rejects({ GOOGLE_OAUTH_PROMPT: "always" }, /GOOGLE_OAUTH_PROMPT/);
   rejects({ GOOGLE_OAUTH_ACCESS_TYPE: "forever" }, /GOOGLE_OAUTH_ACCESS_TYPE/);
@@ -129,8 +148,8 @@ Deno.test("config: endpoint overrides (the sandbox) and the provider timeout bou
     GOOGLE_CALENDAR_API_BASE: "http://127.0.0.1:54329/google/calendar/v3/",
     CALENDAR_PROVIDER_TIMEOUT_MS: "2500",
   }));
-  assert.equal(c.google.tokenEndpoint, "http://127.0.0.1:54329/google/token");
-  assert.equal(c.google.calendarApiBase, "http://127.0.0.1:54329/google/calendar/v3");
+  assert.equal(c.google!.tokenEndpoint, "http://127.0.0.1:54329/google/token");
+  assert.equal(c.google!.calendarApiBase, "http://127.0.0.1:54329/google/calendar/v3");
   assert.equal(c.providerTimeoutMs, 2500);
   rejects({ CALENDAR_PROVIDER_TIMEOUT_MS: "5" }, /CALENDAR_PROVIDER_TIMEOUT_MS/);
   rejects({ GOOGLE_TOKEN_ENDPOINT: "not a url" }, /GOOGLE_TOKEN_ENDPOINT/);

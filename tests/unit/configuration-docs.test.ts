@@ -79,7 +79,13 @@ Deno.test("variablesReadBy agrees with what the parsers really read", () => {
   const options = variablesReadBy(readText("supabase/functions/_shared/sync/options.ts") ?? "");
   assert.deepEqual([...read].sort(), options, "sync/options.ts: the scanner sees every variable it reads");
 
-  const config = variablesReadBy(readText("supabase/functions/_shared/config.ts") ?? "");
+  // The core's variables, and each provider's (providers/<id>/config.ts, registered in providers/registry.ts).
+  const config = [
+    "supabase/functions/_shared/config.ts",
+    ...repositoryFiles().filter((f) =>
+      /^supabase\/functions\/_shared\/providers\/[^/]+\/config\.ts$/.test(f)
+    ),
+  ].flatMap((file) => variablesReadBy(readText(file) ?? ""));
   const error = (() => {
     try {
       parseConfig({});
@@ -89,9 +95,28 @@ Deno.test("variablesReadBy agrees with what the parsers really read", () => {
   })();
   assert.ok(error instanceof ConfigError);
   const required = [...error.message.matchAll(/([A-Z][A-Z0-9_]+):/g)].map((m) => m[1]);
-  assert.ok(required.length >= 5, error.message);
+  assert.ok(required.length >= 4, error.message);
   for (const name of required) {
     assert.ok(config.includes(name), `config.ts requires ${name}; the scanner missed it`);
+  }
+  // With the core set and no provider, the error names the provider variables to set.
+  const core = {
+    SUPABASE_URL: "http://127.0.0.1:54321",
+    SUPABASE_DB_URL: "postgres://x@127.0.0.1/y",
+    OAUTH_STATE_SIGNING_SECRET: "s".repeat(32),
+    TOKEN_ENCRYPTION_KEY: btoa(String.fromCharCode(...new Uint8Array(32))),
+  };
+  const noProvider = (() => {
+    try {
+      parseConfig(core);
+    } catch (err) {
+      return err;
+    }
+  })();
+  assert.ok(noProvider instanceof ConfigError);
+  for (const name of ["GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "GOOGLE_REDIRECT_URI"]) {
+    assert.ok(noProvider.message.includes(name), noProvider.message);
+    assert.ok(config.includes(name), `the scanner misses ${name}`);
   }
 });
 

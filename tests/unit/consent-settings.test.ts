@@ -24,9 +24,9 @@ function env(over: Record<string, string | undefined> = {}): Record<string, stri
 
 Deno.test("consent settings: defaults are Google's issuer and keys, iss optional, any domain, app confirmation", () => {
   const c = parseConfig(env());
-  assert.equal(c.google.issuer, "https://accounts.google.com");
-  assert.equal(c.google.jwksUri, "https://www.googleapis.com/oauth2/v3/certs");
-  assert.equal(c.google.issParameter, "optional");
+  assert.equal(c.google!.issuer, "https://accounts.google.com");
+  assert.equal(c.google!.jwksUri, "https://www.googleapis.com/oauth2/v3/certs");
+  assert.equal(c.google!.issParameter, "optional");
   assert.deepEqual(c.allowedEmailDomains, []);
   assert.equal(c.consentConfirmation, "app");
   assert.deepEqual(c.authStart, { burst: 10, refillSeconds: 30 });
@@ -43,9 +43,9 @@ Deno.test("consent settings: another authorization server, domains normalised, t
     CALENDAR_AUTH_START_REFILL_SECONDS: "120",
   }));
   assert.deepEqual(c.authStart, { burst: 3, refillSeconds: 120 });
-  assert.equal(c.google.issuer, "https://login.example.org/realms/clinic");
-  assert.equal(c.google.jwksUri, "https://login.example.org/realms/clinic/certs");
-  assert.equal(c.google.issParameter, "required");
+  assert.equal(c.google!.issuer, "https://login.example.org/realms/clinic");
+  assert.equal(c.google!.jwksUri, "https://login.example.org/realms/clinic/certs");
+  assert.equal(c.google!.issParameter, "required");
   assert.deepEqual(c.allowedEmailDomains, ["clinic.example", "branch.clinic.example"]);
   assert.equal(c.consentConfirmation, "none");
 });

@@ -1,19 +1,19 @@
 /**
- * GoogleProvider's Calendar v3 calls against scripted answers: paging, freeBusy chunking, path
+ * GoogleCalendarApi's Calendar v3 calls against scripted answers: paging, freeBusy chunking, path
  * encoding, and the write sequences of upsertEvent, including real-Google behaviours the sandbox
  * may not reproduce (403 on patching a deleted event). No network.
  */
 import assert from "node:assert/strict";
-import type { Config } from "../../supabase/functions/_shared/config.ts";
+import type { GoogleConfig } from "../../supabase/functions/_shared/providers/google/config.ts";
 import { eventIdFor } from "../../supabase/functions/_shared/providers/google/event-id.ts";
-import { GoogleProvider } from "../../supabase/functions/_shared/providers/google/provider.ts";
-import { providerFor } from "../../supabase/functions/_shared/providers/index.ts";
-import { ProviderError } from "../../supabase/functions/_shared/providers/types.ts";
+import { GoogleCalendarApi } from "../../supabase/functions/_shared/providers/google/calendar-api.ts";
+import { providerFor } from "../../supabase/functions/_shared/providers/registry.ts";
+import { DomainError, ProviderError } from "../../supabase/functions/_shared/errors/domain-error.ts";
 import { DAY_MS, parseInstant } from "../../supabase/functions/_shared/time-ranges.ts";
 import { rejectedWith } from "../support/assertions.ts";
 
 const BASE = "https://www.googleapis.com/calendar/v3";
-const GOOGLE: Config["google"] = {
+const GOOGLE: GoogleConfig = {
   clientId: "id",
   clientSecret: "secret",
   redirectUri: "https://app.example.com/cb",
@@ -52,7 +52,7 @@ function scripted(answer: (req: Seen, index: number) => Response | Promise<Respo
     seen.push(req);
     return await answer(req, seen.length - 1);
   }) as typeof fetch;
-  return { seen, provider: new GoogleProvider(GOOGLE, { fetch: fetchFn }) };
+  return { seen, provider: new GoogleCalendarApi(GOOGLE, { fetch: fetchFn }) };
 }
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -420,13 +420,47 @@ Deno.test("deleteEvent: 204, and 404/410 count as already gone; other failures t
   );
 });
 
+Deno.test("deleteAppointmentEvent: the stored id, else the id derived from the appointment and generation", async () => {
+  for (
+    const [ref, id] of [
+      [{ eventId: "stored1" }, "stored1"],
+      [{}, DERIVED],
+      [{ eventId: null, eventGeneration: 2 }, eventIdFor(APPOINTMENT, 2)],
+    ] as const
+  ) {
+    const { seen, provider } = scripted(() => new Response(null, { status: 204 }));
+    await provider.deleteAppointmentEvent("t", { calendarId: HOLIDAY, appointmentId: APPOINTMENT, ...ref });
+    assert.deepEqual(steps(seen), [`DELETE /calendars/${ENCODED}/events/${id}`]);
+  }
+});
+
+Deno.test("findAppointmentEvent: live event, cancelled or purged (null), and a missing calendar throws", async () => {
+  const ref = { calendarId: HOLIDAY, appointmentId: APPOINTMENT };
+  assert.equal(await scripted(() => event(DERIVED)).provider.findAppointmentEvent("t", ref), DERIVED);
+  assert.equal(
+    await scripted(() => event(DERIVED, "cancelled")).provider.findAppointmentEvent("t", ref),
+    null,
+  );
+  const entry = json(200, { kind: "calendar#calendarListEntry", id: HOLIDAY, accessRole: "owner" });
+  const purged = scripted((req) => req.path.startsWith("/users/") ? entry : googleError(404, "notFound"));
+  assert.equal(await purged.provider.findAppointmentEvent("t", ref), null);
+  assert.deepEqual(steps(purged.seen), [
+    `GET /calendars/${ENCODED}/events/${DERIVED}`,
+    `GET /users/me/calendarList/${ENCODED}`,
+  ]);
+  const gone = scripted(() => googleError(404, "notFound"));
+  const err = await rejectedWith(ProviderError, gone.provider.findAppointmentEvent("t", ref));
+  assert.equal(err.code, "not_found");
+  assert.equal(err.details.resource, "calendar");
+});
+
 Deno.test("a request that outlives timeoutMs is transient; a 2xx with a wrong body is transient", async () => {
   const hanging =
     ((_input: string | URL | Request, init?: RequestInit) =>
       new Promise<Response>((_resolve, reject) => {
         init?.signal?.addEventListener("abort", () => reject(init.signal!.reason));
       })) as typeof fetch;
-  const slow = new GoogleProvider(GOOGLE, { fetch: hanging, timeoutMs: 50 });
+  const slow = new GoogleCalendarApi(GOOGLE, { fetch: hanging, timeoutMs: 50 });
   const timeout = await rejectedWith(ProviderError, slow.listCalendars("t"));
   assert.equal(timeout.kind, "transient");
   assert.equal(timeout.details.reason, "timeout");
@@ -441,11 +475,19 @@ Deno.test("providerFor: google is configured, microsoft is not, plain http only 
   const config = { google: GOOGLE, providerTimeoutMs: 10_000 };
   const google = providerFor("google", config);
   assert.equal(google.id, "google");
-  assert.equal(google.eventIdFor(APPOINTMENT), DERIVED);
+  assert.deepEqual(google.capabilities, { inboundSync: false, batch: false });
+  assert.equal("eventIdFor" in google, false, "the engine never derives a provider's event id");
+  for (const id of ["microsoft", "yahoo"]) {
+    assert.throws(
+      () => providerFor(id, config),
+      (err) =>
+        err instanceof DomainError && err.code === "provider_not_configured" && /google/.test(err.message),
+    );
+  }
   assert.throws(
-    () => providerFor("microsoft", config),
-    (err) =>
-      err instanceof ProviderError && err.kind === "invalid" && err.message === "Microsoft is not configured",
+    () => providerFor("google", { providerTimeoutMs: 10_000 }),
+    (err) => err instanceof DomainError && err.code === "provider_not_configured",
+    "a deployment without Google settings has no Google provider",
   );
   providerFor("google", {
     ...config,

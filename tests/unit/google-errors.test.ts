@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
+import { parseRetryAfter } from "../../supabase/functions/_shared/http-client/retry-after.ts";
+import { classifyTransportError } from "../../supabase/functions/_shared/http-client/transport-errors.ts";
 import {
   classifyGoogleResponse,
-  classifyTransportError,
   googleErrorReason,
-  parseRetryAfter,
 } from "../../supabase/functions/_shared/providers/google/errors.ts";
 import { ProviderError, type ProviderErrorKind } from "../../supabase/functions/_shared/providers/types.ts";
 
@@ -28,8 +28,8 @@ const EXPECTED: Record<string, { kind: ProviderErrorKind; reason: string }> = {
   "409-conflict.json": { kind: "conflict", reason: "conflict" },
   "409-duplicate.json": { kind: "conflict", reason: "duplicate" },
   "410-deleted.json": { kind: "gone", reason: "deleted" },
-  "410-fullSyncRequired.json": { kind: "gone", reason: "fullSyncRequired" },
-  "410-updatedMinTooLongAgo.json": { kind: "gone", reason: "updatedMinTooLongAgo" },
+  "410-fullSyncRequired.json": { kind: "cursor_expired", reason: "fullSyncRequired" },
+  "410-updatedMinTooLongAgo.json": { kind: "cursor_expired", reason: "updatedMinTooLongAgo" },
   "412-conditionNotMet.json": { kind: "conflict", reason: "conditionNotMet" },
   "429-rateLimitExceeded.json": { kind: "rate_limited", reason: "rateLimitExceeded" },
   "500-backendError.json": { kind: "transient", reason: "backendError" },

@@ -3,10 +3,10 @@ import {
   consentScopes,
   IDENTITY_SCOPES,
   missingGoogleScopes,
-  parseScopeString,
   scopeSatisfies,
 } from "../../supabase/functions/_shared/providers/google/scopes.ts";
-import { GoogleProvider } from "../../supabase/functions/_shared/providers/google/provider.ts";
+import { parseScopeString } from "../../supabase/functions/_shared/oauth/scopes.ts";
+import { GoogleOAuth } from "../../supabase/functions/_shared/providers/google/oauth.ts";
 
 const S = (name: string) => `https://www.googleapis.com/auth/${name}`;
 const DEFAULT_REQUIRED = [S("calendar.events"), S("calendar.freebusy"), S("calendar.calendarlist.readonly")];
@@ -76,8 +76,8 @@ Deno.test("parseScopeString: space-delimited, duplicates and extra spaces remove
   assert.deepEqual(parseScopeString(""), []);
 });
 
-Deno.test("GoogleProvider.missingScopes uses the configured scopes", () => {
-  const provider = new GoogleProvider({
+Deno.test("GoogleOAuth.missingScopes uses the configured scopes", () => {
+  const provider = new GoogleOAuth({
     clientId: "id",
     clientSecret: "secret",
     redirectUri: "https://app.example.com/cb",
@@ -87,7 +87,6 @@ Deno.test("GoogleProvider.missingScopes uses the configured scopes", () => {
     authorizationEndpoint: "https://accounts.google.com/o/oauth2/v2/auth",
     tokenEndpoint: "https://oauth2.googleapis.com/token",
     revocationEndpoint: "https://oauth2.googleapis.com/revoke",
-    calendarApiBase: "https://www.googleapis.com/calendar/v3",
     issuer: "https://accounts.google.com",
     jwksUri: "https://www.googleapis.com/oauth2/v3/certs",
     issParameter: "optional",

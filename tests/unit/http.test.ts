@@ -1,7 +1,7 @@
 /**
- * The HTTP contract (http.ts, request-input.ts, provider-http.ts): the error envelope, request ids,
- * CORS preflight, body limits and parsing, method checks, and the one mapping from provider
- * failures to HTTP answers.
+ * The HTTP contract (http.ts, request-input.ts, errors/http-answers.ts): the error envelope, request ids,
+ * CORS preflight, body limits and parsing, method checks, and the one table from domain errors
+ * (provider failures included) to HTTP answers.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
@@ -14,8 +14,8 @@ import {
   summariseIssues,
   withHttp,
 } from "../../supabase/functions/_shared/http.ts";
-import { providerErrorToHttp } from "../../supabase/functions/_shared/provider-http.ts";
-import { ProviderError } from "../../supabase/functions/_shared/providers/types.ts";
+import { DomainError, ProviderError } from "../../supabase/functions/_shared/errors/domain-error.ts";
+import { HTTP_ANSWERS, httpAnswerFor } from "../../supabase/functions/_shared/errors/http-answers.ts";
 import { queryRecord, readQueryOrJson } from "../../supabase/functions/_shared/request-input.ts";
 import { rejectedWith } from "../support/assertions.ts";
 
@@ -224,7 +224,7 @@ Deno.test("request-input: POST reads JSON and refuses parameters smuggled in the
   assert.match(err.message, /staff_id/);
 });
 
-Deno.test("provider-http: every ProviderError kind maps to its documented status and code", () => {
+Deno.test("http-answers: every ProviderError kind maps to its documented status and code", () => {
   const cases: [ProviderError, number, string][] = [
     [new ProviderError("auth", "x"), 409, "needs_reconnect"],
     [new ProviderError("insufficient_scope", "x"), 409, "insufficient_scope"],
@@ -234,32 +234,64 @@ Deno.test("provider-http: every ProviderError kind maps to its documented status
     [new ProviderError("transient", "x"), 503, "provider_unavailable"],
     [new ProviderError("conflict", "x", { status: 409 }), 502, "provider_error"],
     [new ProviderError("invalid", "x", { status: 400 }), 502, "provider_error"],
+    [new ProviderError("cursor_expired", "x", { status: 410 }), 502, "provider_error"],
   ];
   for (const [err, status, code] of cases) {
-    const http = providerErrorToHttp(err);
+    const http = httpAnswerFor(err);
     assert.equal(http.status, status, err.kind);
     assert.equal(http.code, code, err.kind);
     assert.ok(http.status >= 400 && http.status !== 500);
   }
 });
 
-Deno.test("provider-http: Retry-After is whole seconds, rounded up, at least 1; defaults when unknown", () => {
+Deno.test("http-answers: Retry-After is whole seconds, rounded up, at least 1; defaults when unknown", () => {
   assert.equal(
-    providerErrorToHttp(new ProviderError("rate_limited", "x", { retryAfterMs: 7000 }))
+    httpAnswerFor(new ProviderError("rate_limited", "x", { retryAfterMs: 7000 }))
       .headers["retry-after"],
     "7",
   );
   assert.equal(
-    providerErrorToHttp(new ProviderError("rate_limited", "x", { retryAfterMs: 7001 }))
+    httpAnswerFor(new ProviderError("rate_limited", "x", { retryAfterMs: 7001 }))
       .headers["retry-after"],
     "8",
   );
   assert.equal(
-    providerErrorToHttp(new ProviderError("rate_limited", "x", { retryAfterMs: 0 })).headers["retry-after"],
+    httpAnswerFor(new ProviderError("rate_limited", "x", { retryAfterMs: 0 })).headers["retry-after"],
     "1",
   );
-  assert.equal(providerErrorToHttp(new ProviderError("rate_limited", "x")).headers["retry-after"], "30");
-  assert.equal(providerErrorToHttp(new ProviderError("transient", "x")).headers["retry-after"], "5");
+  assert.equal(httpAnswerFor(new ProviderError("rate_limited", "x")).headers["retry-after"], "30");
+  assert.equal(httpAnswerFor(new ProviderError("transient", "x")).headers["retry-after"], "5");
+});
+
+Deno.test("http-answers: our own connection codes keep their message; withHttp answers every DomainError from the table", async () => {
+  assert.deepEqual(Object.keys(HTTP_ANSWERS).sort(), [
+    "auth",
+    "conflict",
+    "cursor_expired",
+    "gone",
+    "insufficient_scope",
+    "invalid",
+    "needs_reconnect",
+    "not_connected",
+    "not_found",
+    "provider_not_configured",
+    "rate_limited",
+    "transient",
+  ]);
+  const answer = httpAnswerFor(new DomainError("not_connected", "no calendar here"));
+  assert.deepEqual(answer, { status: 409, code: "not_connected", message: "no calendar here", headers: {} });
+  const cases: [DomainError, number, string, string | null][] = [
+    [new DomainError("needs_reconnect", "grant is dead"), 409, "needs_reconnect", null],
+    [new DomainError("provider_not_configured", "no such provider"), 400, "provider_not_configured", null],
+    [new ProviderError("rate_limited", "x", { retryAfterMs: 2_500 }), 429, "rate_limited", "3"],
+  ];
+  for (const [err, status, code, retryAfter] of cases) {
+    const res = await withHttp(() => Promise.reject(err))(new Request("http://x/f", { method: "POST" }));
+    assert.equal(res.status, status, err.code);
+    const body = await res.json();
+    assert.equal(body.error.code, code);
+    assert.equal(res.headers.get("retry-after"), retryAfter);
+  }
 });
 
 Deno.test("http: readJson refuses any query parameter except the platform's (one rule for JSON-body functions)", async () => {

@@ -24,9 +24,9 @@ function bearer(token: string): Request {
 
 Deno.test("local stack: the function env parses, with Google endpoints at the sandbox", () => {
   const config = parseConfig(env);
-  assert.equal(config.google.redirectUri, "http://127.0.0.1:54321/functions/v1/calendar-auth-callback");
-  assert.equal(config.google.tokenEndpoint, "http://127.0.0.1:54329/google/token");
-  assert.equal(config.google.calendarApiBase, "http://127.0.0.1:54329/google/calendar/v3");
+  assert.equal(config.google!.redirectUri, "http://127.0.0.1:54321/functions/v1/calendar-auth-callback");
+  assert.equal(config.google!.tokenEndpoint, "http://127.0.0.1:54329/google/token");
+  assert.equal(config.google!.calendarApiBase, "http://127.0.0.1:54329/google/calendar/v3");
   assert.ok(config.allowedReturnOrigins.includes("http://localhost:3000"));
   assert.ok(config.allowedReturnOrigins.includes("http://127.0.0.1:3000"));
   assert.equal(config.encryption.keys.get("k1")?.length, 32);

@@ -3,18 +3,36 @@
  * retry with backoff, or fail at once with a clear code.
  */
 import assert from "node:assert/strict";
+import { DomainError } from "../../supabase/functions/_shared/errors/domain-error.ts";
 import { HttpError } from "../../supabase/functions/_shared/http.ts";
 import { ProviderError } from "../../supabase/functions/_shared/providers/types.ts";
 import { decideFailure, InvalidAppointmentError } from "../../supabase/functions/_shared/sync/failures.ts";
 
-Deno.test("a revoked grant parks the row (HttpError 409 from connections.ts)", () => {
-  const d = decideFailure(new HttpError(409, "needs_reconnect", "reconnect required"));
+Deno.test("a revoked grant parks the row (DomainError needs_reconnect from connections.ts)", () => {
+  const d = decideFailure(new DomainError("needs_reconnect", "reconnect required"));
   assert.deepEqual(d, {
     decision: "park",
     code: "needs_reconnect",
     message: "reconnect required",
     markNeedsReconnect: false,
   });
+  assert.equal(decideFailure(new DomainError("not_connected", "none")).decision, "park");
+  const unconfigured = decideFailure(
+    new DomainError("provider_not_configured", "microsoft is not configured"),
+  );
+  assert.equal(unconfigured.decision, "park", "waits for the deployment to configure the provider");
+  assert.equal(unconfigured.code, "provider_not_configured");
+});
+
+Deno.test("an HTTP status is no signal to the engine: an HttpError 409 is not a park", () => {
+  assert.equal(decideFailure(new HttpError(409, "needs_reconnect", "x")).decision, "retry");
+});
+
+Deno.test("an expired sync cursor is its own retry code, not gone", () => {
+  const d = decideFailure(new ProviderError("cursor_expired", "HTTP 410 fullSyncRequired", { status: 410 }));
+  assert.equal(d.decision, "retry");
+  assert.equal(d.code, "cursor_expired");
+  assert.equal(decideFailure(new ProviderError("gone", "HTTP 410 deleted")).code, "provider_conflict");
 });
 
 Deno.test("a provider auth or scope failure parks the row and marks the connection", () => {

@@ -15,8 +15,7 @@ import {
 } from "./connections.ts";
 import type { Sql } from "./db/client.ts";
 import { HttpError } from "./http.ts";
-import { mapProviderErrors } from "./provider-http.ts";
-import { providerFor } from "./providers/index.ts";
+import { providerFor } from "./providers/registry.ts";
 import type { BusyInterval } from "./providers/types.ts";
 import { formatInstant, mergeIntervals } from "./time-ranges.ts";
 
@@ -100,9 +99,9 @@ export function normaliseBusy(intervals: readonly BusyInterval[], window: Window
 /**
  * The busy intervals of a staff member's selected calendar in a window (their connection in
  * `owner.tenantId`; the caller has checked that the reader may see that tenant's staff).
- * @throws HttpError 409 `not_connected` / `needs_reconnect` (connection), and the provider mapping of
- *   provider-http.ts: 409 `calendar_not_found`, 409 `insufficient_scope`, 429 `rate_limited` with
- *   Retry-After, 503 `provider_unavailable`, 502 `provider_error`.
+ * @throws DomainError `not_connected` / `needs_reconnect` (connection), ProviderError as classified
+ *   (errors/http-answers.ts answers 409 `calendar_not_found`, 409 `insufficient_scope`, 429
+ *   `rate_limited` with Retry-After, 503 `provider_unavailable`, 502 `provider_error`).
  */
 export async function readBusy(
   deps: { sql: Sql; config: Config },
@@ -110,18 +109,16 @@ export async function readBusy(
   window: Window,
 ): Promise<{ busy: BusyInterval[]; connection: ConnectionRow }> {
   const connection = await requireConnection(deps.sql, owner);
-  const busy = await mapProviderErrors(async () => {
-    const provider = providerFor(connection.provider, deps.config);
-    return await withAccessToken(
-      { sql: deps.sql, config: deps.config, provider },
-      connection,
-      (token) =>
-        provider.busy(token, {
-          calendarIds: [connection.selected_calendar_id],
-          timeMin: formatUtc(window.startMs),
-          timeMax: formatUtc(window.endMs),
-        }),
-    );
-  });
+  const provider = providerFor(connection.provider, deps.config);
+  const busy = await withAccessToken(
+    { sql: deps.sql, config: deps.config, provider },
+    connection,
+    (token) =>
+      provider.busy(token, {
+        calendarIds: [connection.selected_calendar_id],
+        timeMin: formatUtc(window.startMs),
+        timeMax: formatUtc(window.endMs),
+      }),
+  );
   return { busy: normaliseBusy(busy, window), connection };
 }

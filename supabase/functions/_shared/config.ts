@@ -6,12 +6,7 @@
  * on its first request instead of half-working. Values never appear in error messages.
  */
 import { z } from "zod";
-
-const DEFAULT_GOOGLE_SCOPES = [
-  "https://www.googleapis.com/auth/calendar.events",
-  "https://www.googleapis.com/auth/calendar.freebusy",
-  "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
-].join(" ");
+import { configuredProviders, parseProviderEnvs, type ProviderConfigs } from "./providers/registry.ts";
 
 const csv = (v: string) => v.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
 
@@ -83,25 +78,6 @@ const envSchema = z.object({
   /** Shared secret pg_cron / the dispatcher present to calendar-sync-worker (besides a service-role JWT). */
   CALENDAR_WORKER_SECRET: z.string().min(32).optional(),
 
-  GOOGLE_CLIENT_ID: z.string().min(1),
-  GOOGLE_CLIENT_SECRET: z.string().min(1),
-  GOOGLE_REDIRECT_URI: z.url(),
-  GOOGLE_SCOPES: z.string().default(DEFAULT_GOOGLE_SCOPES),
-  GOOGLE_OAUTH_PROMPT: z.enum(["consent", "select_account", "none", "consent select_account"]).default(
-    "consent",
-  ),
-  GOOGLE_OAUTH_ACCESS_TYPE: z.enum(["offline", "online"]).default("offline"),
-  GOOGLE_AUTHORIZATION_ENDPOINT: z.url().default("https://accounts.google.com/o/oauth2/v2/auth"),
-  GOOGLE_TOKEN_ENDPOINT: z.url().default("https://oauth2.googleapis.com/token"),
-  GOOGLE_REVOCATION_ENDPOINT: z.url().default("https://oauth2.googleapis.com/revoke"),
-  GOOGLE_CALENDAR_API_BASE: z.url().default("https://www.googleapis.com/calendar/v3"),
-  /** The authorization server's issuer identifier: ID tokens' `iss` and RFC 9207's `iss` parameter. */
-  GOOGLE_OAUTH_ISSUER: z.url().default("https://accounts.google.com"),
-  /** The issuer's JWK Set, which signs its ID tokens. */
-  GOOGLE_JWKS_URI: z.url().default("https://www.googleapis.com/oauth2/v3/certs"),
-  /** RFC 9207 `iss` in the authorization response: checked when present (optional) or demanded (required). */
-  GOOGLE_OAUTH_ISS_PARAMETER: z.enum(["optional", "required"]).default("optional"),
-
   OAUTH_STATE_SIGNING_SECRET: z.string().min(32, "must be at least 32 characters"),
   TOKEN_ENCRYPTION_KEY: base64Key32,
   TOKEN_ENCRYPTION_KEY_ID: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default("k1"),
@@ -129,8 +105,12 @@ const envSchema = z.object({
   CALENDAR_AUTH_START_REFILL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
 });
 
-/** Parsed, typed configuration. Times are not configured here; see each module for its constants. */
-export interface Config {
+/**
+ * Parsed, typed configuration. Times are not configured here; see each module for its constants.
+ * Each registered provider's settings sit under its id (`google`, ...; {@link ProviderConfigs}),
+ * present only when the deployment configures that provider.
+ */
+export interface Config extends ProviderConfigs {
   supabaseUrl: string;
   /** CALENDAR_DB_URL when set, else SUPABASE_DB_URL (DATABASE_URL locally). A secret: never log it. */
   databaseUrl: string;
@@ -154,25 +134,6 @@ export interface Config {
    */
   jwtIssuers?: string[];
   workerSecret?: string;
-  google: {
-    clientId: string;
-    clientSecret: string;
-    redirectUri: string;
-    /** Scopes requested at consent, space-delimited in the request. */
-    scopes: string[];
-    prompt: string;
-    accessType: "offline" | "online";
-    authorizationEndpoint: string;
-    tokenEndpoint: string;
-    revocationEndpoint: string;
-    calendarApiBase: string;
-    /** Issuer identifier (ID token `iss`, RFC 9207 `iss` parameter). */
-    issuer: string;
-    /** JWK Set URL of the issuer's ID-token signing keys. */
-    jwksUri: string;
-    /** Whether the authorization response must carry `iss` (RFC 9207) or it is checked only when present. */
-    issParameter: "optional" | "required";
-  };
   stateSigningSecret: string;
   encryption: {
     currentKeyId: string;
@@ -268,6 +229,15 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
   for (const key of Object.keys(input)) if (input[key] === "") delete input[key];
   const parsed = envSchema.safeParse(input);
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  // Each registered provider reads its own variables (providers/<id>/config.ts); one at least must be set.
+  const { configs: providers, problems: providerProblems } = parseProviderEnvs(input);
+  problems.push(...providerProblems);
+  if (problems.length === 0 && configuredProviders(providers).length === 0) {
+    problems.push(
+      "no calendar provider is configured: set a provider's client variables (GOOGLE_CLIENT_ID, " +
+        "GOOGLE_CLIENT_SECRET and GOOGLE_REDIRECT_URI for Google; see docs/configuration.md)",
+    );
+  }
   if (!input.CALENDAR_DB_URL && !input.SUPABASE_DB_URL) {
     problems.push("SUPABASE_DB_URL: required (or CALENDAR_DB_URL; DATABASE_URL locally)");
   }
@@ -339,21 +309,7 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     jwtAudiences: audiences,
     jwtIssuers: issuers,
     workerSecret: e.CALENDAR_WORKER_SECRET,
-    google: {
-      clientId: e.GOOGLE_CLIENT_ID,
-      clientSecret: e.GOOGLE_CLIENT_SECRET,
-      redirectUri: e.GOOGLE_REDIRECT_URI,
-      scopes: csv(e.GOOGLE_SCOPES),
-      prompt: e.GOOGLE_OAUTH_PROMPT,
-      accessType: e.GOOGLE_OAUTH_ACCESS_TYPE,
-      authorizationEndpoint: e.GOOGLE_AUTHORIZATION_ENDPOINT,
-      tokenEndpoint: e.GOOGLE_TOKEN_ENDPOINT,
-      revocationEndpoint: e.GOOGLE_REVOCATION_ENDPOINT,
-      calendarApiBase: e.GOOGLE_CALENDAR_API_BASE.replace(/\/$/, ""),
-      issuer: e.GOOGLE_OAUTH_ISSUER,
-      jwksUri: e.GOOGLE_JWKS_URI,
-      issParameter: e.GOOGLE_OAUTH_ISS_PARAMETER,
-    },
+    ...providers,
     stateSigningSecret: e.OAUTH_STATE_SIGNING_SECRET,
     encryption: { currentKeyId: e.TOKEN_ENCRYPTION_KEY_ID, keys },
     allowedReturnOrigins: origins.map((o) => o.replace(/\/$/, "")),

@@ -11,6 +11,7 @@ import type { Config } from "./config.ts";
 import { connectionTokenBinding, DecryptionError, decryptToken, encryptToken } from "./crypto.ts";
 import type { Sql } from "./db/client.ts";
 import type { Narrow, Row } from "./db/rows.ts";
+import { DomainError } from "./errors/domain-error.ts";
 import { HttpError } from "./http.ts";
 import { type CalendarProvider, ProviderError, type ProviderId, type TokenSet } from "./providers/types.ts";
 
@@ -67,7 +68,7 @@ export async function findConnection(
 
 /**
  * The staff member's usable connection in the tenant.
- * @throws HttpError 409 `not_connected` when there is none (or it was disconnected), 409
+ * @throws DomainError `not_connected` when there is none (or it was disconnected),
  *   `needs_reconnect` when the grant was revoked or lacks a scope.
  */
 export async function requireConnection(
@@ -77,11 +78,10 @@ export async function requireConnection(
 ): Promise<ConnectionRow> {
   const conn = await findConnection(sql, owner, provider);
   if (!conn || conn.connection_status === "disconnected" || !conn.refresh_token_encrypted) {
-    throw new HttpError(409, "not_connected", "this staff member has not connected a calendar");
+    throw new DomainError("not_connected", "this staff member has not connected a calendar");
   }
   if (conn.connection_status === "needs_reconnect") {
-    throw new HttpError(
-      409,
+    throw new DomainError(
       "needs_reconnect",
       "the calendar grant was revoked or expired; the staff member must connect the calendar again",
     );
@@ -176,7 +176,7 @@ async function decryptColumn(
  * @param force refresh even if not due (the provider rejected the current access token); skipped
  *   when the stored access token changed since `seenAccess` (someone else refreshed meanwhile).
  * @returns the current plaintext access token and its stored envelope.
- * @throws HttpError 409 needs_reconnect when the grant is gone; ProviderError for other failures.
+ * @throws DomainError `needs_reconnect` when the grant is gone; ProviderError for other failures.
  */
 async function refreshLocked(
   sql: Sql,
@@ -191,11 +191,7 @@ async function refreshLocked(
       select ${tx(COLUMNS as unknown as string[])} from public.staff_calendar_connections
       where id = ${connectionId} for update`;
     if (!row || row.connection_status !== "connected" || !row.refresh_token_encrypted) {
-      throw new HttpError(
-        409,
-        "needs_reconnect",
-        "the calendar connection is no longer active; connect again",
-      );
+      throw new DomainError("needs_reconnect", "the calendar connection is no longer active; connect again");
     }
     const due = !row.token_expires_at || row.token_expires_at.getTime() - Date.now() <= REFRESH_MARGIN_MS;
     const changed = opts.seenAccess !== undefined && row.access_token_encrypted !== opts.seenAccess;
@@ -243,7 +239,7 @@ async function refreshLocked(
     return { access: tokens.accessToken, envelope: access };
   });
   if (token === null) {
-    throw new HttpError(409, "needs_reconnect", reconnectReason ?? "reconnect required");
+    throw new DomainError("needs_reconnect", reconnectReason ?? "reconnect required");
   }
   return token;
 }
@@ -252,7 +248,7 @@ async function refreshLocked(
  * Run `fn` with a valid access token for the connection. Refreshes first when the token expires
  * within {@link REFRESH_MARGIN_MS}; if the provider still answers 401 (kind `auth`), refreshes once
  * more and retries; a second 401 marks the connection `needs_reconnect`.
- * @throws HttpError 409 `needs_reconnect`, or whatever `fn` throws (ProviderError).
+ * @throws DomainError `needs_reconnect`, or whatever `fn` throws (ProviderError).
  */
 export async function withAccessToken<T>(
   deps: { sql: Sql; config: Config; provider: CalendarProvider },
@@ -289,7 +285,7 @@ export async function withAccessToken<T>(
     if (err instanceof ProviderError && err.kind === "auth") {
       const reason = `${conn.provider} rejected a freshly refreshed access token; reconnect required`;
       await markNeedsReconnect(sql, conn.id, reason);
-      throw new HttpError(409, "needs_reconnect", reason);
+      throw new DomainError("needs_reconnect", reason);
     }
     throw err;
   }

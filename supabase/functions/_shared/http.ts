@@ -7,6 +7,8 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./config.ts";
+import { DomainError } from "./errors/domain-error.ts";
+import { httpAnswerFor } from "./errors/http-answers.ts";
 
 /** Largest request body accepted, in bytes. Bodies here are a few ids and timestamps. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -216,8 +218,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
 /**
  * Wrap a handler with the shared contract: request id, CORS preflight and headers, and errors
- * mapped to the envelope (HttpError as is, ConfigError as 500 `server_misconfigured`, anything
- * else as 500 `internal_error` with the detail only in the log).
+ * mapped to the envelope (HttpError as is, DomainError through the one table of
+ * errors/http-answers.ts, ConfigError as 500 `server_misconfigured`, anything else as 500
+ * `internal_error` with the detail only in the log).
  */
 export function withHttp(handler: Handler, opts: { corsOrigins?: () => string[] } = {}) {
   return async (req: Request): Promise<Response> => {
@@ -240,7 +243,12 @@ export function withHttp(handler: Handler, opts: { corsOrigins?: () => string[] 
     if (req.method === "OPTIONS") return finish(new Response(null, { status: 204 }));
     try {
       return finish(await handler(req, { requestId, log }));
-    } catch (err) {
+    } catch (thrown) {
+      let err = thrown;
+      if (err instanceof DomainError) {
+        const answer = httpAnswerFor(err);
+        err = new HttpError(answer.status, answer.code, answer.message, answer.headers);
+      }
       if (err instanceof HttpError) {
         if (err.status >= 500) log("request_failed", { status: err.status, code: err.code });
         // Nobody is left to read the answer; note it at info level (a client's doing, not ours).

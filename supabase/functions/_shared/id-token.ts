@@ -9,7 +9,7 @@
  * misconfigured endpoint) cannot name an account.
  */
 import * as jose from "jose";
-import { isLoopbackHttp } from "./providers/google/transport.ts";
+import { isLoopbackHttp } from "./http-client/transport.ts";
 import { ProviderError } from "./providers/types.ts";
 
 /** What the ID token says about the account. `email` is lowercased. */

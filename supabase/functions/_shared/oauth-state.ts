@@ -23,6 +23,7 @@ import { decryptToken, encryptToken, type TokenBinding } from "./crypto.ts";
 import { base64url } from "./encoding.ts";
 import type { Sql } from "./db/client.ts";
 import type { Narrow, Row } from "./db/rows.ts";
+import { isProviderId } from "./providers/registry.ts";
 import type { ProviderId } from "./providers/types.ts";
 
 /** Lifetime of a state, in seconds (JWT `exp` and the row's `expires_at` agree). */
@@ -111,7 +112,7 @@ const claimsSchema = z.object({
   jti: z.string().regex(/^[A-Za-z0-9_-]{32,64}$/),
   sub: z.guid(),
   tid: z.guid(),
-  prv: z.enum(["google", "microsoft"]),
+  prv: z.custom<ProviderId>((v) => typeof v === "string" && isProviderId(v), "unknown provider"),
 });
 
 /** The binding of an encrypted PKCE verifier to its state row (a verifier copied to another row fails). */

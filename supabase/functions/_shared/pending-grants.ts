@@ -18,7 +18,7 @@ import { decryptToken, encryptToken, type TokenBinding } from "./crypto.ts";
 import type { Sql } from "./db/client.ts";
 import { HttpError } from "./http.ts";
 import { type ConsumedAuthState, flowIdHash } from "./oauth-state.ts";
-import { providerFor } from "./providers/index.ts";
+import { providerFor } from "./providers/registry.ts";
 import { ProviderError, type ProviderId, type TokenSet } from "./providers/types.ts";
 import { enqueueBackfill } from "./sync/backfill.ts";
 

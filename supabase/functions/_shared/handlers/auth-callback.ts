@@ -43,7 +43,7 @@ import { HttpError, requireMethod } from "../http.ts";
 import { emailDomainAllowed } from "../id-token.ts";
 import { AuthStateError, consumeAuthState, type ConsumedAuthState } from "../oauth-state.ts";
 import { revokeGrants, storePendingGrant, takeExpiredPendingGrants } from "../pending-grants.ts";
-import { providerFor } from "../providers/index.ts";
+import { providerFor } from "../providers/registry.ts";
 import { type CalendarProvider, ProviderError, type TokenSet } from "../providers/types.ts";
 import { queryRecord } from "../request-input.ts";
 import type { FunctionContext, FunctionHandler } from "../serve.ts";

@@ -35,14 +35,15 @@ import { getSql } from "../db/client.ts";
 import { HttpError, json, requireMethod } from "../http.ts";
 import { AuthStartRateLimited, createAuthState } from "../oauth-state.ts";
 import { revokeGrants, takeExpiredPendingGrants } from "../pending-grants.ts";
-import { providerFor } from "../providers/index.ts";
+import { configuredProviders, KNOWN_PROVIDER_NAMES, providerFor } from "../providers/registry.ts";
 import { NO_STORE, readQueryOrJson } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";
 import { requireOwnStaff } from "../staff.ts";
 
 const inputSchema = z.strictObject({
   return_to: z.string().min(1).max(2048).optional(),
-  provider: z.enum(["google", "microsoft"]).default("google"),
+  /** Absent: the first configured provider in registry order (Google when configured). */
+  provider: z.enum(KNOWN_PROVIDER_NAMES).optional(),
   login_hint: z.string().regex(/^[^\s\p{Cc}]{1,320}$/u, "must be an email address or account id").optional(),
 });
 
@@ -70,13 +71,9 @@ export const authStart: FunctionHandler = async (req, ctx) => {
   const { config } = ctx;
   const caller = await authenticateUser(req, config);
   const input = await readQueryOrJson(req, inputSchema);
-  if (input.provider !== "google") {
-    throw new HttpError(
-      400,
-      "provider_not_configured",
-      `the ${input.provider} provider is not configured on this deployment; use "google"`,
-    );
-  }
+  // Built before anything is written: an unconfigured provider (400 provider_not_configured) or a
+  // misconfigured one must not leave a state row.
+  const provider = providerFor(input.provider ?? configuredProviders(config)[0] ?? "google", config);
   let returnTo: string | null = null;
   if (input.return_to !== undefined) {
     returnTo = acceptableReturnUrl(input.return_to, config);
@@ -97,14 +94,12 @@ export const authStart: FunctionHandler = async (req, ctx) => {
   }
   const sql = getSql(config);
   const staff = await requireOwnStaff(sql, caller.userId);
-  // Build the provider before writing anything: a misconfigured provider must not leave a state row.
-  const provider = providerFor(input.provider, config);
   let created;
   try {
     created = await createAuthState(sql, config, {
       tenantId: staff.tenant_id,
       staffId: staff.id,
-      provider: input.provider,
+      provider: provider.id,
       initiatedBy: caller.userId,
       returnTo,
     });
@@ -120,6 +115,6 @@ export const authStart: FunctionHandler = async (req, ctx) => {
     await revokeGrants(config, await takeExpiredPendingGrants(sql, config), ctx.log);
   }
   const url = provider.authorizationUrl({ state, codeChallenge, nonce, loginHint: input.login_hint });
-  ctx.log("oauth_start", { staff_id: staff.id, tenant_id: staff.tenant_id, provider: input.provider });
+  ctx.log("oauth_start", { staff_id: staff.id, tenant_id: staff.tenant_id, provider: provider.id });
   return json({ url: url.toString(), expires_at: expiresAt.toISOString(), flow_id: flowId }, 200, NO_STORE);
 };

@@ -28,7 +28,7 @@ import type { ConnectionOwner, ConnectionRow } from "../connections.ts";
 import { connectionTokenBinding, decryptToken } from "../crypto.ts";
 import { getSql, type Sql } from "../db/client.ts";
 import { HttpError, json, type RequestContext, requireMethod } from "../http.ts";
-import { providerFor } from "../providers/index.ts";
+import { providerFor } from "../providers/registry.ts";
 import { ProviderError } from "../providers/types.ts";
 import { NO_STORE, readQueryOrJson } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";

@@ -28,8 +28,7 @@ import { authenticateUser } from "../auth.ts";
 import { requireConnection, withAccessToken } from "../connections.ts";
 import { getSql } from "../db/client.ts";
 import { json, requireMethod } from "../http.ts";
-import { mapProviderErrors } from "../provider-http.ts";
-import { providerFor } from "../providers/index.ts";
+import { providerFor } from "../providers/registry.ts";
 import type { CalendarSummary } from "../providers/types.ts";
 import { NO_STORE, readQueryOrJson } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";
@@ -43,14 +42,12 @@ export const listCalendars: FunctionHandler = async (req, ctx) => {
   const sql = getSql(config);
   const staff = await requireOwnStaff(sql, caller.userId);
   const connection = await requireConnection(sql, { tenantId: staff.tenant_id, staffId: staff.id });
-  const calendars = await mapProviderErrors(async () => {
-    const provider = providerFor(connection.provider, config);
-    return await withAccessToken(
-      { sql, config, provider },
-      connection,
-      (token) => provider.listCalendars(token),
-    );
-  });
+  const provider = providerFor(connection.provider, config);
+  const calendars = await withAccessToken(
+    { sql, config, provider },
+    connection,
+    (token) => provider.listCalendars(token),
+  );
   const body: CalendarSummary[] = calendars.map((c) => ({
     id: c.id,
     summary: c.summary,

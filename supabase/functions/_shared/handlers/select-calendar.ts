@@ -33,8 +33,7 @@ import { authenticateUser } from "../auth.ts";
 import { requireConnection, withAccessToken } from "../connections.ts";
 import { getSql } from "../db/client.ts";
 import { HttpError, json, requireMethod } from "../http.ts";
-import { mapProviderErrors } from "../provider-http.ts";
-import { providerFor } from "../providers/index.ts";
+import { providerFor } from "../providers/registry.ts";
 import { type CalendarDetails, ProviderError, WRITABLE_ACCESS_ROLES } from "../providers/types.ts";
 import { NO_STORE, readQueryOrJson } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";
@@ -62,16 +61,14 @@ export const selectCalendar: FunctionHandler = async (req, ctx) => {
   const provider = providerFor(connection.provider, config);
   let calendar: CalendarDetails;
   try {
-    calendar = await mapProviderErrors(() =>
-      withAccessToken({ sql, config, provider }, connection, async (token) => {
-        try {
-          return await provider.getCalendar(token, calendarId);
-        } catch (err) {
-          if (err instanceof ProviderError && err.kind === "not_found") throw new CalendarNotListed();
-          throw err;
-        }
-      })
-    );
+    calendar = await withAccessToken({ sql, config, provider }, connection, async (token) => {
+      try {
+        return await provider.getCalendar(token, calendarId);
+      } catch (err) {
+        if (err instanceof ProviderError && err.code === "not_found") throw new CalendarNotListed();
+        throw err;
+      }
+    });
   } catch (err) {
     if (!(err instanceof CalendarNotListed)) throw err;
     throw new HttpError(

@@ -43,7 +43,7 @@ import { findConnection } from "../connections.ts";
 import { getSql } from "../db/client.ts";
 import type { Row } from "../db/rows.ts";
 import { HttpError, json, readJson, requireMethod } from "../http.ts";
-import { DEFAULT_RETRY_AFTER_SECONDS } from "../provider-http.ts";
+import { DEFAULT_RETRY_AFTER_SECONDS } from "../errors/http-answers.ts";
 import { NO_STORE } from "../request-input.ts";
 import type { FunctionHandler } from "../serve.ts";
 import { staffForUser } from "../staff.ts";

@@ -1,50 +1,15 @@
 /**
- * The one interface every calendar provider implements (Google now, Microsoft Graph later).
- * Handlers and the sync engine only talk to this; provider quirks stay in the provider module.
+ * The interface every calendar provider implements, split by concern: the OAuth client
+ * ({@link ProviderOAuthClient}), the calendar API ({@link CalendarApi}) and optional capabilities
+ * ({@link ProviderCapabilities}). Handlers and the sync engine only talk to these, through
+ * `providerFor` (./registry.ts); provider quirks stay in the provider module.
  */
+import type { ProviderId } from "./registry.ts";
 
-/** Provider ids stored in `staff_calendar_connections.provider`. */
-export type ProviderId = "google" | "microsoft";
+export type { ProviderId } from "./registry.ts";
 
-/**
- * How a provider failure is classified, once, in the client (docs/decisions.md decision 6):
- * - `auth`: the grant is revoked/expired or the token is rejected after a refresh; reconnect needed
- * - `rate_limited`: retry after `retryAfterMs` (from Retry-After when given)
- * - `transient`: 5xx, timeouts, network errors; retry with backoff
- * - `not_found`: the calendar or event does not exist (or is not visible); `details.resource` says
- *   which when the provider could tell (`event`: the calendar is there, the event is not)
- * - `gone`: the resource was deleted (Google 410 `deleted`), or a sync token expired
- * - `conflict`: id already exists (Google 409 `duplicate`) or a stale etag (412)
- * - `insufficient_scope`: the grant lacks a scope this call needs (reconnect with consent)
- * - `invalid`: a permanent client error (400); do not retry
- */
-export type ProviderErrorKind =
-  | "auth"
-  | "rate_limited"
-  | "transient"
-  | "not_found"
-  | "gone"
-  | "conflict"
-  | "insufficient_scope"
-  | "invalid";
-
-/** A classified provider failure. Never carries a token; `reason` is the provider's reason code. */
-export class ProviderError extends Error {
-  constructor(
-    readonly kind: ProviderErrorKind,
-    message: string,
-    readonly details: {
-      status?: number;
-      reason?: string;
-      retryAfterMs?: number;
-      /** For `not_found`: what is missing, when known. */
-      resource?: "calendar" | "event";
-    } = {},
-  ) {
-    super(message);
-    this.name = "ProviderError";
-  }
-}
+export { ProviderError } from "../errors/domain-error.ts";
+export type { ErrorDetails, ProviderErrorKind } from "../errors/domain-error.ts";
 
 /** Tokens from a code exchange or refresh. `expiresAt` is absolute. */
 export interface TokenSet {
@@ -132,9 +97,8 @@ export interface CodeExchange {
   nonce: string;
 }
 
-/** One provider behind one interface. All methods throw {@link ProviderError} on provider failure. */
-export interface CalendarProvider {
-  readonly id: ProviderId;
+/** The OAuth half of a provider. Network methods throw {@link ProviderError} on provider failure. */
+export interface ProviderOAuthClient {
   /** Scopes the grant must include; a consent that unticked one is refused with a clear reason. */
   readonly requiredScopes: readonly string[];
   /** The consent page URL (PKCE S256, offline access, configured prompt). */
@@ -150,12 +114,30 @@ export interface CalendarProvider {
    * responses too, so another server's `error` is never shown as this provider's.
    */
   issuerMatches(callbackUrl: URL): boolean;
-  /** Refresh. A revoked or expired grant throws kind `auth` (OAuth `invalid_grant`). */
+  /**
+   * Refresh. A revoked or expired grant throws kind `auth` (OAuth `invalid_grant`). A rotating
+   * provider returns the new `refreshToken`, which the caller must store.
+   */
   refresh(refreshToken: string): Promise<TokenSet>;
   /** Revoke a token at the provider; a token that is already invalid is not an error. */
   revoke(token: string): Promise<void>;
-  /** Scopes in `granted` that satisfy each required scope (a broader scope satisfies a narrower one). */
+  /** The required scopes no granted scope satisfies (a broader scope satisfies a narrower one). */
   missingScopes(granted: string[]): string[];
+}
+
+/** Which appointment's event, on which calendar: what a provider needs to find it without a stored id. */
+export interface AppointmentEventRef {
+  calendarId: string;
+  /** The appointment id (a UUID) the event represents. */
+  appointmentId: string;
+  /** Provider event id from an earlier successful write, when known; found from the appointment otherwise. */
+  eventId?: string | null;
+  /** The sync row's event generation (see {@link EventWrite.eventGeneration}). */
+  eventGeneration?: number;
+}
+
+/** The calendar half of a provider. All methods throw {@link ProviderError} on provider failure. */
+export interface CalendarApi {
   listCalendars(accessToken: string): Promise<CalendarSummary[]>;
   /**
    * One calendar of the account's list with its current access role, read live.
@@ -171,14 +153,42 @@ export interface CalendarProvider {
     BusyInterval[]
   >;
   /**
-   * Create or update the appointment's event idempotently (retries never duplicate).
+   * Create or update the appointment's event idempotently (retries never duplicate): the provider
+   * finds the appointment's event itself (Google: an id derived from the appointment; a provider
+   * that cannot take a client-chosen id uses its own idempotency key).
    * @throws ProviderError `not_found` with `details.resource` `event` when the event vanished from a
    *   calendar that still exists (purged, moved away): write again with the next `eventGeneration`;
    *   `not_found` with resource `calendar` when the calendar itself is gone.
    */
   upsertEvent(accessToken: string, write: EventWrite): Promise<EventWriteResult>;
-  /** Delete an event; "already gone" (404/410) is success. */
+  /**
+   * The id of the appointment's live event on the calendar, or null when there is none (never
+   * written, deleted, or purged).
+   * @throws ProviderError `not_found` (resource `calendar`) when the calendar is gone.
+   */
+  findAppointmentEvent(accessToken: string, ref: AppointmentEventRef): Promise<string | null>;
+  /**
+   * Delete the appointment's event: the stored id when known, else the one the provider finds for
+   * the appointment. Nothing to delete (never written, already gone) is success.
+   */
+  deleteAppointmentEvent(accessToken: string, ref: AppointmentEventRef): Promise<void>;
+  /** Delete an event by id; "already gone" (404/410) is success. */
   deleteEvent(accessToken: string, args: { calendarId: string; eventId: string }): Promise<void>;
-  /** The event id the provider would use for an appointment and generation (Google: base32hex from the uuid). */
-  eventIdFor(appointmentId: string, generation?: number): string;
+}
+
+/**
+ * What a provider can do beyond the required interface, declared so callers ask instead of
+ * assuming. Every flag is false until the provider implements the capability.
+ */
+export interface ProviderCapabilities {
+  /** Incremental reads of calendar changes (sync token / delta link; `cursor_expired` when stale). */
+  readonly inboundSync: boolean;
+  /** Several calendar calls in one HTTP request (Google batch, Graph `$batch`). */
+  readonly batch: boolean;
+}
+
+/** One configured provider: its id, both halves, and its capabilities. */
+export interface CalendarProvider extends ProviderOAuthClient, CalendarApi {
+  readonly id: ProviderId;
+  readonly capabilities: ProviderCapabilities;
 }

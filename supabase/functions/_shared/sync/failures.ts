@@ -4,13 +4,16 @@
  *
  * | error                                            | decision | code                 |
  * |--------------------------------------------------|----------|----------------------|
- * | HttpError 409 from connections.ts (grant revoked, | park     | needs_reconnect /    |
- * |   not connected)                                 |          | not_connected        |
+ * | DomainError `needs_reconnect` / `not_connected`  | park     | needs_reconnect /    |
+ * |   from connections.ts (grant dead, no connection) |          | not_connected        |
+ * | DomainError `provider_not_configured` (the row's | park     | provider_not_configured |
+ * |   provider is not set up on this deployment)      |          |                      |
  * | ProviderError `auth`                             | park (+ mark needs_reconnect) | needs_reconnect |
  * | ProviderError `insufficient_scope`               | park (+ mark needs_reconnect) | insufficient_scope |
  * | ProviderError `rate_limited`                     | retry (Retry-After floor, whole account) | rate_limited |
  * | ProviderError `transient`                        | retry    | provider_unavailable |
  * | ProviderError `conflict`, `gone`                 | retry    | provider_conflict    |
+ * | ProviderError `cursor_expired`                   | retry    | cursor_expired       |
  * | ProviderError `not_found` (resource `event`: still | retry    | event_not_found      |
  * |   missing after re-creates under fresh ids)      |          |                      |
  * | ProviderError `not_found` (the calendar)         | fail     | calendar_not_found   |
@@ -25,8 +28,7 @@
  * "fail" is permanent: the row is failed at once with a message a developer can act on.
  * Messages carry ids, codes and provider reasons only, never tokens or patient data.
  */
-import { HttpError } from "../http.ts";
-import { ProviderError } from "../providers/types.ts";
+import { DomainError, ProviderError } from "../errors/domain-error.ts";
 
 /** The appointment itself cannot become an event (end before start, ...). Permanent. */
 export class InvalidAppointmentError extends Error {
@@ -56,12 +58,15 @@ export function decideFailure(err: unknown, calendarId?: string | null): Failure
   if (err instanceof InvalidAppointmentError) {
     return { decision: "fail", code: "invalid_appointment", message: clip(err.message) };
   }
-  if (err instanceof HttpError && err.status === 409) {
+  if (
+    err instanceof DomainError &&
+    (err.code === "needs_reconnect" || err.code === "not_connected" || err.code === "provider_not_configured")
+  ) {
     return { decision: "park", code: err.code, message: clip(err.message), markNeedsReconnect: false };
   }
   if (err instanceof ProviderError) {
     const message = clip(err.message);
-    switch (err.kind) {
+    switch (err.code) {
       case "auth":
         return { decision: "park", code: "needs_reconnect", message, markNeedsReconnect: true };
       case "insufficient_scope":
@@ -79,6 +84,9 @@ export function decideFailure(err: unknown, calendarId?: string | null): Failure
       case "conflict":
       case "gone":
         return { decision: "retry", code: "provider_conflict", message, rateLimited: false };
+      case "cursor_expired":
+        // Only an incremental read fails this way; the next attempt starts from a full read.
+        return { decision: "retry", code: "cursor_expired", message, rateLimited: false };
       case "not_found":
         if (err.details.resource === "event") {
           // The sync engine already tried fresh ids in this attempt; the next attempt goes on.

@@ -155,9 +155,14 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
     } else {
       const target = row.google_calendar_id ?? conn.selected_calendar_id;
       calendarId = target;
-      const eventId = row.google_event_id ?? provider.eventIdFor(row.appointment_key, row.event_generation);
       await withAccessToken({ sql, config: deps.config, provider }, conn, async (token) => {
-        await provider.deleteEvent(token, { calendarId: target, eventId });
+        // No stored id (a create whose answer was lost): the provider finds the appointment's event.
+        await provider.deleteAppointmentEvent(token, {
+          calendarId: target,
+          appointmentId: row.appointment_key,
+          eventId: row.google_event_id,
+          eventGeneration: row.event_generation,
+        });
       });
       result = { action, eventId: null, calendarId: null, etag: null };
     }

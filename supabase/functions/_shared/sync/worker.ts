@@ -15,7 +15,7 @@
  */
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/client.ts";
-import { providerFor } from "../providers/index.ts";
+import { providerFor } from "../providers/registry.ts";
 import type { CalendarProvider, ProviderId } from "../providers/types.ts";
 import type { WorkerOptions } from "./options.ts";
 import { type ClaimedRow, claimRows, countDue, extendLeases, touchConnections } from "./outbox.ts";

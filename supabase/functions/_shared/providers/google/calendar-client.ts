@@ -4,9 +4,10 @@
  * validated with zod, and every failure classified once by ./errors.ts.
  */
 import type { z } from "zod";
-import { ProviderError } from "../types.ts";
-import { classifyGoogleResponse, classifyTransportError } from "./errors.ts";
-import { DEFAULT_TIMEOUT_MS, type GoogleHttpOptions, isLoopbackHttp } from "./transport.ts";
+import { ProviderError } from "../../errors/domain-error.ts";
+import { requestJson } from "../../http-client/json-request.ts";
+import { DEFAULT_TIMEOUT_MS, type HttpOptions, requireSecureUrl } from "../../http-client/transport.ts";
+import { classifyGoogleResponse } from "./errors.ts";
 import {
   type CalendarListEntry,
   calendarListEntry,
@@ -50,11 +51,8 @@ export class GoogleCalendarClient {
    *   except on a loopback host (the local sandbox).
    * @throws ProviderError `invalid` for a plain-http base on a non-loopback host.
    */
-  constructor(baseUrl: string, options: GoogleHttpOptions = {}) {
-    const url = new URL(baseUrl);
-    if (url.protocol !== "https:" && !isLoopbackHttp(url)) {
-      throw new ProviderError("invalid", "GOOGLE_CALENDAR_API_BASE must use https (http only on loopback)");
-    }
+  constructor(baseUrl: string, options: HttpOptions = {}) {
+    requireSecureUrl(baseUrl, "GOOGLE_CALENDAR_API_BASE");
     this.#base = baseUrl.replace(/\/$/, "");
     this.#fetch = options.fetch ?? fetch;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -74,36 +72,12 @@ export class GoogleCalendarClient {
   ): Promise<T> {
     const url = new URL(this.#base + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${accessToken}`,
-      accept: "application/json",
-    };
-    if (opts.body !== undefined) headers["content-type"] = "application/json";
-    let status: number;
-    let responseHeaders: Headers;
-    let text: string;
-    try {
-      const res = await this.#fetch(url, {
-        method,
-        headers,
-        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-      status = res.status;
-      responseHeaders = res.headers;
-      text = await res.text();
-    } catch (err) {
-      throw classifyTransportError(err, operation, this.#timeoutMs);
-    }
-    let json: unknown = undefined;
-    if (text) {
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-    }
-    if (status < 200 || status > 299) throw classifyGoogleResponse(status, json, responseHeaders, operation);
+    const { status, headers, body: json } = await requestJson(
+      { method, url, headers: { authorization: `Bearer ${accessToken}` }, body: opts.body },
+      `Google ${operation}`,
+      { fetch: this.#fetch, timeoutMs: this.#timeoutMs },
+    );
+    if (status < 200 || status > 299) throw classifyGoogleResponse(status, json, headers, operation);
     if (!opts.schema) return undefined as T;
     const parsed = opts.schema.safeParse(json);
     if (!parsed.success) {

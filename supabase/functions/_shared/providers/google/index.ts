@@ -1,8 +1,10 @@
 /**
  * The Google Calendar provider module. Callers normally use `providerFor("google", config)` from
- * ../index.ts; the parts are exported for tests and for code that needs one piece alone.
+ * ../registry.ts; the parts are exported for tests and for code that needs one piece alone.
  */
-export { FREEBUSY_MAX_CALENDARS, FREEBUSY_MAX_WINDOW_DAYS, GoogleProvider } from "./provider.ts";
+export { FREEBUSY_MAX_CALENDARS, FREEBUSY_MAX_WINDOW_DAYS, GoogleCalendarApi } from "./calendar-api.ts";
+export { type GoogleConfig, googleEnvSchema, parseGoogleEnv } from "./config.ts";
+export { googleDefinition } from "./definition.ts";
 export { GOOGLE_ISSUER, GoogleOAuth, type GoogleOAuthConfig } from "./oauth.ts";
 export {
   CALENDAR_LIST_PAGE_SIZE,
@@ -11,12 +13,5 @@ export {
   type GoogleEventBody,
 } from "./calendar-client.ts";
 export { eventIdFor, GOOGLE_EVENT_ID } from "./event-id.ts";
-export {
-  classifyGoogleResponse,
-  classifyOAuthError,
-  classifyTransportError,
-  googleErrorReason,
-  parseRetryAfter,
-} from "./errors.ts";
-export { GOOGLE_CALENDAR_FULL, missingGoogleScopes, parseScopeString, scopeSatisfies } from "./scopes.ts";
-export { DEFAULT_TIMEOUT_MS, type GoogleHttpOptions, isLoopbackHttp } from "./transport.ts";
+export { classifyGoogleResponse, googleErrorReason, isUsageLimitReason } from "./errors.ts";
+export { GOOGLE_CALENDAR_FULL, missingGoogleScopes, scopeSatisfies } from "./scopes.ts";

@@ -1,29 +1,23 @@
 /**
- * Google OAuth 2.0 web-server flow with oauth4webapi (docs/decisions.md decision 3;
- * docs/providers/google.md A1),
- * with OpenID Connect so the connected account is always known: consent URL with PKCE S256, the
- * `openid email` scopes and a `nonce`; code exchange (RFC 9207 `iss` checked, ID token required and
- * verified against the issuer's JWK Set) and refresh with client_secret_post; RFC 7009 revocation.
- * Issuer and endpoints come from configuration, so the same code talks to Google, the sandbox or any
- * standards-compliant authorization server.
+ * Google's side of the OAuth 2.0 web-server flow (docs/decisions.md decision 3;
+ * docs/providers/google.md A1): its issuer, the consent parameters it understands (`access_type`,
+ * `prompt`, `include_granted_scopes`) and the `openid email` scopes added to every consent. The
+ * flow itself (PKCE, code exchange with ID-token verification, refresh, RFC 7009 revocation, RFC 6749
+ * error classification) is ../../oauth/client.ts. Issuer and endpoints come from configuration, so
+ * the same code talks to Google or the sandbox.
  */
-import * as oauth from "oauth4webapi";
-import type { Config } from "../../config.ts";
-import { verifyIdToken } from "../../id-token.ts";
-import { type CodeExchange, ProviderError, type TokenSet } from "../types.ts";
-import { classifyOAuthError } from "./errors.ts";
-import { consentScopes, parseScopeString } from "./scopes.ts";
-import { DEFAULT_TIMEOUT_MS, type GoogleHttpOptions, isLoopbackHttp } from "./transport.ts";
+import type { HttpOptions } from "../../http-client/transport.ts";
+import { OAuthClient } from "../../oauth/client.ts";
+import type { CodeExchange, ProviderOAuthClient, TokenSet } from "../types.ts";
+import type { GoogleConfig } from "./config.ts";
+import { consentScopes, missingGoogleScopes } from "./scopes.ts";
 
 /** Google's issuer identifier: the default of GOOGLE_OAUTH_ISSUER. */
 export const GOOGLE_ISSUER = "https://accounts.google.com";
 
-/** Assumed access-token lifetime when a token response omits `expires_in` (Google sends ~3599 s). */
-const DEFAULT_EXPIRES_IN_S = 3600;
-
-/** Google's OAuth endpoints, client credentials and consent parameters (a slice of Config.google). */
+/** Google's OAuth endpoints, client credentials and consent parameters (a slice of the Google config). */
 export type GoogleOAuthConfig = Pick<
-  Config["google"],
+  GoogleConfig,
   | "clientId"
   | "clientSecret"
   | "redirectUri"
@@ -38,41 +32,22 @@ export type GoogleOAuthConfig = Pick<
   | "issParameter"
 >;
 
-/** OAuth operations for Google; every network method throws {@link ProviderError}. */
-export class GoogleOAuth {
+/** Google's {@link ProviderOAuthClient}; every network method throws ProviderError. */
+export class GoogleOAuth implements ProviderOAuthClient {
   readonly #config: GoogleOAuthConfig;
-  readonly #as: oauth.AuthorizationServer;
-  readonly #client: oauth.Client;
-  readonly #clientAuth: oauth.ClientAuth;
-  readonly #fetch: typeof fetch | undefined;
-  readonly #timeoutMs: number;
+  readonly #client: OAuthClient;
+  /** GOOGLE_SCOPES: each must be granted (a broader Calendar scope satisfies a narrower one). */
+  readonly requiredScopes: readonly string[];
 
-  constructor(config: GoogleOAuthConfig, options: GoogleHttpOptions = {}) {
+  constructor(config: GoogleOAuthConfig, options: HttpOptions = {}) {
     this.#config = config;
-    this.#as = {
-      issuer: config.issuer,
-      authorization_endpoint: config.authorizationEndpoint,
-      token_endpoint: config.tokenEndpoint,
-      revocation_endpoint: config.revocationEndpoint,
-      jwks_uri: config.jwksUri,
-      code_challenge_methods_supported: ["S256"],
-      // RFC 9207: with `required`, a response without `iss` is refused; `iss` is compared whenever present.
-      authorization_response_iss_parameter_supported: config.issParameter === "required",
-    };
-    this.#client = { client_id: config.clientId };
-    this.#clientAuth = oauth.ClientSecretPost(config.clientSecret);
-    this.#fetch = options.fetch;
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#client = new OAuthClient({ displayName: "Google", ...config }, options);
+    this.requiredScopes = Object.freeze([...config.scopes]);
   }
 
-  /** Request options for an endpoint: timeout, test fetch, and plain HTTP only on loopback. */
-  #options(endpoint: string): oauth.HttpRequestOptions<"POST", URLSearchParams> {
-    const fetchFn = this.#fetch;
-    return {
-      signal: () => AbortSignal.timeout(this.#timeoutMs),
-      ...(fetchFn ? { [oauth.customFetch]: (url: string, init: RequestInit) => fetchFn(url, init) } : {}),
-      ...(isLoopbackHttp(endpoint) ? { [oauth.allowInsecureRequests]: true } : {}),
-    };
+  /** The required scopes none of `granted` satisfies (./scopes.ts). */
+  missingScopes(granted: string[]): string[] {
+    return missingGoogleScopes(granted, this.requiredScopes);
   }
 
   /**
@@ -82,141 +57,43 @@ export class GoogleOAuth {
    * @param req.codeChallenge base64url SHA-256 of the PKCE verifier (oauth.calculatePKCECodeChallenge).
    */
   authorizationUrl(req: { state: string; codeChallenge: string; nonce: string; loginHint?: string }): URL {
-    const url = new URL(this.#config.authorizationEndpoint);
-    const p = url.searchParams;
-    p.set("client_id", this.#config.clientId);
-    p.set("redirect_uri", this.#config.redirectUri);
-    p.set("response_type", "code");
-    p.set("scope", consentScopes(this.#config.scopes).join(" "));
-    p.set("access_type", this.#config.accessType);
-    p.set("prompt", this.#config.prompt);
-    p.set("include_granted_scopes", "true");
-    p.set("code_challenge", req.codeChallenge);
-    p.set("code_challenge_method", "S256");
-    p.set("state", req.state);
-    p.set("nonce", req.nonce);
-    if (req.loginHint) p.set("login_hint", req.loginHint);
-    return url;
-  }
-
-  /**
-   * Validate the callback (state must equal `state`; `iss` must equal the configured issuer when
-   * present, and be present when GOOGLE_OAUTH_ISS_PARAMETER=required; an `error` parameter throws)
-   * and exchange its code (A1.2). The token response must carry an ID token: its claims are checked
-   * by oauth4webapi (iss, aud, exp, iat, azp, nonce) and its signature against GOOGLE_JWKS_URI.
-   * `scopes` are those Google reports as granted (possibly a subset of those requested);
-   * `refreshToken` is present only on a first offline consent or with `prompt=consent`;
-   * `accountEmail` only when the ID token has `email_verified: true`.
-   * @param args.callbackUrl the full URL Google redirected to (with `code`, `state`, `scope`, `iss`).
-   * @throws ProviderError `auth` (`invalid_grant`: code reused/expired or PKCE mismatch; `access_denied`),
-   *   `invalid` (state or issuer mismatch, client or redirect problems, a missing or refused ID
-   *   token: reason `id_token_invalid` or oauth4webapi's code), `rate_limited`, `transient`.
-   */
-  async exchangeCode(args: CodeExchange): Promise<TokenSet> {
-    let result: oauth.TokenEndpointResponse;
-    try {
-      const params = oauth.validateAuthResponse(this.#as, this.#client, args.callbackUrl, args.state);
-      const response = await oauth.authorizationCodeGrantRequest(
-        this.#as,
-        this.#client,
-        this.#clientAuth,
-        params,
-        this.#config.redirectUri,
-        args.codeVerifier,
-        this.#options(this.#config.tokenEndpoint),
-      );
-      result = await oauth.processAuthorizationCodeResponse(this.#as, this.#client, response, {
-        expectedNonce: args.nonce,
-        requireIdToken: true,
-      });
-    } catch (err) {
-      throw classifyOAuthError(err, "oauth.token.authorization_code");
-    }
-    const tokens = this.#tokenSet(result, consentScopes(this.#config.scopes));
-    const identity = await verifyIdToken(result.id_token!, {
-      issuer: this.#config.issuer,
-      audience: this.#config.clientId,
-      jwksUri: this.#config.jwksUri,
-      nonce: args.nonce,
-      ...(this.#fetch ? { fetch: this.#fetch } : {}),
-      timeoutMs: this.#timeoutMs,
+    return this.#client.authorizationUrl({
+      ...req,
+      scopes: consentScopes(this.#config.scopes),
+      extraParams: {
+        access_type: this.#config.accessType,
+        prompt: this.#config.prompt,
+        include_granted_scopes: "true",
+      },
     });
-    return {
-      ...tokens,
-      accountSubject: identity.subject,
-      ...(identity.email && identity.emailVerified ? { accountEmail: identity.email } : {}),
-    };
   }
 
   /**
-   * RFC 9207 §2.4: the response's `iss` (taken once; a repeated `iss` is refused) equals
-   * GOOGLE_OAUTH_ISSUER exactly, or is absent while GOOGLE_OAUTH_ISS_PARAMETER is `optional`.
+   * Validate the callback and exchange its code (A1.2; see OAuthClient.exchangeCode). `scopes` are
+   * those Google reports as granted (possibly a subset of those requested); `refreshToken` is present
+   * only on a first offline consent or with `prompt=consent`.
+   * @throws ProviderError as OAuthClient.exchangeCode.
    */
+  exchangeCode(args: CodeExchange): Promise<TokenSet> {
+    return this.#client.exchangeCode(args, consentScopes(this.#config.scopes));
+  }
+
+  /** RFC 9207 §2.4 against GOOGLE_OAUTH_ISSUER and GOOGLE_OAUTH_ISS_PARAMETER. */
   issuerMatches(callbackUrl: URL): boolean {
-    const all = callbackUrl.searchParams.getAll("iss");
-    if (all.length > 1) return false;
-    if (all.length === 0) return this.#config.issParameter !== "required";
-    return all[0] === this.#config.issuer;
+    return this.#client.issuerMatches(callbackUrl);
   }
 
   /**
    * Refresh an access token (A1.3). Google does not rotate refresh tokens: the result carries no
    * `refreshToken` (keep the stored one) unless Google ever sends one.
-   * @throws ProviderError `auth` with reason `invalid_grant` for a revoked or expired grant;
-   *   `invalid`, `rate_limited`, `transient` as in {@link classifyOAuthError}.
+   * @throws ProviderError `auth` with reason `invalid_grant` for a revoked or expired grant.
    */
-  async refresh(refreshToken: string): Promise<TokenSet> {
-    try {
-      const response = await oauth.refreshTokenGrantRequest(
-        this.#as,
-        this.#client,
-        this.#clientAuth,
-        refreshToken,
-        this.#options(this.#config.tokenEndpoint),
-      );
-      const result = await oauth.processRefreshTokenResponse(this.#as, this.#client, response);
-      return this.#tokenSet(result, []);
-    } catch (err) {
-      throw classifyOAuthError(err, "oauth.token.refresh_token");
-    }
+  refresh(refreshToken: string): Promise<TokenSet> {
+    return this.#client.refresh(refreshToken);
   }
 
-  /**
-   * Revoke a token (A1.5); revoking either token of a grant revokes the whole grant. A token Google
-   * no longer knows (400 `invalid_token`) counts as revoked already.
-   * @throws ProviderError `invalid`, `rate_limited`, `transient`.
-   */
-  async revoke(token: string): Promise<void> {
-    try {
-      const response = await oauth.revocationRequest(
-        this.#as,
-        this.#client,
-        this.#clientAuth,
-        token,
-        this.#options(this.#config.revocationEndpoint),
-      );
-      await oauth.processRevocationResponse(response);
-    } catch (err) {
-      if (err instanceof oauth.ResponseBodyError && err.error === "invalid_token") return;
-      throw classifyOAuthError(err, "oauth.revoke");
-    }
-  }
-
-  /**
-   * Build a TokenSet from a token response. When `scope` is absent, RFC 6749 §5.1 says the granted
-   * scopes equal those requested: `fallbackScopes` (the configured scopes for a code exchange; none
-   * for a refresh, so a caller never over-trusts a refresh answer).
-   */
-  #tokenSet(result: oauth.TokenEndpointResponse, fallbackScopes: readonly string[]): TokenSet {
-    const expiresIn = typeof result.expires_in === "number" && result.expires_in > 0
-      ? result.expires_in
-      : DEFAULT_EXPIRES_IN_S;
-    if (!result.access_token) throw new ProviderError("invalid", "Google token response has no access_token");
-    return {
-      accessToken: result.access_token,
-      ...(result.refresh_token ? { refreshToken: result.refresh_token } : {}),
-      expiresAt: new Date(Date.now() + expiresIn * 1000),
-      scopes: typeof result.scope === "string" ? parseScopeString(result.scope) : [...fallbackScopes],
-    };
+  /** Revoke a token (A1.5); revoking either token of a grant revokes the whole grant. */
+  revoke(token: string): Promise<void> {
+    return this.#client.revoke(token);
   }
 }

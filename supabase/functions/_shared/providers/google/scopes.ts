@@ -67,11 +67,6 @@ export function missingGoogleScopes(granted: readonly string[], required: readon
   return required.filter((r) => !granted.some((g) => scopeSatisfies(g, r)));
 }
 
-/** Split an OAuth `scope` value (space-delimited, RFC 6749 §3.3) into distinct scopes. */
-export function parseScopeString(scope: string): string[] {
-  return [...new Set(scope.split(/\s+/).filter(Boolean))];
-}
-
 /** The OpenID Connect scopes every consent asks for, so the connected account is always known. */
 export const IDENTITY_SCOPES: readonly string[] = Object.freeze(["openid", "email"]);
 

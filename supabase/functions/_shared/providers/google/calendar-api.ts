@@ -1,9 +1,10 @@
 /**
- * Google Calendar behind the {@link CalendarProvider} interface: OAuth (./oauth.ts), calendar list,
- * busy times chunked into windows Google accepts, and idempotent event writes keyed by an id derived
- * from the appointment id (docs/providers/google.md A6, Part C #3).
+ * Google Calendar behind the {@link CalendarApi} interface: calendar list, busy times chunked into
+ * windows Google accepts, and idempotent event writes keyed by an id derived from the appointment id
+ * (docs/providers/google.md A6, Part C #3). That derivation stays here: the engine asks for "the
+ * appointment's event" and never computes a Google id. OAuth is ./oauth.ts.
  */
-import type { Config } from "../../config.ts";
+import type { HttpOptions } from "../../http-client/transport.ts";
 import {
   formatInstant,
   mergeIntervals,
@@ -12,23 +13,19 @@ import {
   type TimeRange,
 } from "../../time-ranges.ts";
 import {
-  type AuthorizationRequest,
+  type AppointmentEventRef,
   type BusyInterval,
+  type CalendarApi,
   type CalendarDetails,
-  type CalendarProvider,
   type CalendarSummary,
-  type CodeExchange,
   type EventWrite,
   type EventWriteResult,
   ProviderError,
-  type TokenSet,
 } from "../types.ts";
 import { GoogleCalendarClient, type GoogleEventBody } from "./calendar-client.ts";
+import type { GoogleConfig } from "./config.ts";
 import { eventIdFor } from "./event-id.ts";
-import { GoogleOAuth } from "./oauth.ts";
 import type { GoogleEvent } from "./schemas.ts";
-import { missingGoogleScopes } from "./scopes.ts";
-import type { GoogleHttpOptions } from "./transport.ts";
 
 /**
  * Longest freeBusy window we send, in days. Google's limit is undocumented; long ranges fail with
@@ -42,50 +39,17 @@ const MAX_CALENDAR_LIST_PAGES = 100;
 
 type Times = Required<Pick<GoogleEventBody, "summary" | "start" | "end">>;
 
-/** Google Calendar provider. Every network method throws {@link ProviderError}. */
-export class GoogleProvider implements CalendarProvider {
-  readonly id = "google" as const;
-  readonly requiredScopes: readonly string[];
-  readonly #oauth: GoogleOAuth;
+/** Google Calendar v3 as a {@link CalendarApi}. Every network method throws {@link ProviderError}. */
+export class GoogleCalendarApi implements CalendarApi {
   readonly #api: GoogleCalendarClient;
 
   /**
-   * @param config Config.google (endpoints, client credentials, scopes, prompt, access type).
+   * @param config the Google settings (only `calendarApiBase` is used here).
    * @param options `fetch` for tests; `timeoutMs` per request (default 10 000 ms).
    * @throws ProviderError `invalid` when the Calendar API base is plain http on a non-loopback host.
    */
-  constructor(config: Config["google"], options: GoogleHttpOptions = {}) {
-    this.requiredScopes = Object.freeze([...config.scopes]);
-    this.#oauth = new GoogleOAuth(config, options);
+  constructor(config: Pick<GoogleConfig, "calendarApiBase">, options: HttpOptions = {}) {
     this.#api = new GoogleCalendarClient(config.calendarApiBase, options);
-  }
-
-  authorizationUrl(req: AuthorizationRequest): URL {
-    return this.#oauth.authorizationUrl(req);
-  }
-
-  exchangeCode(args: CodeExchange): Promise<TokenSet> {
-    return this.#oauth.exchangeCode(args);
-  }
-
-  issuerMatches(callbackUrl: URL): boolean {
-    return this.#oauth.issuerMatches(callbackUrl);
-  }
-
-  refresh(refreshToken: string): Promise<TokenSet> {
-    return this.#oauth.refresh(refreshToken);
-  }
-
-  revoke(token: string): Promise<void> {
-    return this.#oauth.revoke(token);
-  }
-
-  missingScopes(granted: string[]): string[] {
-    return missingGoogleScopes(granted, this.requiredScopes);
-  }
-
-  eventIdFor(appointmentId: string, generation = 0): string {
-    return eventIdFor(appointmentId, generation);
   }
 
   /**
@@ -272,7 +236,8 @@ export class GoogleProvider implements CalendarProvider {
       if (!(err instanceof ProviderError)) throw err;
       if (err.kind === "not_found") throw new EventMissing(id);
       if (err.kind === "gone") return await this.#revive(accessToken, cal, id, times);
-      if (err.kind === "invalid" && err.details.status === 403) {
+      // Google refuses a write to a cancelled (deleted) event with 403 `forbidden` (A6): revive it.
+      if (err.code === "invalid" && err.details.reason === "forbidden") {
         const current = await this.#getEvent(accessToken, cal, id);
         if (current.status === "cancelled") return await this.#revive(accessToken, cal, id, times);
       }
@@ -293,7 +258,11 @@ export class GoogleProvider implements CalendarProvider {
       return result(await this.#api.insertEvent(accessToken, cal, { id, ...times }), "created");
     } catch (err) {
       if (err instanceof ProviderError && err.kind === "not_found") throw asCalendarMissing(err, cal);
-      if (!(err instanceof ProviderError && err.kind === "conflict" && err.details.status === 409)) throw err;
+      // 409 `duplicate` (or `conflict`): the derived id is taken, by our own earlier write. A 412
+      // `conditionNotMet` is a stale etag, which an insert never sends, so it is not adopted.
+      const taken = err instanceof ProviderError && err.code === "conflict" &&
+        err.details.reason !== "conditionNotMet";
+      if (!taken) throw err;
     }
     let existing: GoogleEvent;
     try {
@@ -341,6 +310,36 @@ export class GoogleProvider implements CalendarProvider {
       `Google event ${eventId} is no longer on calendar ${cal} (purged, or moved to another calendar)`,
       { status: 404, reason: "notFound", resource: "event" },
     );
+  }
+
+  /**
+   * The appointment's live event: the stored id when given, else the id derived from the appointment
+   * and generation (Part C #3); null when Google has no such event or it is cancelled (deleted).
+   * @throws ProviderError `not_found` (resource `calendar`) when the calendar is gone.
+   */
+  async findAppointmentEvent(accessToken: string, ref: AppointmentEventRef): Promise<string | null> {
+    if (!ref.calendarId) throw new ProviderError("invalid", "findAppointmentEvent: calendarId is required");
+    const id = ref.eventId ?? eventIdFor(ref.appointmentId, ref.eventGeneration ?? 0);
+    let event: GoogleEvent;
+    try {
+      event = await this.#getEvent(accessToken, ref.calendarId, id);
+    } catch (err) {
+      if (err instanceof ProviderError && err.code === "gone") return null;
+      if (!(err instanceof EventMissing)) throw err;
+      const missing = await this.#whichIsMissing(accessToken, ref.calendarId, id);
+      if (missing.details.resource === "event") return null;
+      throw missing;
+    }
+    return event.status === "cancelled" ? null : event.id;
+  }
+
+  /**
+   * Delete the appointment's event: the stored id when known, else the id derived from the
+   * appointment and generation (a create whose answer was lost still left an event under that id).
+   */
+  async deleteAppointmentEvent(accessToken: string, ref: AppointmentEventRef): Promise<void> {
+    const eventId = ref.eventId ?? eventIdFor(ref.appointmentId, ref.eventGeneration ?? 0);
+    await this.deleteEvent(accessToken, { calendarId: ref.calendarId, eventId });
   }
 
   /**

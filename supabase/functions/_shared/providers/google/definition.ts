@@ -1,0 +1,17 @@
+/** The Google provider's registration (../registry.ts). */
+import type { ProviderDefinition } from "../definition.ts";
+import { type GoogleConfig, googleEnvSchema, parseGoogleEnv } from "./config.ts";
+import { GoogleOAuth } from "./oauth.ts";
+import { GoogleCalendarApi } from "./calendar-api.ts";
+
+/** Google Calendar v3 with Google's OAuth 2.0 / OpenID Connect (docs/providers/google.md). */
+export const googleDefinition: ProviderDefinition<"google", GoogleConfig> = {
+  id: "google",
+  displayName: "Google",
+  envSchema: googleEnvSchema,
+  parseEnv: parseGoogleEnv,
+  scopes: (config) => config.scopes,
+  capabilities: Object.freeze({ inboundSync: false, batch: false }),
+  oauthClient: (config, http) => new GoogleOAuth(config, http),
+  calendarApi: (config, http) => new GoogleCalendarApi(config, http),
+};
