@@ -32,7 +32,7 @@ export const GET_SCHEDULE_MAX_SCHEDULES = 20;
 
 /**
  * Days per getSchedule call. The documentation says the period "must be less than 62 days" (62 was
- * seen to pass, 63 fails with ErrorTimeIntervalTooBig, C15); 61 keeps us inside what is documented.
+ * seen to pass, 63 fails with ErrorTimeIntervalTooBig, C1); 61 keeps us inside what is documented.
  */
 export const GET_SCHEDULE_MAX_DAYS = 61;
 
@@ -145,7 +145,7 @@ function toIntervals(
   return mergeIntervals(clipped);
 }
 
-/** getSchedule `responseCode`s meaning the address has no readable mailbox (B4, C16). */
+/** getSchedule `responseCode`s meaning the address has no readable mailbox (B4, C2). */
 const NO_MAILBOX_CODES = new Set(["5009", "5016"]);
 
 /**
