@@ -5,7 +5,8 @@
  *
  * Run as a script, this file prints the table generated from the CLDR fixtures:
  *   node_modules/.bin/deno run -A tests/unit/microsoft-time-zones.test.ts \
- *     > supabase/functions/_shared/providers/microsoft/windows-zones.ts
+ *     > supabase/functions/_shared/providers/microsoft/windows-zones.ts &&
+ *   node_modules/.bin/deno fmt supabase/functions/_shared/providers/microsoft/windows-zones.ts
  */
 import assert from "node:assert/strict";
 import {
