@@ -106,7 +106,7 @@ Deno.test("idTokenIssuerAllowed: the v2 issuer of the token's own tenant, within
   assert.ok(idTokenIssuerAllowed(single, { iss, tid: CONTOSO }));
   assert.ok(
     idTokenIssuerAllowed(single, {
-      iss: iss.toUpperCase().replace("HTTPS://LOGIN.MICROSOFTONLINE.COM", AUTHORITY),
+      iss: issuerForTenant(AUTHORITY, CONTOSO).replace(CONTOSO, CONTOSO.toUpperCase()),
       tid: CONTOSO.toUpperCase(),
     }),
   );
@@ -131,6 +131,15 @@ Deno.test("idTokenIssuerAllowed: the v2 issuer of the token's own tenant, within
       tid: CONSUMER_TENANT_ID,
     }),
   );
+  assert.ok(idTokenIssuerAllowed({ authority: `${AUTHORITY}/`, tenant: "common" }, { iss, tid: CONTOSO }));
+  assert.ok(
+    !idTokenIssuerAllowed(common, {
+      iss: iss.replace("login.microsoftonline.com", "LOGIN.microsoftonline.com"),
+      tid: CONTOSO,
+    }),
+    "only the GUID's case may differ",
+  );
+  assert.ok(!idTokenIssuerAllowed(common, { iss: iss.replace("/v2.0", "/V2.0"), tid: CONTOSO }));
   // The sandbox authority (an override) is the issuer base there, and only there.
   const sandbox = { authority: "http://127.0.0.1:54400/ms", tenant: "common" };
   assert.ok(

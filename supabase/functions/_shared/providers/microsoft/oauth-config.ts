@@ -116,8 +116,10 @@ export function idTokenIssuerAllowed(
 ): boolean {
   const { iss, tid } = claims;
   if (typeof iss !== "string" || typeof tid !== "string" || !GUID.test(tid)) return false;
-  if (iss.toLowerCase() !== issuerForTenant(config.authority, tid).toLowerCase()) return false;
-  if (iss.slice(0, config.authority.length) !== config.authority.replace(/\/+$/, "")) return false;
+  // The authority and the /v2.0 suffix must match exactly; only the GUID's case may differ.
+  const prefix = `${config.authority.replace(/\/+$/, "")}/`;
+  if (!iss.startsWith(prefix) || !iss.endsWith("/v2.0")) return false;
+  if (iss.slice(prefix.length, -"/v2.0".length).toLowerCase() !== tid.toLowerCase()) return false;
   const t = tid.toLowerCase();
   if (GUID.test(config.tenant)) return t === config.tenant.toLowerCase();
   if (config.tenant === "organizations") return t !== CONSUMER_TENANT_ID;
