@@ -11,7 +11,7 @@
 import { ProviderError, type ProviderErrorKind } from "../types.ts";
 // The RFC 9110 Retry-After parser; provider-neutral, it lives with the Google code until the generic
 // HTTP module takes it.
-import { parseRetryAfter } from "../google/errors.ts";
+import { parseRetryAfter } from "../../http-client/retry-after.ts";
 import { aadstsErrorBody, graphErrorBody } from "./schemas.ts";
 
 const MAX_QUOTED = 200;
