@@ -24,7 +24,7 @@ export interface AppointmentTarget {
   /** True when the appointment exists, has a staff member of its tenant and its status wants an event. */
   wantsEvent: boolean;
   /** calendar_sync_log rows of this appointment in `tenantId` (any staff member), before queuing. */
-  rows: { id: string; staff_id: string; provider: ProviderId; google_event_id: string | null }[];
+  rows: { id: string; staff_id: string; provider: ProviderId; event_id: string | null }[];
 }
 
 /**
@@ -52,10 +52,10 @@ export async function findAppointmentTarget(
       tenant_id: string;
       staff_id: string;
       provider: ProviderId;
-      google_event_id: string | null;
+      event_id: string | null;
     }[]
   >`
-    select id, tenant_id, staff_id, provider, google_event_id from public.calendar_sync_log
+    select id, tenant_id, staff_id, provider, event_id from public.calendar_sync_log
     where appointment_key = ${appointmentId}
     order by updated_at desc, id`;
   if (!appointment && rows.length === 0) return null;
@@ -68,11 +68,11 @@ export async function findAppointmentTarget(
     staffInTenant: appointment?.staff_in_tenant ?? true,
     wantsEvent: !!appointment && appointment.staff_id !== null && appointment.staff_in_tenant &&
       appointment.wants_event,
-    rows: rows.filter((r) => r.tenant_id === tenantId).map(({ id, staff_id, provider, google_event_id }) => ({
+    rows: rows.filter((r) => r.tenant_id === tenantId).map(({ id, staff_id, provider, event_id }) => ({
       id,
       staff_id,
       provider,
-      google_event_id,
+      event_id,
     })),
   };
 }
