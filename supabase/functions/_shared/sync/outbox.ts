@@ -348,6 +348,6 @@ export async function touchConnections(sql: Sql, staffIds: Iterable<string>): Pr
   const ids = [...new Set(staffIds)];
   if (ids.length === 0) return;
   await sql`
-    update public.staff_calendar_connections set last_sync_at = now()
-    where staff_id = any(${ids}::uuid[]) and connection_status = 'connected'`;
+    update public.staff_calendar_connections c set last_sync_at = now()
+    where c.staff_id = any(${ids}::uuid[]) and calendar_private.connection_is_workable(c)`;
 }
