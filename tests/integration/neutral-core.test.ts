@@ -21,6 +21,8 @@ import { createSql } from "../../supabase/functions/_shared/db/client.ts";
 import { HttpError } from "../../supabase/functions/_shared/http.ts";
 import { flowIdHash } from "../../supabase/functions/_shared/oauth-state.ts";
 import { confirmPendingGrant, storePendingGrant } from "../../supabase/functions/_shared/pending-grants.ts";
+import { syncAppointmentNow } from "../../supabase/functions/_shared/sync/appointment.ts";
+import { getWorkerOptions } from "../../supabase/functions/_shared/sync/options.ts";
 import { claimRows, countDue } from "../../supabase/functions/_shared/sync/outbox.ts";
 
 const MIGRATION = "20261130000100";
@@ -177,6 +179,28 @@ Deno.test("neutral core: one active connection per staff member, as the function
       assert.equal(connectionProblem(conn), "needs_reconnect");
       assert.equal(await countDue(sql), 0);
       assert.equal((await claimRows(sql, { owner: "t", limit: 10, leaseMs: 60_000 })).length, 0);
+    });
+
+    await t.step("syncing the appointment now is about the active provider's row only", async () => {
+      await sql`insert into public.calendar_sync_log (tenant_id, appointment_id, appointment_key, staff_id,
+          provider, event_id, calendar_id, sync_status)
+        values (${tenantId}, ${appointment.id}, ${appointment.id}, ${staffId}, 'microsoft', 'm1', 'AAMk', 'synced')`;
+      const results = await syncAppointmentNow(
+        {
+          sql,
+          config,
+          options: getWorkerOptions(),
+          provider: () => {
+            throw new Error("no provider call: the active connection needs a reconnect");
+          },
+        },
+        appointment.id,
+        tenantId,
+      );
+      const [google] = await sql`select id from public.calendar_sync_log
+        where appointment_key = ${appointment.id} and provider = 'google'`;
+      assert.deepEqual(results.map((r) => [r.rowId, r.outcome]), [[google.id, null]]);
+      await sql`delete from public.calendar_sync_log where provider = 'microsoft'`;
     });
 
     await t.step("after a disconnect Microsoft connects; only its rows are claimed", async () => {
