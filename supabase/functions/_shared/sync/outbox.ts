@@ -182,7 +182,7 @@ export async function recordSuccess(
     select settled from done`;
   if (rows.length === 0) {
     // Our lease was taken over (it expired mid-call) or the row was dropped and queued afresh (a
-    // disconnect and reconnect): whoever holds the (appointment, staff) row now may have written
+    // disconnect and reconnect): whoever holds the (appointment, staff, provider) row now may have written
     // before us, so our write can be stale. Re-queue that row: its holder finishes with
     // "requeued" and runs again, or the next drain does; either way the latest state wins.
     await requeueMapping(sql, row);
