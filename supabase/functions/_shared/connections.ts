@@ -139,10 +139,7 @@ export async function storeGrant(
 ): Promise<string> {
   // Checked first so that a caller's transaction stays usable for its refusal; the unique index
   // still decides a race (the catch below).
-  const [other] = await sql<{ provider: string }[]>`
-    select c.provider from calendar_private.active_connection(${who.tenantId}::uuid, ${who.staffId}::uuid) c
-    where c.provider <> ${who.provider}`;
-  if (other) throw otherProviderConnected();
+  await refuseOtherProvider(sql, who, who.provider);
   const key = { tenant_id: who.tenantId, staff_id: who.staffId, provider: who.provider };
   const access = await encryptToken(
     tokens.accessToken,
@@ -194,6 +191,23 @@ export async function storeGrant(
     );
   }
   return rows[0].id;
+}
+
+/**
+ * Refuse to connect `provider` while the staff member's active connection (in the tenant) is of
+ * another provider: a staff member has one active connection (staff_calendar_connections_one_active_key),
+ * so switching provider goes through calendar-disconnect first.
+ * @throws HttpError 409 `other_provider_connected`.
+ */
+export async function refuseOtherProvider(
+  sql: Sql | TransactionSql,
+  owner: ConnectionOwner,
+  provider: ProviderId,
+): Promise<void> {
+  const [other] = await sql<{ provider: string }[]>`
+    select c.provider from calendar_private.active_connection(${owner.tenantId}::uuid, ${owner.staffId}::uuid) c
+    where c.provider <> ${provider}`;
+  if (other) throw otherProviderConnected();
 }
 
 function otherProviderConnected(): HttpError {
