@@ -34,8 +34,8 @@ interface SandboxEvent {
 interface SyncLogRow {
   sync_status: string;
   desired_action: string | null;
-  google_event_id: string | null;
-  google_calendar_id: string | null;
+  event_id: string | null;
+  calendar_id: string | null;
   retry_count: number;
   error_message: string | null;
   last_synced_at: Date | null;
@@ -107,7 +107,7 @@ function printLog(row: SyncLogRow | undefined): void {
   }
   console.log(
     `  calendar_sync_log: sync_status=${row.sync_status} desired_action=${row.desired_action ?? "null"} ` +
-      `google_event_id=${row.google_event_id ?? "null"} calendar=${row.google_calendar_id ?? "null"} ` +
+      `event_id=${row.event_id ?? "null"} calendar=${row.calendar_id ?? "null"} ` +
       `retry_count=${row.retry_count} last_synced_at=${row.last_synced_at?.toISOString() ?? "null"}` +
       (row.error_message ? ` error="${row.error_message}"` : ""),
   );
@@ -164,7 +164,7 @@ async function main(): Promise<number> {
 
   const logRow = async (id: string) =>
     (await sql<SyncLogRow[]>`
-      select sync_status, desired_action, google_event_id, google_calendar_id, retry_count, error_message,
+      select sync_status, desired_action, event_id, calendar_id, retry_count, error_message,
         last_synced_at
       from public.calendar_sync_log where appointment_key = ${id} and staff_id = ${info.staffId}`)[0];
 
@@ -308,11 +308,11 @@ async function main(): Promise<number> {
     console.log(`  inserted appointment ${apptId}: ${startsAt.toISOString()} .. ${endsAt.toISOString()}`);
     const created = await waitFor("the event to appear on the sandbox calendar", async () => {
       const row = await logRow(apptId);
-      if (row?.sync_status !== "synced" || !row.google_event_id) return undefined;
-      const ev = (await sandboxEvents(info)).find((e) => e.id === row.google_event_id);
+      if (row?.sync_status !== "synced" || !row.event_id) return undefined;
+      const ev = (await sandboxEvents(info)).find((e) => e.id === row.event_id);
       return ev && sameInstant(ev.start?.dateTime, startsAt) ? row : undefined;
     });
-    const eventId = created.google_event_id!;
+    const eventId = created.event_id!;
     printCalendar(await sandboxEvents(info), eventId);
     printLog(created);
 

@@ -281,6 +281,27 @@ Deno.test("calendar-auth-start and calendar-auth-callback over HTTP against Post
       },
     );
 
+    await t.step(
+      "auth-start refuses a second provider while another connection is active, before any consent page",
+      async () => {
+        const staff = await stack.createStaff({ tenantId });
+        await sql`insert into public.staff_calendar_connections
+            (tenant_id, staff_id, provider, refresh_token_encrypted, connection_status)
+          values (${tenantId}, ${staff.id}, 'microsoft', 'v1.k.iv.ct', 'connected')`;
+        const before = await sql`select count(*)::int as n from public.calendar_oauth_states`;
+        await assertEnvelope(
+          await stack.invoke("calendar-auth-start", { body: { return_to: RETURN_TO }, jwt: staff.jwt }),
+          409,
+          "other_provider_connected",
+        );
+        const after = await sql`select count(*)::int as n from public.calendar_oauth_states`;
+        assert.equal(after[0].n, before[0].n, "no state row written for a refused start");
+        await sql`update public.staff_calendar_connections set connection_status = 'disconnected',
+          refresh_token_encrypted = null where staff_id = ${staff.id}`;
+        assert.match((await start(staff)).url, /^http/, "after the disconnect Google may be connected");
+      },
+    );
+
     let connected: TestStaff;
     await t.step(
       "callback happy path: the grant waits (pending, nothing attached) until the initiator's app confirms it; tokens encrypted and bound to their row",

@@ -45,8 +45,8 @@ Deno.test("db rows: postgres.js returns Date and string exactly where database.c
       values ('n', ${tenantId}, ${staffId}, 'v1.v', 'https://app.example/', ${now}, ${now}, gen_random_uuid(),
         'hash')`;
     await sql`
-      insert into public.calendar_sync_log (tenant_id, appointment_key, staff_id, google_event_id,
-        google_calendar_id, event_etag, desired_action, next_attempt_at, lease_owner, lease_expires_at,
+      insert into public.calendar_sync_log (tenant_id, appointment_key, staff_id, event_id,
+        calendar_id, event_etag, desired_action, next_attempt_at, lease_owner, lease_expires_at,
         pending_since, last_synced_at, error_message, last_error_code, queue_version, first_failure_at)
       values (${tenantId}, gen_random_uuid(), ${staffId}, 'e', 'c', 'etag', 'upsert', ${now}, 'w', ${now},
         ${now}, ${now}, 'm', 'x', 9007199254740993, ${now})`;

@@ -27,8 +27,8 @@ async function selectedOf(stack: TestStack, staff: TestStaff): Promise<string> {
 }
 
 async function logState(stack: TestStack, appointmentId: string) {
-  const [row] = await stack.sql<{ sync_status: string; queue_version: string; google_calendar_id: string }[]>`
-    select sync_status, queue_version::text as queue_version, google_calendar_id from public.calendar_sync_log
+  const [row] = await stack.sql<{ sync_status: string; queue_version: string; calendar_id: string }[]>`
+    select sync_status, queue_version::text as queue_version, calendar_id from public.calendar_sync_log
     where appointment_key = ${appointmentId}`;
   return row;
 }
@@ -96,7 +96,7 @@ Deno.test("calendar-select-calendar: only writable calendars, checked live; the 
       await sync(a1);
       assert.equal(await liveOn(OPS), 1, "the event moved to the chosen calendar");
       assert.equal(await liveOn(alice.email), 0, "and left the old one");
-      assert.equal((await logState(stack, a1)).google_calendar_id, OPS);
+      assert.equal((await logState(stack, a1)).calendar_id, OPS);
     });
 
     await t.step("choosing the same calendar again changes nothing and queues nothing", async () => {

@@ -24,8 +24,8 @@ function iso(ms: number): string {
 type LogRow = Pick<
   Row<"calendar_sync_log">,
   | "sync_status"
-  | "google_event_id"
-  | "google_calendar_id"
+  | "event_id"
+  | "calendar_id"
   | "last_synced_at"
   | "error_message"
   | "last_error_code"
@@ -46,7 +46,7 @@ async function sync(
 
 async function logRow(stack: TestStack, appointmentId: string): Promise<LogRow> {
   const rows = await stack.sql<LogRow[]>`
-    select sync_status, google_event_id, google_calendar_id, last_synced_at, error_message,
+    select sync_status, event_id, calendar_id, last_synced_at, error_message,
       last_error_code, retry_count
     from public.calendar_sync_log where appointment_key = ${appointmentId}`;
   assert.equal(rows.length, 1, `one calendar_sync_log row for ${appointmentId}`);
@@ -155,9 +155,9 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
         }
         const row = await logRow(stack, appt1);
         assert.equal(row.sync_status, "synced");
-        assert.equal(row.google_event_id, id1);
-        assert.equal(row.google_calendar_id, body.google_calendar_id);
-        assert.ok(row.google_calendar_id, "the calendar is recorded");
+        assert.equal(row.event_id, id1);
+        assert.equal(row.calendar_id, body.google_calendar_id);
+        assert.ok(row.calendar_id, "the calendar is recorded");
         assert.ok(row.last_synced_at instanceof Date);
         assert.equal(row.error_message, null);
         assert.equal(row.retry_count, 0);
@@ -230,7 +230,7 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
           end: { dateTime: iso(DAY0 + 12 * HOUR) },
         });
         assert.equal(direct.status, 200, await direct.text());
-        assert.equal((await logRow(stack, appt2)).google_event_id, null);
+        assert.equal((await logRow(stack, appt2)).event_id, null);
         await stack.sandbox.resetCalls();
         const { status, body } = await sync(stack, { appointment_id: appt2, action: "create" }, alice.jwt);
         assert.equal(status, 200, JSON.stringify(body));
@@ -241,7 +241,7 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
         assert.equal(event.status, "confirmed");
         const row = await logRow(stack, appt2);
         assert.equal(row.sync_status, "synced");
-        assert.equal(row.google_event_id, id2);
+        assert.equal(row.event_id, id2);
         assert.equal(row.error_message, null);
         assert.equal(row.retry_count, 0);
       },
@@ -293,7 +293,7 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
         );
         const row = await logRow(stack, appt1);
         assert.equal(row.sync_status, "synced");
-        assert.equal(row.google_event_id, null);
+        assert.equal(row.event_id, null);
         assert.ok(row.last_synced_at instanceof Date);
       },
     );
@@ -327,7 +327,7 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
         const event = await onlyEvent(stack, alice.email, id1);
         assert.equal(event.status, "confirmed");
         assert.equal(event.summary, title);
-        assert.equal((await logRow(stack, appt1)).google_event_id, id1);
+        assert.equal((await logRow(stack, appt1)).event_id, id1);
       },
     );
 
@@ -340,7 +340,7 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
       });
       assert.equal((await sync(stack, { appointment_id: appt3 }, alice.jwt)).status, 200);
       // The log points at an event Google does not know (never existed there).
-      await stack.sql`update public.calendar_sync_log set google_event_id = 'unknownevent0000'
+      await stack.sql`update public.calendar_sync_log set event_id = 'unknownevent0000'
         where appointment_key = ${appt3}`;
       await stack.sql`delete from public.appointments where id = ${appt3}`;
       await stack.sandbox.resetCalls();
@@ -356,7 +356,7 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
       ]);
       const row = await logRow(stack, appt3);
       assert.equal(row.sync_status, "synced");
-      assert.equal(row.google_event_id, null);
+      assert.equal(row.event_id, null);
     });
 
     await t.step(
@@ -421,20 +421,20 @@ Deno.test("calendar-sync-appointment: one minimal event per appointment through 
         assert.equal(moved.status, "confirmed");
         assert.equal(instant(moved.start), DAY0 + 11 * HOUR);
         const rows = await stack.sql<
-          { staff_id: string; sync_status: string; google_event_id: string | null }[]
+          { staff_id: string; sync_status: string; event_id: string | null }[]
         >`
-        select staff_id, sync_status, google_event_id from public.calendar_sync_log
+        select staff_id, sync_status, event_id from public.calendar_sync_log
         where appointment_key = ${appt2}`;
         const byStaff = new Map(rows.map((r) => [r.staff_id, r]));
         assert.deepEqual(byStaff.get(alice.id), {
           staff_id: alice.id,
           sync_status: "synced",
-          google_event_id: null,
+          event_id: null,
         });
         assert.deepEqual(byStaff.get(erin.id), {
           staff_id: erin.id,
           sync_status: "synced",
-          google_event_id: id2,
+          event_id: id2,
         });
       },
     );

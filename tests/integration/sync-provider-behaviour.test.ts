@@ -29,8 +29,8 @@ function slot(d: number, h: number, minutes = 50): { startsAt: string; endsAt: s
 
 interface Row {
   sync_status: string;
-  google_event_id: string | null;
-  google_calendar_id: string | null;
+  event_id: string | null;
+  calendar_id: string | null;
   event_generation: number;
   retry_count: number;
   last_error_code: string | null;
@@ -40,7 +40,7 @@ interface Row {
 
 async function row(sql: postgres.Sql, appointmentId: string, staffId: string): Promise<Row | undefined> {
   const [r] = await sql<Row[]>`
-    select sync_status, google_event_id, google_calendar_id, event_generation, retry_count, last_error_code,
+    select sync_status, event_id, calendar_id, event_generation, retry_count, last_error_code,
       error_message, first_failure_at
     from public.calendar_sync_log where appointment_key = ${appointmentId} and staff_id = ${staffId}`;
   return r;
@@ -112,14 +112,14 @@ Deno.test("the worker against purged, moved and missing calendars, and against s
     await t.step("an event purged by the user is written again under a fresh id, once", async () => {
       a1 = await stack.createAppointment({ tenantId, staffId: alice.id, ...slot(0, 9) });
       const first = await synced(stack, a1, alice, "a1 synced");
-      assert.equal(first.google_event_id, eventIdFor(a1));
+      assert.equal(first.event_id, eventIdFor(a1));
       assert.equal(first.event_generation, 0);
       await stack.sandbox.admin("POST", eventPath(alice, alice.email, eventIdFor(a1), "purge"));
 
       const times = slot(0, 11);
       await move(stack, a1, times);
       const again = await synced(stack, a1, alice, "a1 re-created", (r) => r.event_generation === 1);
-      assert.equal(again.google_event_id, eventIdFor(a1, 1));
+      assert.equal(again.event_id, eventIdFor(a1, 1));
       assert.equal(again.last_error_code, null, "not calendar_not_found");
       const live = await liveEvents(stack, alice, a1);
       assert.deepEqual(live.map((e) => e.id), [eventIdFor(a1, 1)]);
@@ -150,8 +150,8 @@ Deno.test("the worker against purged, moved and missing calendars, and against s
           "a1 re-created after the move",
           (r) => r.event_generation === 2,
         );
-        assert.equal(again.google_event_id, eventIdFor(a1, 2));
-        assert.equal(again.google_calendar_id, "primary");
+        assert.equal(again.event_id, eventIdFor(a1, 2));
+        assert.equal(again.calendar_id, "primary");
         assert.deepEqual(
           (await liveEvents(stack, alice, a1)).map((e) => e.id),
           [eventIdFor(a1, 2)],
@@ -182,7 +182,7 @@ Deno.test("the worker against purged, moved and missing calendars, and against s
         "a2 re-created despite the lost answer",
         (r) => r.event_generation === 1,
       );
-      assert.equal(done.google_event_id, eventIdFor(a2, 1));
+      assert.equal(done.event_id, eventIdFor(a2, 1));
       assert.deepEqual((await liveEvents(stack, alice, a2)).map((e) => e.id), [eventIdFor(a2, 1)]);
       const calls = await stack.sandbox.admin<
         { recent: { endpoint: string; status: number; email: string }[] }
@@ -222,7 +222,7 @@ Deno.test("the worker against purged, moved and missing calendars, and against s
       await stack.sql`update public.staff_calendar_connections set selected_calendar_id = ${team}
         where staff_id = ${alice.id}`;
       const a3 = await stack.createAppointment({ tenantId, staffId: alice.id, ...slot(2, 9) });
-      await synced(stack, a3, alice, "a3 on the team calendar", (r) => r.google_calendar_id === team);
+      await synced(stack, a3, alice, "a3 on the team calendar", (r) => r.calendar_id === team);
       await stack.sandbox.admin(
         "DELETE",
         `/_admin/accounts/${encodeURIComponent(alice.email)}/calendars/${encodeURIComponent(team)}`,

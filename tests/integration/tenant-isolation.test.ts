@@ -404,12 +404,12 @@ Deno.test("upgrade: a row an earlier release queued across tenants goes back to 
       "the remediated row settled",
       async () =>
         (await stack.sql`
-          select sync_status, google_event_id from public.calendar_sync_log where appointment_key = ${appointment}`)[
+          select sync_status, event_id from public.calendar_sync_log where appointment_key = ${appointment}`)[
           0
         ],
       (r) => r?.sync_status !== "pending",
     );
-    assert.deepEqual({ ...after }, { sync_status: "synced", google_event_id: null });
+    assert.deepEqual({ ...after }, { sync_status: "synced", event_id: null });
     const live = (await stack.sandbox.events(bobEmail)).filter((e) => e.status !== "cancelled");
     assert.deepEqual(live, [], "the intruding event is gone from B's calendar");
   } finally {

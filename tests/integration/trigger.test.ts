@@ -31,8 +31,8 @@ function slot(d: number, h: number, minutes = 50): { startsAt: string; endsAt: s
 interface LogRow {
   sync_status: string;
   desired_action: string | null;
-  google_event_id: string | null;
-  google_calendar_id: string | null;
+  event_id: string | null;
+  calendar_id: string | null;
   appointment_id: string | null;
   error_message: string | null;
   last_error_code: string | null;
@@ -46,7 +46,7 @@ async function logRow(
   staffId: string,
 ): Promise<LogRow | undefined> {
   const [row] = await sql<LogRow[]>`
-    select sync_status, desired_action, google_event_id, google_calendar_id, appointment_id, error_message,
+    select sync_status, desired_action, event_id, calendar_id, appointment_id, error_message,
       last_error_code, retry_count, queue_version::text as queue_version
     from public.calendar_sync_log where appointment_key = ${appointmentId} and staff_id = ${staffId}`;
   return row;
@@ -159,7 +159,7 @@ Deno.test("appointment changes reach the calendar by themselves: trigger, outbox
         assert.equal(ev.description, undefined, "no patient data on the event");
         const row = await settled(stack, a1, alice.id);
         assert.equal(row.sync_status, "synced");
-        assert.equal(row.google_event_id, eventIdFor(a1));
+        assert.equal(row.event_id, eventIdFor(a1));
       },
     );
 
@@ -201,7 +201,7 @@ Deno.test("appointment changes reach the calendar by themselves: trigger, outbox
       await stack.sql`update public.appointments set staff_id = ${bob.id} where id = ${a1}`;
       await eventWithTimes(stack, bob, a1, a1Times);
       await noEvent(stack, alice, a1);
-      assert.equal((await settled(stack, a1, alice.id)).google_event_id, null);
+      assert.equal((await settled(stack, a1, alice.id)).event_id, null);
       assert.equal((await settled(stack, a1, bob.id)).sync_status, "synced");
     });
 
@@ -215,7 +215,7 @@ Deno.test("appointment changes reach the calendar by themselves: trigger, outbox
       const row = await settled(stack, a1, bob.id);
       assert.equal(row.sync_status, "synced");
       assert.equal(row.appointment_id, null);
-      assert.equal(row.google_event_id, null);
+      assert.equal(row.event_id, null);
     });
 
     await t.step("a staff member without a connection: the insert succeeds, nothing is queued", async () => {

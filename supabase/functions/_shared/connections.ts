@@ -9,7 +9,7 @@
  */
 import type { Config } from "./config.ts";
 import { connectionTokenBinding, DecryptionError, decryptToken, encryptToken } from "./crypto.ts";
-import type { Sql } from "./db/client.ts";
+import type { Sql, TransactionSql } from "./db/client.ts";
 import type { Narrow, Row } from "./db/rows.ts";
 import { DomainError } from "./errors/domain-error.ts";
 import { HttpError } from "./http.ts";
@@ -22,10 +22,15 @@ export const REFRESH_MARGIN_MS = 2 * 60 * 1000;
  * A connection row ({@link COLUMNS} of the generated row type) with its token columns still
  * encrypted. Times are Date objects (timestamptz).
  */
-export type ConnectionRow = Narrow<
-  Pick<Row<"staff_calendar_connections">, (typeof COLUMNS)[number]>,
-  { provider: ProviderId; connection_status: "connected" | "needs_reconnect" | "disconnected" }
->;
+export type ConnectionRow =
+  & Narrow<
+    Pick<Row<"staff_calendar_connections">, (typeof COLUMNS)[number]>,
+    { provider: ProviderId; connection_status: "connected" | "needs_reconnect" | "disconnected" }
+  >
+  & {
+    /** Sync work may run on it: calendar_private.connection_is_workable, evaluated by the database. */
+    workable: boolean;
+  };
 
 const COLUMNS = [
   "id",
@@ -42,6 +47,16 @@ const COLUMNS = [
 ] as const;
 
 /**
+ * The select list of a connection row `c`: {@link COLUMNS} and `workable`, which the database decides
+ * (calendar_private.connection_is_workable, migration 20261130000100), so TypeScript never restates it.
+ */
+function connectionColumns(sql: Sql | TransactionSql) {
+  return sql`${
+    sql(COLUMNS.map((col) => `c.${col}`))
+  }, calendar_private.connection_is_workable(c) as workable`;
+}
+
+/**
  * Whose connection: a staff member and the tenant it must belong to. Every lookup matches both, so a
  * staff id that reached us through another tenant's data (an appointment naming a staff member of
  * another tenant) never finds that staff member's calendar.
@@ -51,24 +66,37 @@ export interface ConnectionOwner {
   staffId: string;
 }
 
-/** The staff member's connection in the tenant, for a provider (any status), or null. */
+/**
+ * The staff member's active connection in the tenant (connected or needs_reconnect; at most one, by
+ * the schema), read through calendar_private.active_connection so tenant and staff both match; or
+ * null when there is none, or when `provider` is given and the active connection is another one.
+ */
 export async function findConnection(
   sql: Sql,
   owner: ConnectionOwner,
   provider?: ProviderId,
 ): Promise<ConnectionRow | null> {
   const rows = await sql<ConnectionRow[]>`
-    select ${sql(COLUMNS as unknown as string[])} from public.staff_calendar_connections
-    where tenant_id = ${owner.tenantId} and staff_id = ${owner.staffId}
-      ${provider ? sql`and provider = ${provider}` : sql``}
-    order by (connection_status = 'connected') desc, updated_at desc
-    limit 1`;
+    select ${connectionColumns(sql)}
+    from calendar_private.active_connection(${owner.tenantId}::uuid, ${owner.staffId}::uuid) c
+    ${provider ? sql`where c.provider = ${provider}` : sql``}`;
   return rows[0] ?? null;
 }
 
 /**
- * The staff member's usable connection in the tenant.
- * @throws DomainError `not_connected` when there is none (or it was disconnected),
+ * Why no work can run on a connection found by {@link findConnection}: `not_connected` (none, or one
+ * without a refresh token), `needs_reconnect` (the grant was revoked or expired), or null when it is
+ * workable.
+ */
+export function connectionProblem(conn: ConnectionRow | null): "not_connected" | "needs_reconnect" | null {
+  if (!conn) return "not_connected";
+  if (conn.workable) return null;
+  return conn.connection_status === "needs_reconnect" ? "needs_reconnect" : "not_connected";
+}
+
+/**
+ * The staff member's workable connection in the tenant.
+ * @throws DomainError `not_connected` when there is none (or it was disconnected), 409
  *   `needs_reconnect` when the grant was revoked or lacks a scope.
  */
 export async function requireConnection(
@@ -77,10 +105,11 @@ export async function requireConnection(
   provider?: ProviderId,
 ): Promise<ConnectionRow> {
   const conn = await findConnection(sql, owner, provider);
-  if (!conn || conn.connection_status === "disconnected" || !conn.refresh_token_encrypted) {
+  const problem = connectionProblem(conn);
+  if (problem === "not_connected" || !conn) {
     throw new DomainError("not_connected", "this staff member has not connected a calendar");
   }
-  if (conn.connection_status === "needs_reconnect") {
+  if (problem === "needs_reconnect") {
     throw new DomainError(
       "needs_reconnect",
       "the calendar grant was revoked or expired; the staff member must connect the calendar again",
@@ -96,7 +125,9 @@ export async function requireConnection(
  * prompt=consent), the stored one is kept only if the connection is still `connected`; a
  * `needs_reconnect` row's refresh token is known to be dead and is never revived.
  * @returns the connection id.
- * @throws HttpError 409 `missing_refresh_token` when there is no usable refresh token; the caller
+ * @throws HttpError 409 `other_provider_connected` when the staff member's active connection is of
+ *   another provider (one active connection per staff member; disconnect that one first), 409
+ *   `missing_refresh_token` when there is no usable refresh token; either way the caller
  *   must roll back (auth-callback runs this in a transaction) and should revoke the new grant so
  *   the next consent issues a refresh token.
  */
@@ -106,6 +137,9 @@ export async function storeGrant(
   who: { tenantId: string; staffId: string; provider: ProviderId },
   tokens: TokenSet,
 ): Promise<string> {
+  // Checked first so that a caller's transaction stays usable for its refusal; the unique index
+  // still decides a race (the catch below).
+  await refuseOtherProvider(sql, who, who.provider);
   const key = { tenant_id: who.tenantId, staff_id: who.staffId, provider: who.provider };
   const access = await encryptToken(
     tokens.accessToken,
@@ -140,7 +174,11 @@ export async function storeGrant(
       account_email = coalesce(excluded.account_email, c.account_email),
       last_error = null,
       connected_at = now()
-    returning id, refresh_token_encrypted`;
+    returning id, refresh_token_encrypted`.catch((err) => {
+    // The schema allows one active connection per staff member (staff_calendar_connections_one_active_key).
+    if (isUniqueViolation(err, "staff_calendar_connections_one_active_key")) throw otherProviderConnected();
+    throw err;
+  });
   if (!rows[0].refresh_token_encrypted) {
     // Google sends a refresh token only on the first offline consent; without one we cannot work
     // offline. Leave the row unusable rather than pretend.
@@ -153,6 +191,36 @@ export async function storeGrant(
     );
   }
   return rows[0].id;
+}
+
+/**
+ * Refuse to connect `provider` while the staff member's active connection (in the tenant) is of
+ * another provider: a staff member has one active connection (staff_calendar_connections_one_active_key),
+ * so switching provider goes through calendar-disconnect first.
+ * @throws HttpError 409 `other_provider_connected`.
+ */
+export async function refuseOtherProvider(
+  sql: Sql | TransactionSql,
+  owner: ConnectionOwner,
+  provider: ProviderId,
+): Promise<void> {
+  const [other] = await sql<{ provider: string }[]>`
+    select c.provider from calendar_private.active_connection(${owner.tenantId}::uuid, ${owner.staffId}::uuid) c
+    where c.provider <> ${provider}`;
+  if (other) throw otherProviderConnected();
+}
+
+function otherProviderConnected(): HttpError {
+  return new HttpError(
+    409,
+    "other_provider_connected",
+    "this staff member is connected to another calendar provider; disconnect it before connecting this one",
+  );
+}
+
+function isUniqueViolation(err: unknown, constraint: string): boolean {
+  const e = err as { code?: unknown; constraint_name?: unknown } | null;
+  return e?.code === "23505" && e.constraint_name === constraint;
 }
 
 /** Mark a connection as needing reconnect, with a reason safe to show (no token material). */
@@ -188,9 +256,9 @@ async function refreshLocked(
   let reconnectReason: string | undefined;
   const token = await sql.begin(async (tx) => {
     const [row] = await tx<ConnectionRow[]>`
-      select ${tx(COLUMNS as unknown as string[])} from public.staff_calendar_connections
-      where id = ${connectionId} for update`;
-    if (!row || row.connection_status !== "connected" || !row.refresh_token_encrypted) {
+      select ${connectionColumns(tx)} from public.staff_calendar_connections c
+      where c.id = ${connectionId} for update`;
+    if (!row || !row.workable || !row.refresh_token_encrypted) {
       throw new DomainError("needs_reconnect", "the calendar connection is no longer active; connect again");
     }
     const due = !row.token_expires_at || row.token_expires_at.getTime() - Date.now() <= REFRESH_MARGIN_MS;

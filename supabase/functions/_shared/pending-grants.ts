@@ -102,10 +102,11 @@ export type ConfirmOutcome =
   | {
     /**
      * Refused: `other_user` (not the initiator), `other_flow` (the initiator, but not with the flow id
-     * of this flow), `expired`, or `missing_refresh_token`.
+     * of this flow), `expired`, `missing_refresh_token`, or `other_provider_connected` (the staff member's
+     * active connection is of another provider).
      */
     kind: "refused";
-    reason: "other_user" | "other_flow" | "expired" | "missing_refresh_token";
+    reason: "other_user" | "other_flow" | "expired" | "missing_refresh_token" | "other_provider_connected";
     staffId: string;
     provider: ProviderId;
     revoke: GrantToRevoke | null;
@@ -153,7 +154,9 @@ export async function confirmPendingGrant(
       returning id, tenant_id, staff_id, provider, initiated_by, flow_secret_hash, access_token_encrypted,
         refresh_token_encrypted, token_expires_at, granted_scopes, account_email, expires_at <= now() as expired`;
     if (!row) return { kind: "not_found" } as const;
-    const refused = async (reason: "other_user" | "other_flow" | "expired" | "missing_refresh_token") => ({
+    const refused = async (
+      reason: "other_user" | "other_flow" | "expired" | "missing_refresh_token" | "other_provider_connected",
+    ) => ({
       kind: "refused" as const,
       reason,
       staffId: row.staff_id,
@@ -202,8 +205,11 @@ export async function confirmPendingGrant(
         };
       });
     } catch (err) {
-      if (err instanceof HttpError && err.code === "missing_refresh_token") {
-        return await refused("missing_refresh_token");
+      if (
+        err instanceof HttpError &&
+        (err.code === "missing_refresh_token" || err.code === "other_provider_connected")
+      ) {
+        return await refused(err.code);
       }
       throw err;
     }

@@ -70,7 +70,7 @@ select results_eq(
 
 -- Coalescing: ten edits make one row; an unrelated column queues nothing ----------------------
 update public.calendar_sync_log set sync_status = 'synced', desired_action = null, pending_since = null,
-  google_event_id = 'ev1', google_calendar_id = 'primary'
+  event_id = 'ev1', calendar_id = 'primary'
   where appointment_key = 'e1000000-0000-4000-8000-000000000001';
 insert into log_row select sync_status, desired_action, queue_version from public.calendar_sync_log
   where appointment_key = 'e1000000-0000-4000-8000-000000000001';
@@ -100,7 +100,7 @@ select results_eq(
   $$values ('pending'::text, 'upsert'::text, 10::bigint)$$,
   'a time change marks the row pending upsert again (version bumped per change)');
 select is(
-  (select google_event_id from public.calendar_sync_log where appointment_key = 'e1000000-0000-4000-8000-000000000001'),
+  (select event_id from public.calendar_sync_log where appointment_key = 'e1000000-0000-4000-8000-000000000001'),
   'ev1', 're-queuing keeps the known event id');
 
 -- Cancel, cancel again, restore ----------------------------------------------------------------
@@ -108,7 +108,7 @@ update public.appointments set status = 'cancelled' where id = 'e1000000-0000-40
 select is(
   (select desired_action from public.calendar_sync_log where appointment_key = 'e1000000-0000-4000-8000-000000000001'),
   'delete', 'cancelling asks for the event to be deleted');
-update public.calendar_sync_log set sync_status = 'synced', desired_action = null, google_event_id = null,
+update public.calendar_sync_log set sync_status = 'synced', desired_action = null, event_id = null,
   pending_since = null where appointment_key = 'e1000000-0000-4000-8000-000000000001';
 update public.appointments set status = 'no_show', starts_at = starts_at + interval '1 hour',
   ends_at = ends_at + interval '1 hour' where id = 'e1000000-0000-4000-8000-000000000001';
@@ -165,12 +165,12 @@ select is(
   0, 'a new appointment that is already cancelled needs no event and queues nothing');
 
 -- Hard delete --------------------------------------------------------------------------------
-update public.calendar_sync_log set sync_status = 'synced', desired_action = null, google_event_id = 'ev2'
+update public.calendar_sync_log set sync_status = 'synced', desired_action = null, event_id = 'ev2'
   where appointment_key = 'e1000000-0000-4000-8000-000000000001'
     and staff_id = 'c1000000-0000-4000-8000-000000000002';
 delete from public.appointments where id = 'e1000000-0000-4000-8000-000000000001';
 select results_eq(
-  $$select appointment_id, sync_status, desired_action, google_event_id from public.calendar_sync_log
+  $$select appointment_id, sync_status, desired_action, event_id from public.calendar_sync_log
     where appointment_key = 'e1000000-0000-4000-8000-000000000001'
       and staff_id = 'c1000000-0000-4000-8000-000000000002'$$,
   $$values (null::uuid, 'pending'::text, 'delete'::text, 'ev2'::text)$$,
@@ -213,7 +213,7 @@ select is(
   calendar_private.enqueue_staff_backfill('c1000000-0000-4000-8000-000000000005'),
   2, 'backfill queues the current appointment and the ledger''s orphaned event');
 select results_eq(
-  $$select appointment_key, desired_action, google_event_id from public.calendar_sync_log
+  $$select appointment_key, desired_action, event_id from public.calendar_sync_log
     where staff_id = 'c1000000-0000-4000-8000-000000000005' order by appointment_key$$,
   $$values ('e1000000-0000-4000-8000-000000000005'::uuid, 'upsert'::text, null::text),
            ('e1000000-0000-4000-8000-0000000000aa'::uuid, 'delete'::text, 'orphan'::text)$$,
@@ -230,8 +230,8 @@ select is(
   1, 'enqueue_appointment re-queues a synced row');
 
 -- Choosing another calendar moves the events -------------------------------------------------------
-update public.calendar_sync_log set sync_status = 'synced', desired_action = null, google_event_id = 'ev5',
-  google_calendar_id = 'primary' where appointment_key = 'e1000000-0000-4000-8000-000000000005';
+update public.calendar_sync_log set sync_status = 'synced', desired_action = null, event_id = 'ev5',
+  calendar_id = 'primary' where appointment_key = 'e1000000-0000-4000-8000-000000000005';
 update public.staff_calendar_connections set selected_calendar_id = 'team@group.calendar.google.com'
   where staff_id = 'c1000000-0000-4000-8000-000000000005';
 select results_eq(
@@ -242,7 +242,7 @@ select results_eq(
 
 -- A row in flight (leased, no event yet) and a row dead-lettered because the calendar vanished are
 -- queued again too when the staff member picks another calendar.
-update public.calendar_sync_log set sync_status = 'pending', google_event_id = null, google_calendar_id = null,
+update public.calendar_sync_log set sync_status = 'pending', event_id = null, calendar_id = null,
   lease_owner = 'worker:test', lease_expires_at = now() + interval '1 minute'
   where appointment_key = 'e1000000-0000-4000-8000-000000000005';
 update public.calendar_sync_log set sync_status = 'failed', desired_action = 'delete',

@@ -46,7 +46,7 @@ values
    'e0000000-0000-4000-8000-000000000001', 'c0000000-0000-4000-8000-000000000001', 'synced'),
   ('b0000000-0000-4000-8000-000000000002', 'e0000000-0000-4000-8000-000000000002',
    'e0000000-0000-4000-8000-000000000002', 'c0000000-0000-4000-8000-000000000002', 'synced')
-on conflict (appointment_key, staff_id) do nothing;
+on conflict (appointment_key, staff_id, provider) do nothing;
 
 -- Structure ---------------------------------------------------------------------------------
 select ok((select relrowsecurity from pg_class where oid = 'public.staff_calendar_connections'::regclass),

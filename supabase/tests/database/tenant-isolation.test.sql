@@ -90,8 +90,8 @@ select is(calendar_private.enqueue_staff_backfill('c2000000-0000-4000-8000-00000
   'the backfill queues exactly tenant B''s own appointment');
 
 -- Moving an appointment to another tenant removes the event of the staff member left behind ------
-update public.calendar_sync_log set sync_status = 'synced', desired_action = null, google_event_id = 'ev-b',
-  google_calendar_id = 'bob-private-calendar@b.test', pending_since = null
+update public.calendar_sync_log set sync_status = 'synced', desired_action = null, event_id = 'ev-b',
+  calendar_id = 'bob-private-calendar@b.test', pending_since = null
   where appointment_key = 'e2000000-0000-4000-8000-000000000001';
 update public.appointments set tenant_id = 'b2000000-0000-4000-8000-000000000001'
   where id = 'e2000000-0000-4000-8000-000000000001';
@@ -122,7 +122,7 @@ select is((select count(*)::int from public.calendar_sync_status
   where staff_id = 'c2000000-0000-4000-8000-000000000003' or tenant_id = 'b2000000-0000-4000-8000-000000000002'),
   0, 'tenant A''s admin sees no status line of tenant B');
 select is((select count(*)::int from public.calendar_sync_log
-  where staff_id = 'c2000000-0000-4000-8000-000000000003' or google_calendar_id like '%b.test'),
+  where staff_id = 'c2000000-0000-4000-8000-000000000003' or calendar_id like '%b.test'),
   0, 'tenant A''s admin reads no sync row of tenant B (no calendar id)');
 select is((select count(*)::int from public.staff_calendar_connections
   where staff_id = 'c2000000-0000-4000-8000-000000000003'),

@@ -219,11 +219,13 @@ export type Database = {
         Row: {
           "appointment_id": string | null;
           "appointment_key": string;
+          "calendar_id": string | null;
           "created_at": string;
           "desired_action": string | null;
           "error_message": string | null;
           "event_etag": string | null;
           "event_generation": number;
+          "event_id": string | null;
           "first_failure_at": string | null;
           "google_calendar_id": string | null;
           "google_event_id": string | null;
@@ -247,14 +249,16 @@ export type Database = {
         Insert: {
           "appointment_id"?: string | null;
           "appointment_key": string;
+          "calendar_id"?: string | null;
           "created_at"?: string;
           "desired_action"?: string | null;
           "error_message"?: string | null;
           "event_etag"?: string | null;
           "event_generation"?: number;
+          "event_id"?: string | null;
           "first_failure_at"?: string | null;
-          "google_calendar_id"?: string | null;
-          "google_event_id"?: string | null;
+          "google_calendar_id"?: never;
+          "google_event_id"?: never;
           "id"?: string;
           "last_error_code"?: string | null;
           "last_synced_at"?: string | null;
@@ -274,14 +278,16 @@ export type Database = {
         Update: {
           "appointment_id"?: string | null;
           "appointment_key"?: string;
+          "calendar_id"?: string | null;
           "created_at"?: string;
           "desired_action"?: string | null;
           "error_message"?: string | null;
           "event_etag"?: string | null;
           "event_generation"?: number;
+          "event_id"?: string | null;
           "first_failure_at"?: string | null;
-          "google_calendar_id"?: string | null;
-          "google_event_id"?: string | null;
+          "google_calendar_id"?: never;
+          "google_event_id"?: never;
           "id"?: string;
           "last_error_code"?: string | null;
           "last_synced_at"?: string | null;

@@ -29,7 +29,7 @@
  *   (+ `calendar_missing_scopes=<space-delimited scopes>`), `account_unverified` (no verified email
  *   in the ID token), `account_not_allowed` (+ `calendar_account_email`), `issuer_mismatch`
  *   (RFC 9207), `exchange_failed`,
- *   `missing_refresh_token`, `invalid_state`, `state_expired`, `state_replayed`, `invalid_request`
+ *   `missing_refresh_token`, `other_provider_connected`, `invalid_state`, `state_expired`, `state_replayed`, `invalid_request`
  *   (no code and no error), `internal_error` (a bug; the log has the request id).
  * When there is no usable return URL (unusable state and no default), a small HTML page states the
  * result instead: status 400 for errors, 200 for success (a pending grant needs the app, so it is
@@ -61,6 +61,7 @@ export type CallbackErrorCode =
   | "issuer_mismatch"
   | "exchange_failed"
   | "missing_refresh_token"
+  | "other_provider_connected"
   | "invalid_state"
   | "state_expired"
   | "state_replayed"
@@ -81,6 +82,8 @@ const MESSAGES: Record<CallbackErrorCode, string> = {
     "The answer did not come from the configured sign-in server; start connecting from the app again.",
   exchange_failed: "The calendar provider did not accept the sign-in; please try connecting again.",
   missing_refresh_token: "The calendar provider granted no offline access; please try connecting again.",
+  other_provider_connected:
+    "This staff member is connected to another calendar provider; disconnect that calendar first, then connect again.",
   invalid_state: "This sign-in link is not valid; start connecting from the app again.",
   state_expired: "The sign-in took too long; start connecting from the app again.",
   state_replayed: "This sign-in link was already used; start connecting from the app again.",
@@ -315,8 +318,11 @@ export const authCallback: FunctionHandler = async (req, ctx) => {
     try {
       stored = await storeAndBackfill(sql, config, flow, tokens);
     } catch (err) {
-      if (err instanceof HttpError && err.code === "missing_refresh_token") {
-        return await refuse("missing_refresh_token");
+      if (
+        err instanceof HttpError &&
+        (err.code === "missing_refresh_token" || err.code === "other_provider_connected")
+      ) {
+        return await refuse(err.code);
       }
       if (err instanceof AuthStateError) return failure(ctx, flow.returnTo, err.code, {}, who);
       throw err;

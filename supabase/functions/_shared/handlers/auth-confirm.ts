@@ -17,7 +17,9 @@
  * - 403 `consent_not_yours`: the caller is not the user who started this connection, or not with
  *   its flow id (a link that was finished in someone else's browser, or a forwarded return URL);
  * - 410 `pending_grant_expired`: not confirmed within PENDING_GRANT_TTL_SECONDS (10 minutes);
- * - 409 `missing_refresh_token`: the provider granted no offline access; connect again.
+ * - 409 `missing_refresh_token`: the provider granted no offline access; connect again;
+ * - 409 `other_provider_connected`: the staff member is connected to another provider (one active
+ *   connection per staff member); disconnect it, then connect again.
  * Other errors: 404 `pending_grant_not_found` (unknown, already confirmed or already refused);
  * 401 `missing_authorization` / `invalid_token`; 403 `forbidden_role`, `user_required`;
  * 400 `invalid_json` / `invalid_request`; 405; 413; 415.
@@ -58,6 +60,12 @@ const REFUSALS = {
     409,
     "missing_refresh_token",
     "the provider granted no offline access; set GOOGLE_OAUTH_PROMPT=consent and connect again",
+  ],
+  other_provider_connected: [
+    409,
+    "other_provider_connected",
+    "this staff member is connected to another calendar provider, so this connection was cancelled and its " +
+    "access revoked; disconnect the other calendar first, then connect again",
   ],
 } as const;
 

@@ -23,7 +23,8 @@
  * `Retry-After` (seconds); at most MAX_LIVE_STATES (5) live links, a newer start deleting the oldest.
  *
  * Errors: 401 `missing_authorization` / `invalid_token`; 403 `forbidden_role` (anon key),
- * `user_required` (service role), `not_staff`; 409 `ambiguous_staff`; 429 `too_many_attempts`;
+ * `user_required` (service role), `not_staff`; 409 `ambiguous_staff`, `other_provider_connected` (the
+ * staff member's active connection is of another provider: disconnect it first); 429 `too_many_attempts`;
  * 400 `invalid_json`, `invalid_request`, `invalid_return_to`, `return_to_required` (confirmation
  * `app` needs an app page to come back to: `return_to` or CALENDAR_DEFAULT_RETURN_URL),
  * `provider_not_configured`; 405; 413; 414; 415.
@@ -31,6 +32,7 @@
 import { z } from "zod";
 import { authenticateUser } from "../auth.ts";
 import type { Config } from "../config.ts";
+import { refuseOtherProvider } from "../connections.ts";
 import { getSql } from "../db/client.ts";
 import { HttpError, json, requireMethod } from "../http.ts";
 import { AuthStartRateLimited, createAuthState } from "../oauth-state.ts";
@@ -94,6 +96,8 @@ export const authStart: FunctionHandler = async (req, ctx) => {
   }
   const sql = getSql(config);
   const staff = await requireOwnStaff(sql, caller.userId);
+  // Before the consent page, not after it: one active connection per staff member.
+  await refuseOtherProvider(sql, { tenantId: staff.tenant_id, staffId: staff.id }, provider.id);
   let created;
   try {
     created = await createAuthState(sql, config, {

@@ -80,7 +80,7 @@ async function revokeGrant(config: Config, row: LockedRow, log: RequestContext["
 }
 
 /**
- * Disconnect every active connection of a staff member in their tenant.
+ * Disconnect the staff member's active connection in their tenant (calendar_private.active_connection).
  * @returns how many connections were disconnected and whether every grant was revoked.
  */
 export async function disconnectStaff(
@@ -90,8 +90,7 @@ export async function disconnectStaff(
   log: RequestContext["log"],
 ): Promise<{ disconnected: number; revoked: boolean }> {
   const ids = await sql<{ id: string }[]>`
-    select id from public.staff_calendar_connections
-    where tenant_id = ${owner.tenantId} and staff_id = ${owner.staffId} and connection_status <> 'disconnected'`;
+    select c.id from calendar_private.active_connection(${owner.tenantId}::uuid, ${owner.staffId}::uuid) c`;
   let disconnected = 0;
   let revoked = true;
   for (const { id } of ids) {

@@ -86,11 +86,11 @@ export const selectCalendar: FunctionHandler = async (req, ctx) => {
         `to it; choose a calendar with 'owner' or 'writer' access`,
     );
   }
-  // Only a connection still usable may change; the trigger re-queues the staff member's work.
+  // Only a connection still workable may change; the trigger re-queues the staff member's work.
   const updated = await sql<{ id: string }[]>`
-    update public.staff_calendar_connections set selected_calendar_id = ${calendarId}, updated_at = now()
-    where id = ${connection.id} and staff_id = ${staff.id} and connection_status = 'connected'
-    returning id`;
+    update public.staff_calendar_connections c set selected_calendar_id = ${calendarId}, updated_at = now()
+    where c.id = ${connection.id} and c.staff_id = ${staff.id} and calendar_private.connection_is_workable(c)
+    returning c.id`;
   if (updated.length === 0) {
     throw new HttpError(409, "not_connected", "the calendar connection changed meanwhile; connect it again");
   }

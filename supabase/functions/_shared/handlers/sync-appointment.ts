@@ -39,7 +39,7 @@
  */
 import { z } from "zod";
 import { authenticate } from "../auth.ts";
-import { findConnection } from "../connections.ts";
+import { connectionProblem, findConnection } from "../connections.ts";
 import { getSql } from "../db/client.ts";
 import type { Row } from "../db/rows.ts";
 import { HttpError, json, readJson, requireMethod } from "../http.ts";
@@ -137,7 +137,8 @@ export const syncAppointment: FunctionHandler = async (req, ctx) => {
   }
   if (target.wantsEvent) {
     const conn = await findConnection(sql, { tenantId: target.tenantId, staffId: target.staffId! });
-    if (!conn || conn.connection_status === "disconnected" || !conn.refresh_token_encrypted) {
+    // A needs_reconnect connection goes on: its row is queued and parked, and the answer says so.
+    if (connectionProblem(conn) === "not_connected") {
       throw new HttpError(
         409,
         "not_connected",
@@ -213,14 +214,15 @@ async function respond(
 ): Promise<Response> {
   const { appointmentId, wantsEvent } = target;
   const outcome = primary.outcome;
-  const [row] = await sql<Pick<Row<"calendar_sync_log">, "google_event_id" | "google_calendar_id">[]>`
-    select google_event_id, google_calendar_id from public.calendar_sync_log where id = ${primary.rowId}`;
-  const eventId = row?.google_event_id ?? null;
-  const calendarId = row?.google_calendar_id ?? null;
+  const [row] = await sql<Pick<Row<"calendar_sync_log">, "event_id" | "calendar_id">[]>`
+    select event_id, calendar_id from public.calendar_sync_log where id = ${primary.rowId}`;
+  const eventId = row?.event_id ?? null;
+  const calendarId = row?.calendar_id ?? null;
   const fallbackAction: Action = wantsEvent ? (eventId ? "update" : "create") : "delete";
   if (outcome === null) {
     const conn = await findConnection(sql, { tenantId: target.tenantId, staffId: primary.staffId });
-    if (conn?.connection_status === "needs_reconnect") {
+    const problem = connectionProblem(conn);
+    if (problem === "needs_reconnect") {
       const body = withError(answer(appointmentId, fallbackAction, "pending", eventId, calendarId), {
         code: "needs_reconnect",
         message:
@@ -228,7 +230,7 @@ async function respond(
       }, requestId);
       return json(body, 409, NO_STORE);
     }
-    if (!conn || conn.connection_status !== "connected") {
+    if (problem === "not_connected") {
       const body = withError(answer(appointmentId, fallbackAction, "pending", eventId, calendarId), {
         code: "not_connected",
         message: "the staff member has not connected a calendar",

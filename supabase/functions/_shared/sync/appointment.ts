@@ -24,7 +24,7 @@ export interface AppointmentTarget {
   /** True when the appointment exists, has a staff member of its tenant and its status wants an event. */
   wantsEvent: boolean;
   /** calendar_sync_log rows of this appointment in `tenantId` (any staff member), before queuing. */
-  rows: { id: string; staff_id: string; provider: ProviderId; google_event_id: string | null }[];
+  rows: { id: string; staff_id: string; provider: ProviderId; event_id: string | null }[];
 }
 
 /**
@@ -52,10 +52,10 @@ export async function findAppointmentTarget(
       tenant_id: string;
       staff_id: string;
       provider: ProviderId;
-      google_event_id: string | null;
+      event_id: string | null;
     }[]
   >`
-    select id, tenant_id, staff_id, provider, google_event_id from public.calendar_sync_log
+    select id, tenant_id, staff_id, provider, event_id from public.calendar_sync_log
     where appointment_key = ${appointmentId}
     order by updated_at desc, id`;
   if (!appointment && rows.length === 0) return null;
@@ -68,11 +68,11 @@ export async function findAppointmentTarget(
     staffInTenant: appointment?.staff_in_tenant ?? true,
     wantsEvent: !!appointment && appointment.staff_id !== null && appointment.staff_in_tenant &&
       appointment.wants_event,
-    rows: rows.filter((r) => r.tenant_id === tenantId).map(({ id, staff_id, provider, google_event_id }) => ({
+    rows: rows.filter((r) => r.tenant_id === tenantId).map(({ id, staff_id, provider, event_id }) => ({
       id,
       staff_id,
       provider,
-      google_event_id,
+      event_id,
     })),
   };
 }
@@ -88,8 +88,9 @@ export interface RowResult {
 /**
  * Queue the appointment's rows (forced: even rows that look done) and process those of `tenantId`
  * now (the appointment's tenant, {@link AppointmentTarget.tenantId}). Rows of staff members whose
- * connection is not `connected` are queued (parked) but not processed.
- * @returns one result per row of the appointment in the tenant after queuing.
+ * connection is not workable are queued (parked) but not processed.
+ * @returns one result per row of the appointment in the tenant after queuing, on the provider of its
+ *   staff member's active connection (calendar_private.active_connection).
  */
 export async function syncAppointmentNow(
   deps: ProcessDeps & { owner?: string },
@@ -98,9 +99,14 @@ export async function syncAppointmentNow(
 ): Promise<RowResult[]> {
   const { sql } = deps;
   await sql`select calendar_private.enqueue_appointment(${appointmentId}::uuid)`;
+  // Rows of a provider that is not the staff member's active connection wait for that provider (its
+  // grant is gone): they are neither processed nor what the answer is about.
   const rows = await sql<{ id: string; staff_id: string }[]>`
-    select id, staff_id from public.calendar_sync_log
-    where appointment_key = ${appointmentId} and tenant_id = ${tenantId}`;
+    select l.id, l.staff_id from public.calendar_sync_log l
+    where l.appointment_key = ${appointmentId} and l.tenant_id = ${tenantId}
+      and exists (
+        select 1 from calendar_private.active_connection(l.tenant_id, l.staff_id) c where c.provider = l.provider
+      )`;
   const claimed = await claimRows(sql, {
     owner: deps.owner ?? `appointment:${crypto.randomUUID()}`,
     limit: rows.length,

@@ -33,8 +33,8 @@ export type ClaimedRow = Narrow<
     | "appointment_key"
     | "staff_id"
     | "provider"
-    | "google_event_id"
-    | "google_calendar_id"
+    | "event_id"
+    | "calendar_id"
     | "desired_action"
     | "retry_count"
     | "event_generation"
@@ -70,7 +70,7 @@ export interface ClaimRequest {
 }
 
 const ROW_COLUMNS = `l.id, l.tenant_id, l.appointment_id, l.appointment_key, l.staff_id, l.provider,
-  l.google_event_id, l.google_calendar_id, l.desired_action, l.retry_count, l.event_generation,
+  l.event_id, l.calendar_id, l.desired_action, l.retry_count, l.event_generation,
   l.queue_version::text as queue_version, l.lease_owner`;
 
 /**
@@ -88,13 +88,9 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
         ${req.ids ? sql`and l.id = any(${req.ids}::uuid[])` : sql`and l.next_attempt_at <= now()`}
         and (l.lease_expires_at is null or l.lease_expires_at <= now())
         ${exclude.length > 0 ? sql`and l.staff_id <> all(${exclude}::uuid[])` : sql``}
-        -- A connection without a refresh token cannot work offline: its rows would be parked as
-        -- soon as claimed and, still due, claimed again in a tight loop. They wait like parked rows.
-        and exists (
-          select 1 from public.staff_calendar_connections c
-          where c.tenant_id = l.tenant_id and c.staff_id = l.staff_id and c.provider = l.provider
-            and c.connection_status = 'connected' and c.refresh_token_encrypted is not null
-        )
+        -- Only rows whose connection can be worked on (one definition, in SQL); the others wait,
+        -- parked, instead of being claimed and released in a tight loop.
+        and exists (select 1 from calendar_private.workable_connection(l.tenant_id, l.staff_id, l.provider))
       order by l.next_attempt_at, l.id
       limit ${req.limit}
       for update of l skip locked
@@ -106,17 +102,9 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
     returning ${sql.unsafe(ROW_COLUMNS)}`;
 }
 
-/** Pending rows due now that a worker could claim (connected staff, no live lease). */
+/** Pending rows due now that a worker could claim (calendar_private.count_due: workable connection, no live lease). */
 export async function countDue(sql: Sql): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`
-    select count(*)::int as n from public.calendar_sync_log l
-    where l.sync_status = 'pending' and l.next_attempt_at <= now()
-      and (l.lease_expires_at is null or l.lease_expires_at <= now())
-      and exists (
-        select 1 from public.staff_calendar_connections c
-        where c.tenant_id = l.tenant_id and c.staff_id = l.staff_id and c.provider = l.provider
-          and c.connection_status = 'connected' and c.refresh_token_encrypted is not null
-      )`;
+  const [row] = await sql<{ n: number }[]>`select calendar_private.count_due() as n`;
   return row.n;
 }
 
@@ -171,8 +159,8 @@ export async function recordSuccess(
     with ledger as (${ledger}),
     done as (
       update public.calendar_sync_log l set
-        google_event_id = ${result.eventId},
-        google_calendar_id = ${result.calendarId},
+        event_id = ${result.eventId},
+        calendar_id = ${result.calendarId},
         event_etag = ${result.etag},
         last_synced_at = now(),
         error_message = null,
@@ -194,7 +182,7 @@ export async function recordSuccess(
     select settled from done`;
   if (rows.length === 0) {
     // Our lease was taken over (it expired mid-call) or the row was dropped and queued afresh (a
-    // disconnect and reconnect): whoever holds the (appointment, staff) row now may have written
+    // disconnect and reconnect): whoever holds the (appointment, staff, provider) row now may have written
     // before us, so our write can be stale. Re-queue that row: its holder finishes with
     // "requeued" and runs again, or the next drain does; either way the latest state wins.
     await requeueMapping(sql, row);
@@ -282,7 +270,7 @@ export async function nextEventGeneration(sql: Sql, row: ClaimedRow, current: nu
   const rows = await sql<{ event_generation: number }[]>`
     update public.calendar_sync_log l set
       event_generation = l.event_generation + 1,
-      google_event_id = null,
+      event_id = null,
       event_etag = null
     where l.id = ${row.id} and l.lease_owner = ${row.lease_owner} and l.event_generation = ${current}
     returning l.event_generation`;
@@ -360,6 +348,6 @@ export async function touchConnections(sql: Sql, staffIds: Iterable<string>): Pr
   const ids = [...new Set(staffIds)];
   if (ids.length === 0) return;
   await sql`
-    update public.staff_calendar_connections set last_sync_at = now()
-    where staff_id = any(${ids}::uuid[]) and connection_status = 'connected'`;
+    update public.staff_calendar_connections c set last_sync_at = now()
+    where c.staff_id = any(${ids}::uuid[]) and calendar_private.connection_is_workable(c)`;
 }

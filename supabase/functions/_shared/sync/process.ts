@@ -20,7 +20,13 @@
  * - delete: the stored event id, else the derived one; "already gone" is success.
  */
 import type { Config } from "../config.ts";
-import { type ConnectionRow, findConnection, markNeedsReconnect, withAccessToken } from "../connections.ts";
+import {
+  connectionProblem,
+  type ConnectionRow,
+  findConnection,
+  markNeedsReconnect,
+  withAccessToken,
+} from "../connections.ts";
 import type { Sql } from "../db/client.ts";
 import { type CalendarProvider, ProviderError, type ProviderId } from "../providers/types.ts";
 import { retryDelayMs } from "./backoff.ts";
@@ -76,12 +82,13 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
   const { sql } = deps;
   let action: "upsert" | "delete" = row.desired_action ?? "upsert";
   let conn: ConnectionRow | null = null;
-  let calendarId: string | null = row.google_calendar_id;
+  let calendarId: string | null = row.calendar_id;
   try {
     conn = await findConnection(sql, { tenantId: row.tenant_id, staffId: row.staff_id }, row.provider);
-    if (!conn || conn.connection_status !== "connected" || !conn.refresh_token_encrypted) {
+    const problem = connectionProblem(conn);
+    if (problem !== null || !conn) {
+      const code = problem ?? "not_connected";
       // Disconnected or needs reconnect since the claim: wait for a reconnect, no attempt used.
-      const code = conn?.connection_status === "needs_reconnect" ? "needs_reconnect" : "not_connected";
       const message = code === "needs_reconnect"
         ? "the calendar grant was revoked or expired; waiting for the staff member to reconnect"
         : "the staff member has no connected calendar; waiting for a connection";
@@ -112,9 +119,9 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
       const target = conn.selected_calendar_id;
       calendarId = target;
       // Kept across a refresh-and-retry of the callback: a move or a re-create is done only once.
-      let eventId = row.google_calendar_id === target ? row.google_event_id : null;
-      let moveFrom = row.google_event_id && row.google_calendar_id && row.google_calendar_id !== target
-        ? { calendarId: row.google_calendar_id, eventId: row.google_event_id }
+      let eventId = row.calendar_id === target ? row.event_id : null;
+      let moveFrom = row.event_id && row.calendar_id && row.calendar_id !== target
+        ? { calendarId: row.calendar_id, eventId: row.event_id }
         : null;
       let generation = row.event_generation;
       let recreations = 0;
@@ -153,14 +160,14 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
       operation = written.operation;
       result = { action, eventId: written.eventId, calendarId: target, etag: written.etag ?? null };
     } else {
-      const target = row.google_calendar_id ?? conn.selected_calendar_id;
+      const target = row.calendar_id ?? conn.selected_calendar_id;
       calendarId = target;
       await withAccessToken({ sql, config: deps.config, provider }, conn, async (token) => {
         // No stored id (a create whose answer was lost): the provider finds the appointment's event.
         await provider.deleteAppointmentEvent(token, {
           calendarId: target,
           appointmentId: row.appointment_key,
-          eventId: row.google_event_id,
+          eventId: row.event_id,
           eventGeneration: row.event_generation,
         });
       });
