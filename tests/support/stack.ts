@@ -66,6 +66,9 @@ export interface InvokeOptions {
   headers?: Record<string, string>;
   /** Query parameters. */
   query?: Record<string, string>;
+  /** How long to wait for the answer before failing the test (default 120 s): a function that never
+   * answers fails its test with its name instead of holding the whole run until its time limit. */
+  timeoutMs?: number;
 }
 
 /** A running stack; see the module doc. */
@@ -297,7 +300,21 @@ export async function startTestStack(
       else if (io.body !== undefined) body = JSON.stringify(io.body);
       if (body !== undefined) headers["content-type"] = "application/json";
       Object.assign(headers, io.headers);
-      return await fetch(url, { method: io.method ?? "POST", headers, body, redirect: "manual" });
+      const timeoutMs = io.timeoutMs ?? 120_000;
+      try {
+        return await fetch(url, {
+          method: io.method ?? "POST",
+          headers,
+          body,
+          redirect: "manual",
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+      } catch (err) {
+        if ((err as Error)?.name === "TimeoutError") {
+          throw new Error(`${name} did not answer within ${timeoutMs} ms`, { cause: err });
+        }
+        throw err;
+      }
     };
 
     const stack: TestStack = {
