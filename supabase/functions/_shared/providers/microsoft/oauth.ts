@@ -11,7 +11,6 @@ import { type CodeExchange, ProviderError, type ProviderOAuthClient, type TokenS
 import { classifyTokenError } from "./errors.ts";
 import {
   authorizationResponseIssuerAllowed,
-  CONSUMER_TENANT_ID,
   idTokenIssuerAllowed,
   issuerForTenant,
   type MicrosoftConfig,
