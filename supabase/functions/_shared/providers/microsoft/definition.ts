@@ -1,5 +1,5 @@
 /** The Microsoft provider's registration (../registry.ts). */
-import { ConfigError } from "../../config.ts";
+import { ConfigError } from "../../errors/config-error.ts";
 import type { ProviderDefinition } from "../definition.ts";
 import { MicrosoftCalendarApi } from "./calendar-api.ts";
 import { MicrosoftOAuth } from "./oauth.ts";
