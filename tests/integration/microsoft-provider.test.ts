@@ -291,6 +291,15 @@ Deno.test("Microsoft provider: connect, list, availability, writes through the w
       assert.ok(grants.some((g) => g.refreshCount >= 2 && g.reuseCount === 0), JSON.stringify(grants));
     });
 
+    await t.step("a Graph 401 on a token we hold as valid: one refresh, then it works", async () => {
+      const before = await storedRefreshToken(stack, alice);
+      await ms.admin("POST", "/_admin/microsoft/tokens/expire", { email: alice.email });
+      const { status, body } = await listCalendars(stack, alice);
+      assert.equal(status, 200, JSON.stringify(body));
+      assert.notEqual(await storedRefreshToken(stack, alice), before);
+      assert.equal((await connection(stack, alice)).connection_status, "connected");
+    });
+
     await t.step(
       "429 MailboxConcurrency with Retry-After is rate_limited, retried after the delay",
       async () => {
