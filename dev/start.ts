@@ -24,7 +24,7 @@ import { embeddedDataDir, openDatabase, prepareDatabase } from "./stack/database
 import { ClusterSetupError } from "./stack/embedded-cluster.ts";
 import { type Dispatcher, startDispatcher } from "./stack/dispatcher.ts";
 import { detectPgNetPath, startSweeper, storeKickInVault } from "./stack/kick-path.ts";
-import { functionEnv, sandboxOAuthClient } from "./stack/function-env.ts";
+import { functionEnv, sandboxMicrosoftClient, sandboxOAuthClient } from "./stack/function-env.ts";
 import { startGatewayProcess } from "./stack/gateway.ts";
 import { mintJwt } from "./stack/jwt.ts";
 import { loadOrCreateSecrets, type LocalSecrets } from "./stack/secrets.ts";
@@ -103,6 +103,16 @@ async function ensureSandboxAccount(sandboxUrl: string): Promise<void> {
   });
   await res.body?.cancel();
   if (!res.ok) throw new StartError(`the sandbox refused to create the demo account (HTTP ${res.status})`);
+  // The same person's Microsoft mailbox, for connecting with provider "microsoft".
+  const ms = await fetch(`${sandboxUrl}/_admin/microsoft/accounts`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: DEMO_EMAIL }),
+  });
+  await ms.body?.cancel();
+  if (!ms.ok) {
+    throw new StartError(`the sandbox refused to create the demo Microsoft account (HTTP ${ms.status})`);
+  }
 }
 
 /** `embeddedDataDir`: where the embedded cluster keeps its data, or null when DATABASE_URL is used. */
@@ -278,6 +288,7 @@ async function main(): Promise<number> {
       hostname: HOST,
       stateFile: `${LOCAL_DIR}/sandbox.json`,
       clients: [sandboxOAuthClient(supabaseUrl, secrets)],
+      microsoftClients: [sandboxMicrosoftClient(supabaseUrl, secrets)],
     });
     stoppers.push({ name: "sandbox (state saved to .local/sandbox.json)", stop: () => sandbox.close() });
     await ensureSandboxAccount(sandbox.url);

@@ -21,7 +21,14 @@ export interface LocalSecrets {
   googleClientId: string;
   /** Its client secret (GOOGLE_CLIENT_SECRET). */
   googleClientSecret: string;
+  /** App registration in the Microsoft sandbox (MICROSOFT_CLIENT_ID), a GUID as Entra's are. */
+  microsoftClientId: string;
+  /** Its client secret (MICROSOFT_CLIENT_SECRET). */
+  microsoftClientSecret: string;
 }
+
+/** Fields added after the first secrets files were written: filled in (and saved) when missing. */
+const ADDED_FIELDS: (keyof LocalSecrets)[] = ["microsoftClientId", "microsoftClientSecret"];
 
 const FIELDS: (keyof LocalSecrets)[] = [
   "jwtSecret",
@@ -46,6 +53,8 @@ export function generateSecrets(): LocalSecrets {
     workerSecret: base64url(random(36)),
     googleClientId: `local-${id}.apps.googleusercontent.com`,
     googleClientSecret: `GOCSPX-${base64url(random(18))}`,
+    microsoftClientId: crypto.randomUUID(),
+    microsoftClientSecret: `local~${base64url(random(27))}`,
   };
 }
 
@@ -85,6 +94,14 @@ export async function loadOrCreateSecrets(dir = ".local"): Promise<LocalSecrets>
     }
     const secrets = {} as LocalSecrets;
     for (const f of FIELDS) secrets[f] = value[f];
+    const fresh = generateSecrets();
+    const record = value as unknown as Record<string, unknown>;
+    const missing = ADDED_FIELDS.filter((f) => typeof record[f] !== "string" || record[f] === "");
+    for (const f of ADDED_FIELDS) secrets[f] = missing.includes(f) ? fresh[f] : record[f] as string;
+    // New fields never touch the token key, so adding them keeps stored tokens readable.
+    if (missing.length > 0) {
+      await Deno.writeTextFile(file, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
+    }
     return secrets;
   }
   const secrets = generateSecrets();

@@ -14,7 +14,12 @@
 import postgres from "postgres";
 import { startSandbox } from "../../dev/sandbox/server.ts";
 import { createScratchDatabase } from "../../dev/stack/database.ts";
-import { functionEnv, sandboxOAuthClient } from "../../dev/stack/function-env.ts";
+import {
+  functionEnv,
+  type LocalProvider,
+  sandboxMicrosoftClient,
+  sandboxOAuthClient,
+} from "../../dev/stack/function-env.ts";
 import { type GatewayProcess, startGatewayProcess } from "../../dev/stack/gateway.ts";
 import { mintJwt } from "../../dev/stack/jwt.ts";
 import { generateSecrets, type LocalSecrets } from "../../dev/stack/secrets.ts";
@@ -42,6 +47,12 @@ export interface SandboxClient {
   // deno-lint-ignore no-explicit-any
   events(email: string, calendarId?: string, includeDeleted?: boolean): Promise<any[]>;
   /** Provider call counters since the last reset (endpoint names per CONTRACT.md). */
+  /**
+   * Events of a Microsoft sandbox mailbox as Graph shows them (UTC); `calendarId` defaults to the
+   * default calendar.
+   */
+  // deno-lint-ignore no-explicit-any
+  msEvents(email: string, calendarId?: string, includeDeleted?: boolean): Promise<any[]>;
   calls(): Promise<{ total: number; byEndpoint: Record<string, number> }>;
   resetCalls(): Promise<void>;
   /** Inject a fault (CONTRACT.md `POST /_admin/faults`); @returns its id. */
@@ -122,6 +133,8 @@ export interface TestStack {
     decision?: "approve" | "deny";
     returnTo?: string;
     functionPrefix?: "calendar" | "google-calendar";
+    /** auth-start's `provider` (absent: not sent, the deployment's first provider). */
+    provider?: "google" | "microsoft";
     login?: string;
     confirm?: boolean;
     confirmJwt?: string;
@@ -168,6 +181,13 @@ function sandboxClient(url: string): SandboxClient {
       (await admin<{ items: unknown[] }>(
         "GET",
         `/_admin/accounts/${enc(email)}/calendars/${enc(calendarId)}/events${
+          includeDeleted ? "?includeDeleted=true" : ""
+        }`,
+      )).items,
+    msEvents: async (email, calendarId = "default", includeDeleted = false) =>
+      (await admin<{ items: unknown[] }>(
+        "GET",
+        `/_admin/microsoft/accounts/${enc(email)}/calendars/${enc(calendarId)}/events${
           includeDeleted ? "?includeDeleted=true" : ""
         }`,
       )).items,
@@ -218,6 +238,8 @@ export async function startTestStack(
     database?: { url: string; drop(): Promise<void> };
     pooler?: TestPooler;
     poolSize?: number;
+    /** Which providers the deployment configures (default both, see dev/stack/function-env.ts). */
+    providers?: readonly LocalProvider[];
   } = {},
 ): Promise<TestStack> {
   const secrets = generateSecrets();
@@ -249,6 +271,7 @@ export async function startTestStack(
         port: 0,
         hostname: "127.0.0.1",
         clients: [sandboxOAuthClient(supabaseUrl, secrets)],
+        microsoftClients: [sandboxMicrosoftClient(supabaseUrl, secrets)],
         seed: o.sandboxSeed ?? 42,
       });
       env = functionEnv({
@@ -256,6 +279,7 @@ export async function startTestStack(
         databaseUrl: db.url,
         sandboxUrl: sandbox.url,
         secrets,
+        ...(o.providers ? { providers: o.providers } : {}),
         extra: extraEnv,
       });
       try {
@@ -337,6 +361,7 @@ export async function startTestStack(
           insert into public.staff (tenant_id, profile_id, email, role)
           values (${tenantId}, ${user.id}, ${email}, ${so.role ?? "staff"}) returning id`;
         await sandboxApi.admin("POST", "/_admin/accounts", { email });
+        await sandboxApi.admin("POST", "/_admin/microsoft/accounts", { email });
         return { id: staff.id, tenantId, profileId: user.id, email, jwt: await userJwt(user.id, { email }) };
       },
       invoke,
@@ -344,7 +369,10 @@ export async function startTestStack(
         const prefix = co.functionPrefix ?? "calendar";
         const start = await invoke(`${prefix}-auth-start`, {
           jwt: staff.jwt,
-          body: co.returnTo === undefined ? {} : { return_to: co.returnTo },
+          body: {
+            ...(co.returnTo === undefined ? {} : { return_to: co.returnTo }),
+            ...(co.provider === undefined ? {} : { provider: co.provider }),
+          },
         });
         const startText = await start.text();
         if (start.status !== 200) {

@@ -33,7 +33,14 @@ Deno.test("parseMicrosoftConfig: defaults (tenant common) and the v2 endpoints o
   assert.equal(c.tokenEndpoint, `${AUTHORITY}/common/oauth2/v2.0/token`);
   assert.equal(c.jwksUri, `${AUTHORITY}/common/discovery/v2.0/keys`);
   assert.equal(c.graphApiBase, "https://graph.microsoft.com/v1.0");
-  assert.deepEqual(c.scopes, ["offline_access", "Calendars.ReadWrite", "User.Read", "openid", "email"]);
+  assert.deepEqual(c.scopes, [
+    "offline_access",
+    "Calendars.ReadWrite",
+    "User.Read",
+    "openid",
+    "email",
+    "profile",
+  ]);
   assert.equal(MICROSOFT_SCOPES.includes("offline_access"), true, "no refresh token without it (B1.2)");
 });
 

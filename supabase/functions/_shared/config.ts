@@ -6,6 +6,7 @@
  * on its first request instead of half-working. Values never appear in error messages.
  */
 import { z } from "zod";
+import { ConfigError } from "./errors/config-error.ts";
 import { configuredProviders, parseProviderEnvs, type ProviderConfigs } from "./providers/registry.ts";
 
 const csv = (v: string) => v.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
@@ -154,13 +155,7 @@ export interface Config extends ProviderConfigs {
   authStart: { burst: number; refillSeconds: number };
 }
 
-/** Thrown when the environment is missing or has a malformed variable; the message names it. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError } from "./errors/config-error.ts";
 
 /**
  * Read SUPABASE_JWKS in the shapes Supabase injects it: a bare JSON array of JWKs (what hosted

@@ -18,6 +18,8 @@ export interface VerifiedIdentity {
   subject: string;
   email?: string;
   emailVerified: boolean;
+  /** Every claim of the verified token, for provider rules (Microsoft `tid`, `preferred_username`). */
+  claims: Readonly<Record<string, unknown>>;
 }
 
 /** Expectations an ID token must meet. */
@@ -107,7 +109,7 @@ export async function verifyIdToken(idToken: string, o: IdTokenExpectations): Pr
     : undefined;
   // Google sends a boolean; some issuers send the string "true".
   const verified = payload.email_verified === true || payload.email_verified === "true";
-  return { subject: payload.sub, ...(email ? { email } : {}), emailVerified: verified };
+  return { subject: payload.sub, ...(email ? { email } : {}), emailVerified: verified, claims: payload };
 }
 
 /**

@@ -32,7 +32,31 @@ export interface OAuthServerConfig {
   redirectUri: string;
   /** RFC 9207: `required` refuses an authorization response without `iss`. */
   issParameter: "required" | "optional";
+  /**
+   * For a multi-tenant issuer (Microsoft `common`/`organizations`): the issuer an ID token with these
+   * (not yet trusted) claims must carry, or undefined to refuse it. Absent: `issuer` is expected.
+   */
+  idTokenIssuer?: (claims: Readonly<Record<string, unknown>>) => string | undefined;
+  /**
+   * The account email the verified ID token vouches for, lowercased, or undefined. Absent: `email`
+   * when `email_verified` is true (OpenID Connect Core §5.1).
+   */
+  accountEmail?: (claims: Readonly<Record<string, unknown>>) => string | undefined;
 }
+
+/**
+ * oauth4webapi's hook for an issuer known only from the ID token (what openid-client uses for Entra
+ * ID's `{tenantid}` template). Exported at runtime, not in its typings; checked at load so an upgrade
+ * that drops it fails loudly instead of comparing against the template.
+ */
+const EXPECTED_ISSUER: symbol = (() => {
+  const hook = (oauth as unknown as { _expectedIssuer?: unknown })._expectedIssuer;
+  if (typeof hook !== "symbol") throw new Error("oauth4webapi no longer exports _expectedIssuer");
+  return hook;
+})();
+
+/** An issuer no ID token can carry: what the issuer hook's refusal is compared with. */
+const REFUSED_ISSUER = "urn:invalid:issuer-refused";
 
 /**
  * A provider's refinement of the RFC 6749 classification (e.g. Microsoft's AADSTS codes): given the
@@ -71,6 +95,12 @@ export class OAuthClient {
       ...(config.revocationEndpoint ? { revocation_endpoint: config.revocationEndpoint } : {}),
       jwks_uri: config.jwksUri,
       code_challenge_methods_supported: ["S256"],
+      ...(config.idTokenIssuer
+        ? {
+          [EXPECTED_ISSUER]: (result: { claims: Record<string, unknown> }) =>
+            config.idTokenIssuer!(result.claims) ?? REFUSED_ISSUER,
+        }
+        : {}),
       // RFC 9207: with `required`, a response without `iss` is refused; `iss` is compared whenever present.
       authorization_response_iss_parameter_supported: config.issParameter === "required",
     };
@@ -120,7 +150,8 @@ export class OAuthClient {
    * Validate the callback (state must equal `state`; `iss` as {@link issuerMatches}; an `error`
    * parameter throws) and exchange its code. The token response must carry an ID token: its claims
    * are checked by oauth4webapi (iss, aud, exp, iat, azp, nonce) and its signature against the
-   * JWK Set. `accountEmail` is set only when the ID token has `email_verified: true`.
+   * JWK Set. `accountEmail` is set only when the ID token vouches for it (`email_verified: true`, or
+   * the `accountEmail` hook of the configuration).
    * @param requestedScopes the granted scopes when the token response omits `scope` (RFC 6749 §5.1).
    * @throws ProviderError `auth` (`invalid_grant`, `access_denied`), `invalid` (state or issuer
    *   mismatch, client or redirect problems, a missing or refused ID token: reason
@@ -147,19 +178,24 @@ export class OAuthClient {
       throw this.#fail(err, "oauth.token.authorization_code");
     }
     const tokens = this.#tokenSet(result, requestedScopes);
+    const unverified = oauth.getValidatedIdTokenClaims(result) as Record<string, unknown> | undefined;
+    const issuer = this.#config.idTokenIssuer
+      ? this.#config.idTokenIssuer(unverified ?? {}) ?? REFUSED_ISSUER
+      : this.#config.issuer;
     const identity = await verifyIdToken(result.id_token!, {
-      issuer: this.#config.issuer,
+      issuer,
       audience: this.#config.clientId,
       jwksUri: this.#config.jwksUri,
       nonce: args.nonce,
       ...(this.#fetch ? { fetch: this.#fetch } : {}),
       timeoutMs: this.#timeoutMs,
     });
-    return {
-      ...tokens,
-      accountSubject: identity.subject,
-      ...(identity.email && identity.emailVerified ? { accountEmail: identity.email } : {}),
-    };
+    const accountEmail = this.#config.accountEmail
+      ? this.#config.accountEmail(identity.claims)
+      : identity.email && identity.emailVerified
+      ? identity.email
+      : undefined;
+    return { ...tokens, accountSubject: identity.subject, ...(accountEmail ? { accountEmail } : {}) };
   }
 
   /**

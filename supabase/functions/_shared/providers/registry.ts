@@ -9,10 +9,11 @@ import { DomainError } from "../errors/domain-error.ts";
 import type { HttpOptions } from "../http-client/transport.ts";
 import type { ProviderDefinition } from "./definition.ts";
 import { googleDefinition } from "./google/definition.ts";
+import { microsoftDefinition } from "./microsoft/definition.ts";
 import type { CalendarApi, CalendarProvider, ProviderOAuthClient } from "./types.ts";
 
 /** The registered providers. */
-export const PROVIDERS = Object.freeze({ google: googleDefinition });
+export const PROVIDERS = Object.freeze({ google: googleDefinition, microsoft: microsoftDefinition });
 
 /** A registered provider's id. */
 export type ProviderId = keyof typeof PROVIDERS;
@@ -83,8 +84,9 @@ export function providerFor(
       }`,
     );
   }
-  const def = PROVIDERS[id];
-  const settings = config[id];
+  // Each definition takes its own config; the id pairs them, which TypeScript cannot follow here.
+  const def = PROVIDERS[id] as ProviderDefinition<ProviderId, unknown>;
+  const settings: unknown = config[id];
   if (!settings) {
     throw new DomainError(
       "provider_not_configured",

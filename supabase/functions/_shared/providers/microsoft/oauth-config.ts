@@ -4,7 +4,7 @@
  * ID tokens when one app serves many tenants.
  */
 import { z } from "zod";
-import { ConfigError } from "../../config.ts";
+import { ConfigError } from "../../errors/config-error.ts";
 
 /** The tenant of personal Microsoft accounts: what `tid` says in their tokens (B1.1). */
 export const CONSUMER_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad";
@@ -35,13 +35,18 @@ export const microsoftEnvSchema = z.object({
   MICROSOFT_GRAPH_API_BASE: z.url().default("https://graph.microsoft.com/v1.0"),
 });
 
-/** The scopes every consent asks for (B1.2): refresh tokens, calendars read/write, the account. */
+/**
+ * The scopes every consent asks for (B1.2): refresh tokens, calendars read/write, the account.
+ * `profile` puts `preferred_username` in the ID token: the account's sign-in name, which names the
+ * account when `email` is not vouched for (providers/microsoft/oauth.ts `microsoftAccountEmail`).
+ */
 export const MICROSOFT_SCOPES: readonly string[] = Object.freeze([
   "offline_access",
   "Calendars.ReadWrite",
   "User.Read",
   "openid",
   "email",
+  "profile",
 ]);
 
 /** The Microsoft provider's settings, parsed and normalised (no trailing slashes). */

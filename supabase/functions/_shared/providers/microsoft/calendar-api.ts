@@ -1,0 +1,338 @@
+/**
+ * Microsoft Graph calendars behind the {@link CalendarApi} interface (docs/providers/microsoft.md B3-B7):
+ * the calendar list with paging, busy times from getSchedule, and event writes made idempotent by
+ * `transactionId` (Graph cannot take a client-chosen event id). Classification is ./errors.ts.
+ *
+ * The default calendar: Graph has no `primary` alias, but the product stores `primary` as the
+ * default selection (Google's alias), so `primary` here means the mailbox's default calendar, reached
+ * as `/me/calendar`.
+ */
+import { type JsonAnswer, requestJson } from "../../http-client/json-request.ts";
+import { type HttpOptions, requireSecureUrl } from "../../http-client/transport.ts";
+import { mergeIntervals } from "../../time-ranges.ts";
+import {
+  type AppointmentEventRef,
+  type BusyInterval,
+  type CalendarApi,
+  type CalendarDetails,
+  type CalendarSummary,
+  type EventWrite,
+  type EventWriteResult,
+  ProviderError,
+} from "../types.ts";
+import { busyFromSchedule, planGetSchedule } from "./busy.ts";
+import { calendarSummaryFrom, nextPageUrl } from "./calendars.ts";
+import { classifyGraphResponse } from "./errors.ts";
+import { eventCreateBody, eventPatchBody } from "./event-body.ts";
+import type { MicrosoftConfig } from "./oauth-config.ts";
+import { graphCalendarsPage, type GraphEvent, graphEvent } from "./schemas.ts";
+
+/** The product's name of the default calendar (Google's alias, stored as the default selection). */
+export const DEFAULT_CALENDAR_ALIAS = "primary";
+/** Calendars per list page we ask for. */
+const CALENDAR_PAGE_SIZE = 50;
+/** Safety stop for calendar paging (50 per page: 5 000 calendars). */
+const MAX_CALENDAR_PAGES = 100;
+
+/** Microsoft Graph v1.0 as a {@link CalendarApi}. Every network method throws {@link ProviderError}. */
+export class MicrosoftCalendarApi implements CalendarApi {
+  readonly #base: string;
+  readonly #http: HttpOptions;
+
+  /**
+   * @param config `graphApiBase` (no trailing slash).
+   * @param options `fetch` for tests; `timeoutMs` per request (default 10 000 ms).
+   * @throws ProviderError `invalid` when the Graph base is plain http on a non-loopback host.
+   */
+  constructor(config: Pick<MicrosoftConfig, "graphApiBase">, options: HttpOptions = {}) {
+    requireSecureUrl(config.graphApiBase, "MICROSOFT_GRAPH_API_BASE");
+    this.#base = config.graphApiBase.replace(/\/+$/, "");
+    this.#http = options;
+  }
+
+  /** One Graph call; a non-2xx answer throws as classified by ./errors.ts. */
+  async #call(
+    token: string,
+    method: "GET" | "POST" | "PATCH" | "DELETE",
+    url: URL,
+    operation: string,
+    opts: { body?: unknown; prefer?: string; resource?: "calendar" | "event" } = {},
+  ): Promise<JsonAnswer> {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (opts.prefer) headers.prefer = opts.prefer;
+    const answer = await requestJson(
+      { method, url, headers, ...(opts.body !== undefined ? { body: opts.body } : {}) },
+      `Microsoft Graph ${operation}`,
+      this.#http,
+    );
+    if (answer.status < 200 || answer.status >= 300) {
+      throw classifyGraphResponse(answer.status, answer.body, answer.headers, operation, {
+        ...(opts.resource ? { resource: opts.resource } : {}),
+      });
+    }
+    return answer;
+  }
+
+  #url(path: string): URL {
+    return new URL(`${this.#base}${path}`);
+  }
+
+  /** `/me/calendar` for the default (`primary`), else `/me/calendars/{id}`. */
+  #calendarPath(calendarId: string): string {
+    if (!calendarId) throw new ProviderError("invalid", "a calendar id is required");
+    return calendarId === DEFAULT_CALENDAR_ALIAS
+      ? "/me/calendar"
+      : `/me/calendars/${encodeURIComponent(calendarId)}`;
+  }
+
+  /**
+   * Every calendar of the mailbox (`GET /me/calendars`, all pages through `@odata.nextLink` kept
+   * under the Graph base), `canEdit` as access role `writer`/`reader`, the default as `primary: true`.
+   */
+  async listCalendars(accessToken: string): Promise<CalendarSummary[]> {
+    const out: CalendarSummary[] = [];
+    let url: URL | undefined = this.#url(`/me/calendars?$top=${CALENDAR_PAGE_SIZE}`);
+    for (let page = 0; url; page++) {
+      if (page >= MAX_CALENDAR_PAGES) {
+        throw new ProviderError("invalid", "Microsoft Graph calendars: too many pages");
+      }
+      const answer = await this.#call(accessToken, "GET", url, "calendars.list");
+      const parsed = graphCalendarsPage.safeParse(answer.body);
+      if (!parsed.success) {
+        throw new ProviderError("invalid", "Microsoft Graph calendars.list answered an unexpected body", {
+          reason: "malformed_response",
+        });
+      }
+      out.push(...parsed.data.value.map(calendarSummaryFrom));
+      url = nextPageUrl(parsed.data["@odata.nextLink"], this.#base);
+    }
+    return out;
+  }
+
+  /**
+   * One calendar of the list, read live (`primary` = the default calendar). Graph reports no zone
+   * per calendar, so `time_zone` is null.
+   * @throws ProviderError `not_found` (resource `calendar`) when it is not in the list.
+   */
+  async getCalendar(accessToken: string, calendarId: string): Promise<CalendarDetails> {
+    const all = await this.listCalendars(accessToken);
+    const found = calendarId === DEFAULT_CALENDAR_ALIAS
+      ? all.find((c) => c.primary)
+      : all.find((c) => c.id === calendarId);
+    if (!found) throw calendarMissing(calendarId);
+    return { ...found, time_zone: null };
+  }
+
+  /**
+   * Busy intervals of the mailbox between timeMin and timeMax (ISO 8601 with offset), merged, from
+   * `POST /me/calendar/getSchedule` for the account's own address (B4): windows of at most 61 days,
+   * answers asked in UTC, per-schedule errors thrown (never read as free). getSchedule reads the
+   * mailbox's default calendar, so only the default calendar (`primary` or its id) can be asked.
+   * @throws ProviderError `invalid` (reason `non_default_calendar`) for another calendar, or a
+   *   malformed range; `not_found` (resource `calendar`) for an unknown one; as classified otherwise.
+   */
+  async busy(
+    accessToken: string,
+    args: { calendarIds: string[]; timeMin: string; timeMax: string },
+  ): Promise<BusyInterval[]> {
+    if (args.calendarIds.length === 0) return [];
+    const others = args.calendarIds.filter((id) => id !== DEFAULT_CALENDAR_ALIAS);
+    if (others.length > 0) {
+      const all = await this.listCalendars(accessToken);
+      for (const id of others) {
+        const cal = all.find((c) => c.id === id);
+        if (!cal) throw calendarMissing(id);
+        if (!cal.primary) {
+          throw new ProviderError(
+            "invalid",
+            "Microsoft Graph getSchedule reads the default calendar only; choose the default calendar",
+            { reason: "non_default_calendar" },
+          );
+        }
+      }
+    }
+    const address = await this.#ownAddress(accessToken);
+    let calls;
+    try {
+      calls = planGetSchedule({ schedules: [address], timeMin: args.timeMin, timeMax: args.timeMax });
+    } catch (err) {
+      if (err instanceof RangeError) throw new ProviderError("invalid", `busy: ${err.message}`);
+      throw err;
+    }
+    const intervals: BusyInterval[] = [];
+    for (const call of calls) {
+      const answer = await this.#call(
+        accessToken,
+        "POST",
+        this.#url("/me/calendar/getSchedule"),
+        "calendar.getSchedule",
+        { body: call.body, prefer: call.prefer },
+      );
+      intervals.push(...busyFromSchedule(answer.body, call));
+    }
+    return mergeIntervals(intervals);
+  }
+
+  /** The mailbox's SMTP address (`GET /me`: `mail`, else `userPrincipalName`). */
+  async #ownAddress(accessToken: string): Promise<string> {
+    const answer = await this.#call(accessToken, "GET", this.#url("/me"), "me.get");
+    const me = answer.body as { mail?: unknown; userPrincipalName?: unknown } | undefined;
+    const address = typeof me?.mail === "string" && me.mail
+      ? me.mail
+      : typeof me?.userPrincipalName === "string" && me.userPrincipalName
+      ? me.userPrincipalName
+      : undefined;
+    if (!address) {
+      throw new ProviderError("invalid", "Microsoft Graph /me names no mailbox address", {
+        reason: "no_mailbox",
+      });
+    }
+    return address;
+  }
+
+  /**
+   * Create or update the appointment's event (B6, B7):
+   * - with a stored `eventId`: `PATCH /me/events/{id}` (title, start, end, `showAs`) -> `updated`;
+   *   a 404 means the event vanished: `not_found` with resource `event` when the calendar is still
+   *   there (the engine moves to the next `eventGeneration` and writes again), resource `calendar`
+   *   when it is gone;
+   * - without: `POST {calendar}/events` with `transactionId` derived from (appointment, generation,
+   *   calendar) -> `created`; a retry after a lost answer gets the same event back, never a second.
+   * @throws ProviderError `invalid` for a malformed write; `not_found` as above; as classified.
+   */
+  async upsertEvent(accessToken: string, write: EventWrite): Promise<EventWriteResult> {
+    if (write.eventId) {
+      const body = eventPatchBody(write);
+      try {
+        const answer = await this.#call(
+          accessToken,
+          "PATCH",
+          this.#url(`/me/events/${encodeURIComponent(write.eventId)}`),
+          "events.update",
+          { body, resource: "event" },
+        );
+        return result(parseEvent(answer.body, "events.update"), "updated");
+      } catch (err) {
+        if (err instanceof ProviderError && err.kind === "not_found") {
+          await this.getCalendar(accessToken, write.calendarId); // throws when the calendar is gone
+          throw new ProviderError("not_found", `Microsoft event ${write.eventId} is gone`, {
+            status: 404,
+            reason: "ErrorItemNotFound",
+            resource: "event",
+          });
+        }
+        throw err;
+      }
+    }
+    return { ...(await this.#create(accessToken, write)), operation: "created" };
+  }
+
+  /** POST the create body (idempotent by `transactionId`); 404 = the calendar is gone. */
+  async #create(accessToken: string, write: EventWrite): Promise<EventWriteResult> {
+    const body = eventCreateBody(write);
+    try {
+      const answer = await this.#call(
+        accessToken,
+        "POST",
+        this.#url(`${this.#calendarPath(write.calendarId)}/events`),
+        "events.create",
+        { body, resource: "calendar" },
+      );
+      return result(parseEvent(answer.body, "events.create"), "created");
+    } catch (err) {
+      if (err instanceof ProviderError && err.kind === "not_found") throw calendarMissing(write.calendarId);
+      throw err;
+    }
+  }
+
+  /**
+   * The appointment's live event id: with a stored id, `GET /me/events/{id}` (404 -> null). Graph
+   * cannot look an event up by `transactionId`, so without a stored id the answer is null.
+   * @throws ProviderError as classified (never for a missing event).
+   */
+  async findAppointmentEvent(accessToken: string, ref: AppointmentEventRef): Promise<string | null> {
+    if (!ref.eventId) return null;
+    try {
+      const answer = await this.#call(
+        accessToken,
+        "GET",
+        this.#url(`/me/events/${encodeURIComponent(ref.eventId)}`),
+        "events.get",
+        { resource: "event" },
+      );
+      const event = parseEvent(answer.body, "events.get");
+      return event.isCancelled ? null : event.id;
+    } catch (err) {
+      if (err instanceof ProviderError && err.kind === "not_found") return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Delete the appointment's event; nothing to delete is success. Without a stored id (a create
+   * whose answer was lost), the event is found the only way Graph offers: a create with the same
+   * `transactionId` answers the live event that create made (or makes one, which is deleted at once;
+   * it has no attendees, so no one is notified), then it is deleted. A calendar that is gone has
+   * nothing to delete.
+   */
+  async deleteAppointmentEvent(accessToken: string, ref: AppointmentEventRef): Promise<void> {
+    let eventId = ref.eventId ?? null;
+    if (!eventId) {
+      try {
+        const found = await this.#create(accessToken, {
+          calendarId: ref.calendarId,
+          appointmentId: ref.appointmentId,
+          eventGeneration: ref.eventGeneration ?? 0,
+          // Any valid times: a create that finds the earlier event returns it unchanged.
+          start: "2000-01-01T00:00:00Z",
+          end: "2000-01-01T00:05:00Z",
+          title: "Appointment",
+        });
+        eventId = found.eventId;
+      } catch (err) {
+        if (err instanceof ProviderError && err.kind === "not_found") return;
+        throw err;
+      }
+    }
+    await this.deleteEvent(accessToken, { calendarId: ref.calendarId, eventId });
+  }
+
+  /** `DELETE /me/events/{id}`; 404 (`ErrorItemNotFound`) and 410 are success: the event is gone. */
+  async deleteEvent(accessToken: string, args: { calendarId: string; eventId: string }): Promise<void> {
+    try {
+      await this.#call(
+        accessToken,
+        "DELETE",
+        this.#url(`/me/events/${encodeURIComponent(args.eventId)}`),
+        "events.delete",
+        { resource: "event" },
+      );
+    } catch (err) {
+      if (err instanceof ProviderError && (err.kind === "not_found" || err.kind === "gone")) return;
+      throw err;
+    }
+  }
+}
+
+function calendarMissing(calendarId: string): ProviderError {
+  return new ProviderError(
+    "not_found",
+    `Microsoft calendar ${calendarId} is not in this mailbox's calendar list (deleted, or no longer shared)`,
+    { status: 404, reason: "ErrorItemNotFound", resource: "calendar" },
+  );
+}
+
+function parseEvent(body: unknown, operation: string): GraphEvent {
+  const parsed = graphEvent.safeParse(body);
+  if (!parsed.success) {
+    throw new ProviderError("invalid", `Microsoft Graph ${operation} answered an unexpected body`, {
+      reason: "malformed_response",
+    });
+  }
+  return parsed.data;
+}
+
+function result(event: GraphEvent, operation: EventWriteResult["operation"]): EventWriteResult {
+  const etag = event["@odata.etag"] ?? event.changeKey;
+  return { eventId: event.id, ...(etag ? { etag } : {}), operation };
+}
