@@ -14,13 +14,19 @@
  * (dominated by the baseline: 1,000 x 50 ms). Needs PostgreSQL like the tests (TEST_DATABASE_URL,
  * DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres).
  */
+import { createSql } from "../supabase/functions/_shared/db/client.ts";
 import { DEFAULT_WORKER_OPTIONS } from "../supabase/functions/_shared/sync/options.ts";
+import { claimRows } from "../supabase/functions/_shared/sync/outbox.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../tests/support/stack.ts";
 import { spawnWorkers } from "../tests/support/workers.ts";
 
 const CHANGES = 1_000;
 const LATENCY_MS = 50;
 const STAFF = 10;
+/** The claim-time measurement: a backlog queued by one statement, claims of one worker batch. */
+const BACKLOG = 100_000;
+const CLAIMS = 25;
+const CLAIM_GOAL_MS = 5;
 
 /** One measured run. */
 interface RunResult {
@@ -87,6 +93,29 @@ async function insertAppointments(stack: TestStack, staff: TestStaff[], n: numbe
     from generate_series(0, ${n - 1}) g
     returning id`;
   return rows.map((r) => r.id);
+}
+
+/**
+ * Queue {@link BACKLOG} rows with one statement (they share next_attempt_at) and time
+ * {@link CLAIMS} claims of `limit` rows each on a worker's client, right after the enqueue (the table
+ * not analysed yet, as in production after a bulk import). @returns the median and worst claim, ms.
+ */
+async function measureClaim(stack: TestStack, staff: TestStaff[], limit: number) {
+  await insertAppointments(stack, staff, BACKLOG, 1_000);
+  const sql = createSql(stack.dbUrl, { max: 1 });
+  try {
+    const times: number[] = [];
+    for (let i = 0; i < CLAIMS; i++) {
+      const t0 = performance.now();
+      const rows = await claimRows(sql, { owner: `bench-claim:${i}`, limit, leaseMs: 600_000 });
+      times.push(performance.now() - t0);
+      if (rows.length !== limit) throw new Error(`claim ${i} took ${rows.length} rows, not ${limit}`);
+    }
+    times.sort((a, b) => a - b);
+    return { median: times[Math.floor(times.length / 2)], worst: times[times.length - 1] };
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 async function main(): Promise<void> {
@@ -190,6 +219,13 @@ async function main(): Promise<void> {
       `provider calls per appointment change: ${(one.eventCalls / one.changes).toFixed(2)} ` +
         `(one change per appointment), ${(coalescing.eventCalls / coalescing.changes).toFixed(2)} ` +
         `(5 edits per appointment before the drain: ${coalescing.eventCalls} calls for ${coalescing.changes} changes)`,
+    );
+    // Last: the backlog stays behind (leased rows of a 100k queue would slow the runs above).
+    const claim = await measureClaim(stack, staff, concurrency);
+    console.log(
+      `claim time with a ${BACKLOG.toLocaleString("en")} row backlog queued by one statement ` +
+        `(${concurrency} rows per claim, median of ${CLAIMS}): ${claim.median.toFixed(2)} ms ` +
+        `(worst ${claim.worst.toFixed(2)} ms; goal <= ${CLAIM_GOAL_MS} ms)`,
     );
     console.log(`bench finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   } finally {

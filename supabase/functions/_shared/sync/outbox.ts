@@ -81,20 +81,22 @@ const ROW_COLUMNS = `l.id, l.tenant_id, l.appointment_id, l.appointment_key, l.s
 export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow[]> {
   if (req.limit <= 0 || (req.ids && req.ids.length === 0)) return [];
   const exclude = req.excludeStaffIds ?? [];
+  // Due rows come from calendar_private.claim_due_rows (the claim index, in order, whatever the
+  // statistics say); given ids are few and found by primary key. Either way only rows whose
+  // connection can be worked on (calendar_private.workable_connection, one definition, in SQL): the
+  // others wait, parked, instead of being claimed and released in a tight loop.
+  const due = req.ids
+    ? sql`select l.id from public.calendar_sync_log l
+        where l.id = any(${req.ids}::uuid[]) and l.sync_status = 'pending'
+          and (l.lease_expires_at is null or l.lease_expires_at <= now())
+          ${exclude.length > 0 ? sql`and l.staff_id <> all(${exclude}::uuid[])` : sql``}
+          and exists (select 1 from calendar_private.workable_connection(l.tenant_id, l.staff_id, l.provider))
+        order by l.next_attempt_at, l.id
+        limit ${req.limit}
+        for update of l skip locked`
+    : sql`select id from calendar_private.claim_due_rows(${req.limit}::integer, ${exclude}::uuid[]) id`;
   return await sql<ClaimedRow[]>`
-    with due as (
-      select l.id from public.calendar_sync_log l
-      where l.sync_status = 'pending'
-        ${req.ids ? sql`and l.id = any(${req.ids}::uuid[])` : sql`and l.next_attempt_at <= now()`}
-        and (l.lease_expires_at is null or l.lease_expires_at <= now())
-        ${exclude.length > 0 ? sql`and l.staff_id <> all(${exclude}::uuid[])` : sql``}
-        -- Only rows whose connection can be worked on (one definition, in SQL); the others wait,
-        -- parked, instead of being claimed and released in a tight loop.
-        and exists (select 1 from calendar_private.workable_connection(l.tenant_id, l.staff_id, l.provider))
-      order by l.next_attempt_at, l.id
-      limit ${req.limit}
-      for update of l skip locked
-    )
+    with due as (${due})
     update public.calendar_sync_log l
     set lease_owner = ${req.owner},
       lease_expires_at = now() + ${Math.ceil(req.leaseMs)}::integer * interval '1 millisecond'
