@@ -22,6 +22,8 @@ export interface PlanNode {
 export interface ExecutedPlan {
   query: string;
   plan: PlanNode;
+  /** The statement's execution time in the server, ms (auto_explain's `duration`). */
+  durationMs: number;
 }
 
 /** Every node of a plan tree, depth first. */
@@ -39,7 +41,8 @@ export async function claimProbe(url: string) {
       const json = text.indexOf("{");
       if (!text.startsWith("duration:") || json < 0) return;
       const parsed = JSON.parse(text.slice(json)) as { "Query Text": string; Plan: PlanNode };
-      plans.push({ query: parsed["Query Text"], plan: parsed.Plan });
+      const durationMs = Number(/^duration: ([\d.]+) ms/.exec(text)?.[1] ?? NaN);
+      plans.push({ query: parsed["Query Text"], plan: parsed.Plan, durationMs });
     },
   } as postgres.Options<Record<string, never>>);
   // Session settings on the probe's single connection (never on the worker's client).

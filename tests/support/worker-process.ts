@@ -15,7 +15,8 @@
  *
  * stdout, one JSON object per line: `{"event":"ready","owner":...}` once, then
  * `{"event":"drain", claimed, synced, retried, failed, parked, remaining}` for every drain that
- * claimed something, and `{"event":"stopped"}` on a graceful stop. Ids and counts only.
+ * claimed something (with `slot_busy_ms` and `slot_capacity_ms`: sync/worker.ts SlotStats), and
+ * `{"event":"stopped"}` on a graceful stop. Ids and counts only.
  * With WORKER_COUNT_ROUND_TRIPS=1 each drain line also carries `round_trips`: the database round
  * trips of that drain, counted in postgres.js's `debug` hook (called once per statement sent): one
  * per statement, plus one for each statement with parameters, which postgres.js under
@@ -70,9 +71,16 @@ emit("ready", { owner });
 while (!stopping) {
   try {
     roundTrips = 0;
-    const summary = await drain({ sql, config, options, provider, owner });
-    if (summary.claimed > 0) emit("drain", { ...summary, ...(counting ? { round_trips: roundTrips } : {}) });
-    else await new Promise((r) => setTimeout(r, idleMs));
+    const slots = { busyMs: 0, capacityMs: 0 };
+    const summary = await drain({ sql, config, options, provider, owner, slots });
+    if (summary.claimed > 0) {
+      emit("drain", {
+        ...summary,
+        slot_busy_ms: slots.busyMs,
+        slot_capacity_ms: slots.capacityMs,
+        ...(counting ? { round_trips: roundTrips } : {}),
+      });
+    } else await new Promise((r) => setTimeout(r, idleMs));
   } catch (err) {
     emit("drain_error", { name: err instanceof Error ? err.name : "error" });
     await new Promise((r) => setTimeout(r, idleMs * 4));
