@@ -82,7 +82,12 @@ while (!stopping) {
       });
     } else await new Promise((r) => setTimeout(r, idleMs));
   } catch (err) {
-    emit("drain_error", { name: err instanceof Error ? err.name : "error" });
+    // The SQLSTATE too (a code, never data), so a failing test says which database error it was.
+    const code = (err as { code?: unknown })?.code;
+    emit("drain_error", {
+      name: err instanceof Error ? err.name : "error",
+      ...(typeof code === "string" ? { code } : {}),
+    });
     await new Promise((r) => setTimeout(r, idleMs * 4));
   }
 }

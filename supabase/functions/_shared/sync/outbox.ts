@@ -80,8 +80,7 @@ export interface ClaimRequest {
 }
 
 const ROW_COLUMNS = `l.id, l.tenant_id, l.appointment_id, l.appointment_key, l.staff_id, l.provider,
-  l.event_id, l.calendar_id, l.desired_action, l.retry_count, l.event_generation,
-  l.queue_version::text as queue_version, l.lease_owner`;
+  l.event_id, l.calendar_id, l.desired_action, l.retry_count, l.event_generation, l.lease_owner`;
 
 /**
  * Claim up to `limit` pending rows that are due (or the given ids), unleased or with an expired
@@ -104,7 +103,11 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
         order by l.next_attempt_at, l.id
         limit ${req.limit}
         for update of l skip locked`
-    : sql`select id from calendar_private.claim_due_rows(${req.limit}::integer, ${exclude}::uuid[]) id`;
+    // No exclusions go as NULL, not as an empty array: postgres.js serialises [] as '' when it has
+    // not looked up the array type (through PgBouncer), and PostgreSQL refuses that literal.
+    : sql`select id from calendar_private.claim_due_rows(${req.limit}::integer, ${
+      exclude.length > 0 ? exclude : null
+    }::uuid[]) id`;
   // One round trip brings what processing a row needs: the row, its appointment (as
   // loadAppointment used to read it) and its connection (as findConnection reads it). Both may change
   // after the claim: an appointment change re-queues the row (queue_version, so the outcome keeps
@@ -120,6 +123,14 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
       returning l.*
     )
     select ${sql.unsafe(ROW_COLUMNS)},
+      -- The queue version this statement's snapshot saw, the snapshot the appointment and the
+      -- connection below are read in: the claimed row itself is the latest version (locking follows
+      -- updates committed after the snapshot), so a re-queue committed in between would pair a new
+      -- version with old appointment state and settle the row on a stale write. With the snapshot's
+      -- version (-1 when the row is newer than the snapshot) such a row is recorded as re-queued
+      -- and runs again.
+      coalesce((select x.queue_version from public.calendar_sync_log x where x.id = l.id), -1)::text
+        as queue_version,
       a.id as appt_id, a.tenant_id as appt_tenant_id, a.staff_id as appt_staff_id,
       s.tenant_id as appt_staff_tenant_id, a.starts_at as appt_starts_at, a.ends_at as appt_ends_at,
       calendar_private.appointment_wants_event(a.status) as appt_wants_event, s.time_zone as appt_time_zone,
