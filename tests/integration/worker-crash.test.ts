@@ -148,3 +148,46 @@ Deno.test("a live worker whose calls outlast the lease keeps its rows: renewed, 
     await stack.close();
   }
 });
+
+Deno.test("rows claimed ahead into the buffer keep their leases while they wait for a slot", async () => {
+  const stack = await startTestStack();
+  const workers: WorkerProcess[] = [];
+  try {
+    const tenantId = await stack.createTenant("Buffer clinic");
+    const s = await stack.createStaff({ tenantId, email: "buffer-staff@example.com" });
+    await stack.connect(s);
+    // Two slots per worker, so a worker holds up to four rows: two in flight, two buffered. Each call
+    // takes 1.5 s and the lease is 1 s: a buffered row waits longer than its first lease, and only
+    // its renewal keeps the other worker from taking it and writing its event a second time.
+    await stack.sandbox.latency(1_500);
+    const extra = { CALENDAR_SYNC_CONCURRENCY: "2", CALENDAR_SYNC_LEASE_MS: "1000", WORKER_IDLE_MS: "20" };
+    workers.push(await spawnWorker({ env: stack.env, name: "buffer-a", extra }));
+    workers.push(await spawnWorker({ env: stack.env, name: "buffer-b", extra }));
+    await stack.sql`
+      insert into public.appointments (tenant_id, staff_id, starts_at, ends_at)
+      select ${tenantId}, ${s.id}, date_trunc('hour', now()) + make_interval(days => 2, hours => g),
+        date_trunc('hour', now()) + make_interval(days => 2, hours => g, mins => 30)
+      from generate_series(0, 5) g`;
+    await waitFor(
+      "all 6 rows synced",
+      async () =>
+        (await stack.sql<{ n: number }[]>`select count(*)::int as n from public.calendar_sync_log
+          where sync_status = 'synced'`)[0].n,
+      (n) => n === 6,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    for (const w of workers) await w.stop();
+    const drains = workers.flatMap((w) => w.drains);
+    assert.ok(
+      drains.some((d) => d.claimed > 2),
+      `a worker buffered rows beyond its two slots (${drains.map((d) => d.claimed).join(", ")})`,
+    );
+    const claimed = drains.reduce((n, d) => n + d.claimed, 0);
+    assert.equal(claimed, 6, "each row claimed once: no buffered row was taken over");
+    const calls = await stack.sandbox.calls();
+    assert.equal(calls.byEndpoint["events.insert"], 6, "one insert per appointment");
+  } finally {
+    for (const w of workers) await w.stop();
+    await stack.close();
+  }
+});

@@ -14,6 +14,11 @@ const MAIN = new URL("./worker-process.ts", import.meta.url);
 /** One `{"event":"drain",...}` line of a worker (worker-process.ts): the drain's row counts. */
 export interface DrainLine extends DrainSummary {
   event: "drain";
+  /** Database round trips of the drain, when the worker counts them (WORKER_COUNT_ROUND_TRIPS=1). */
+  round_trips?: number;
+  /** The drain's slot accounting (sync/worker.ts SlotStats), ms. */
+  slot_busy_ms?: number;
+  slot_capacity_ms?: number;
 }
 
 /** A running worker process. */

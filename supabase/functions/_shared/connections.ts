@@ -57,6 +57,32 @@ function connectionColumns(sql: Sql | TransactionSql) {
 }
 
 /**
+ * The select list of a connection row `c` with every column renamed `<prefix><column>` (and
+ * `<prefix>workable`), for a statement that reads a connection beside other rows (the worker's
+ * claim); {@link connectionFromPrefixed} turns such a result row back into a {@link ConnectionRow}.
+ */
+export function prefixedConnectionColumns(sql: Sql | TransactionSql, prefix: string) {
+  return sql.unsafe(
+    [
+      ...COLUMNS.map((col) => `c.${col} as ${prefix}${col}`),
+      `calendar_private.connection_is_workable(c) as ${prefix}workable`,
+    ]
+      .join(", "),
+  );
+}
+
+/**
+ * The connection in a result row selected with {@link prefixedConnectionColumns}, or null when the
+ * row carries none (`<prefix>id` is null: no active connection of that provider).
+ */
+export function connectionFromPrefixed(row: Record<string, unknown>, prefix: string): ConnectionRow | null {
+  if (row[`${prefix}id`] === null || row[`${prefix}id`] === undefined) return null;
+  const conn: Record<string, unknown> = { workable: row[`${prefix}workable`] };
+  for (const col of COLUMNS) conn[col] = row[`${prefix}${col}`];
+  return conn as ConnectionRow;
+}
+
+/**
  * Whose connection: a staff member and the tenant it must belong to. Every lookup matches both, so a
  * staff id that reached us through another tenant's data (an appointment naming a staff member of
  * another tenant) never finds that staff member's calendar.

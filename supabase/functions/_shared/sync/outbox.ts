@@ -13,6 +13,7 @@
  * A running worker renews its leases while calls are in flight ({@link extendLeases}), so a short
  * lease only decides how soon a dead worker's rows come back.
  */
+import { connectionFromPrefixed, type ConnectionRow, prefixedConnectionColumns } from "../connections.ts";
 import type { Sql } from "../db/client.ts";
 import type { Narrow, Row } from "../db/rows.ts";
 import type { ProviderId } from "../providers/types.ts";
@@ -24,7 +25,16 @@ import type { ProviderId } from "../providers/types.ts";
  * processing. `lease_owner` is set: the claim took the row. `event_generation` says which derived event
  * id the row writes (raised when the event vanished from its calendar).
  */
-export type ClaimedRow = Narrow<
+export type ClaimedRow = ClaimedLogRow & {
+  /** The appointment as the claim read it (null once it was hard-deleted): see {@link AppointmentState}. */
+  appointment: AppointmentState | null;
+  /** The staff member's active connection of the row's provider in the row's tenant, as the claim
+   * read it (calendar_private.active_connection), or null when there is none. */
+  connection: ConnectionRow | null;
+};
+
+/** The calendar_sync_log columns of a {@link ClaimedRow}. */
+export type ClaimedLogRow = Narrow<
   Pick<
     Row<"calendar_sync_log">,
     | "id"
@@ -44,7 +54,7 @@ export type ClaimedRow = Narrow<
   { provider: ProviderId; desired_action: "upsert" | "delete" | null; lease_owner: string }
 >;
 
-/** An appointment's state at processing time, with whether its status wants an event. */
+/** An appointment's state when its row was claimed, with whether its status wants an event. */
 export interface AppointmentState {
   id: string;
   tenant_id: string;
@@ -70,8 +80,7 @@ export interface ClaimRequest {
 }
 
 const ROW_COLUMNS = `l.id, l.tenant_id, l.appointment_id, l.appointment_key, l.staff_id, l.provider,
-  l.event_id, l.calendar_id, l.desired_action, l.retry_count, l.event_generation,
-  l.queue_version::text as queue_version, l.lease_owner`;
+  l.event_id, l.calendar_id, l.desired_action, l.retry_count, l.event_generation, l.lease_owner`;
 
 /**
  * Claim up to `limit` pending rows that are due (or the given ids), unleased or with an expired
@@ -81,47 +90,81 @@ const ROW_COLUMNS = `l.id, l.tenant_id, l.appointment_id, l.appointment_key, l.s
 export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow[]> {
   if (req.limit <= 0 || (req.ids && req.ids.length === 0)) return [];
   const exclude = req.excludeStaffIds ?? [];
-  return await sql<ClaimedRow[]>`
-    with due as (
-      select l.id from public.calendar_sync_log l
-      where l.sync_status = 'pending'
-        ${req.ids ? sql`and l.id = any(${req.ids}::uuid[])` : sql`and l.next_attempt_at <= now()`}
-        and (l.lease_expires_at is null or l.lease_expires_at <= now())
-        ${exclude.length > 0 ? sql`and l.staff_id <> all(${exclude}::uuid[])` : sql``}
-        -- Only rows whose connection can be worked on (one definition, in SQL); the others wait,
-        -- parked, instead of being claimed and released in a tight loop.
-        and exists (select 1 from calendar_private.workable_connection(l.tenant_id, l.staff_id, l.provider))
-      order by l.next_attempt_at, l.id
-      limit ${req.limit}
-      for update of l skip locked
+  // Due rows come from calendar_private.claim_due_rows (the claim index, in order, whatever the
+  // statistics say); given ids are few and found by primary key. Either way only rows whose
+  // connection can be worked on (calendar_private.workable_connection, one definition, in SQL): the
+  // others wait, parked, instead of being claimed and released in a tight loop.
+  const due = req.ids
+    ? sql`select l.id from public.calendar_sync_log l
+        where l.id = any(${req.ids}::uuid[]) and l.sync_status = 'pending'
+          and (l.lease_expires_at is null or l.lease_expires_at <= now())
+          ${exclude.length > 0 ? sql`and l.staff_id <> all(${exclude}::uuid[])` : sql``}
+          and exists (select 1 from calendar_private.workable_connection(l.tenant_id, l.staff_id, l.provider))
+        order by l.next_attempt_at, l.id
+        limit ${req.limit}
+        for update of l skip locked`
+    // No exclusions go as NULL, not as an empty array: postgres.js serialises [] as '' when it has
+    // not looked up the array type (through PgBouncer), and PostgreSQL refuses that literal.
+    : sql`select id from calendar_private.claim_due_rows(${req.limit}::integer, ${
+      exclude.length > 0 ? exclude : null
+    }::uuid[]) id`;
+  // One round trip brings what processing a row needs: the row, its appointment (as
+  // loadAppointment used to read it) and its connection (as findConnection reads it). Both may change
+  // after the claim: an appointment change re-queues the row (queue_version, so the outcome keeps
+  // it pending for another pass), a disconnect drops it (the outcome is "lost" and re-queued), and a
+  // token refresh re-reads the connection under its row lock.
+  const rows = await sql<Record<string, unknown>[]>`
+    with due as (${due}),
+    claimed as (
+      update public.calendar_sync_log l
+      set lease_owner = ${req.owner},
+        lease_expires_at = now() + ${Math.ceil(req.leaseMs)}::integer * interval '1 millisecond'
+      from due where l.id = due.id
+      returning l.*
     )
-    update public.calendar_sync_log l
-    set lease_owner = ${req.owner},
-      lease_expires_at = now() + ${Math.ceil(req.leaseMs)}::integer * interval '1 millisecond'
-    from due where l.id = due.id
-    returning ${sql.unsafe(ROW_COLUMNS)}`;
+    select ${sql.unsafe(ROW_COLUMNS)},
+      -- The queue version this statement's snapshot saw, the snapshot the appointment and the
+      -- connection below are read in: the claimed row itself is the latest version (locking follows
+      -- updates committed after the snapshot), so a re-queue committed in between would pair a new
+      -- version with old appointment state and settle the row on a stale write. With the snapshot's
+      -- version (-1 when the row is newer than the snapshot) such a row is recorded as re-queued
+      -- and runs again.
+      coalesce((select x.queue_version from public.calendar_sync_log x where x.id = l.id), -1)::text
+        as queue_version,
+      a.id as appt_id, a.tenant_id as appt_tenant_id, a.staff_id as appt_staff_id,
+      s.tenant_id as appt_staff_tenant_id, a.starts_at as appt_starts_at, a.ends_at as appt_ends_at,
+      calendar_private.appointment_wants_event(a.status) as appt_wants_event, s.time_zone as appt_time_zone,
+      ${prefixedConnectionColumns(sql, "conn_")}
+    from claimed l
+    left join public.appointments a on a.id = l.appointment_id
+    left join public.staff s on s.id = a.staff_id
+    left join lateral calendar_private.active_connection(l.tenant_id, l.staff_id) c on c.provider = l.provider`;
+  return rows.map(toClaimedRow);
+}
+
+/** A claim's result row (log columns, `appt_*`, `conn_*`) as a {@link ClaimedRow}. */
+function toClaimedRow(r: Record<string, unknown>): ClaimedRow {
+  const log: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(r)) {
+    if (!key.startsWith("appt_") && !key.startsWith("conn_")) log[key] = value;
+  }
+  const appointment: AppointmentState | null = r.appt_id === null ? null : {
+    id: r.appt_id as string,
+    tenant_id: r.appt_tenant_id as string,
+    staff_id: r.appt_staff_id as string | null,
+    staff_tenant_id: r.appt_staff_tenant_id as string | null,
+    starts_at: r.appt_starts_at as Date,
+    ends_at: r.appt_ends_at as Date,
+    wants_event: r.appt_wants_event as boolean,
+    time_zone: r.appt_time_zone as string | null,
+  };
+  return { ...(log as ClaimedLogRow), appointment, connection: connectionFromPrefixed(r, "conn_") };
 }
 
 /** Pending rows due now that a worker could claim (calendar_private.count_due: workable connection, no live lease). */
 export async function countDue(sql: Sql): Promise<number> {
   const [row] = await sql<{ n: number }[]>`select calendar_private.count_due() as n`;
   return row.n;
-}
-
-/** The appointment as it is now, or null once it was hard-deleted. */
-export async function loadAppointment(
-  sql: Sql,
-  appointmentId: string | null,
-): Promise<AppointmentState | null> {
-  if (!appointmentId) return null;
-  const [row] = await sql<AppointmentState[]>`
-    select a.id, a.tenant_id, a.staff_id, s.tenant_id as staff_tenant_id, a.starts_at, a.ends_at,
-      calendar_private.appointment_wants_event(a.status) as wants_event,
-      s.time_zone
-    from public.appointments a
-    left join public.staff s on s.id = a.staff_id
-    where a.id = ${appointmentId}`;
-  return row ?? null;
 }
 
 /** The provider's answer for a successful row: the event that now exists, or none after a delete. */

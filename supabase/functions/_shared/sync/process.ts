@@ -1,5 +1,5 @@
 /**
- * One claimed outbox row through the provider: read the appointment as it is now, decide whether
+ * One claimed outbox row through the provider: take the appointment as the claim read it, decide whether
  * its event should exist on this staff member's calendar, make the idempotent call(s), and record
  * the outcome. Shared by calendar-sync-worker (many rows) and calendar-sync-appointment (one
  * appointment's rows).
@@ -23,7 +23,6 @@ import type { Config } from "../config.ts";
 import {
   connectionProblem,
   type ConnectionRow,
-  findConnection,
   markNeedsReconnect,
   withAccessToken,
 } from "../connections.ts";
@@ -35,7 +34,6 @@ import type { WorkerOptions } from "./options.ts";
 import {
   type ClaimedRow,
   deferStaff,
-  loadAppointment,
   nextEventGeneration,
   recordFailure,
   recordRetry,
@@ -84,7 +82,8 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
   let conn: ConnectionRow | null = null;
   let calendarId: string | null = row.calendar_id;
   try {
-    conn = await findConnection(sql, { tenantId: row.tenant_id, staffId: row.staff_id }, row.provider);
+    // Connection and appointment come with the claim (one round trip for the batch).
+    conn = row.connection;
     const problem = connectionProblem(conn);
     if (problem !== null || !conn) {
       const code = problem ?? "not_connected";
@@ -95,7 +94,7 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
       await releaseRow(sql, row);
       return { status: "parked", action, code, message };
     }
-    const appointment = await loadAppointment(sql, row.appointment_id);
+    const appointment = row.appointment;
     // The event exists only while appointment, staff member and row share one tenant: an appointment
     // naming a staff member of another tenant never reaches that staff member's calendar.
     const wanted = appointment !== null && appointment.staff_id === row.staff_id &&

@@ -1,9 +1,12 @@
 /**
  * The outbox worker: one bounded drain of due calendar_sync_log rows (docs/decisions.md decision 7).
  *
- * Rows are claimed as slots free up (never more than `concurrency` held at once, so no claimed
- * row waits long enough for its lease to matter), processed with at most `concurrency` provider
- * calls in flight, and each row by one call chain at a time. A run stops claiming after
+ * Rows are processed with at most `concurrency` provider calls in flight ("slots"), each row by one
+ * call chain at a time. Claims run ahead of the slots: while slots are busy the next batch is
+ * claimed in the background into a buffer of at most `concurrency` rows, so a slot that frees takes
+ * its next row at once and never waits for a claim. Buffered rows are held like rows in flight: their
+ * leases are renewed with them, and the buffer holds at most one row per slot, so a buffered row
+ * waits at most about one row's time. A run stops claiming after
  * `maxRunMs` or after `maxRunRows` rows, and returns once the rows in flight are recorded, so it
  * fits the edge runtime's wall clock and CPU-time limit; whatever is left is picked up by the next
  * run (the worker kicks it itself when it ran in the background: sync/follow-up.ts), a kick or the
@@ -18,7 +21,14 @@ import type { Sql } from "../db/client.ts";
 import { providerFor } from "../providers/registry.ts";
 import type { CalendarProvider, ProviderId } from "../providers/types.ts";
 import type { WorkerOptions } from "./options.ts";
-import { type ClaimedRow, claimRows, countDue, extendLeases, touchConnections } from "./outbox.ts";
+import {
+  type ClaimedRow,
+  claimRows,
+  countDue,
+  extendLeases,
+  releaseRow,
+  touchConnections,
+} from "./outbox.ts";
 import { type ProcessDeps, processRow, type RowOutcome } from "./process.ts";
 
 /** The answer of one drain (and of calendar-sync-worker). Counts are rows. */
@@ -47,6 +57,18 @@ export interface DrainDeps {
   owner?: string;
   /** Called with each row's outcome (tests, logs). */
   onOutcome?: (row: ClaimedRow, outcome: RowOutcome) => void;
+  /** Filled with this run's slot accounting when given (the benchmark's slot utilisation). */
+  slots?: SlotStats;
+}
+
+/**
+ * How busy a run kept its slots, in ms: `busyMs` sums the time each row spent being processed,
+ * `capacityMs` is `concurrency` times the run's length (from its start until its last row was
+ * recorded). Utilisation is busyMs / capacityMs.
+ */
+export interface SlotStats {
+  busyMs: number;
+  capacityMs: number;
 }
 
 /** A provider factory that builds each provider once per run. */
@@ -104,25 +126,89 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
     onRateLimited: (staffId, until) => resting.set(staffId, until.getTime()),
   };
   const inFlight = new Set<Promise<void>>();
+  /** Claimed rows waiting for a slot (their leases are renewed with the rows in flight). */
+  const buffer: ClaimedRow[] = [];
   const held = new Set<string>();
   let exhausted = false;
   let claimError: unknown;
+  let claiming: Promise<void> | null = null;
+  const startedAt = Date.now();
+  let lastDoneAt = startedAt;
+  let busyMs = 0;
 
   const start = (row: ClaimedRow) => {
-    held.add(row.id);
-    const p = processRow(row, processDeps).then((outcome) => {
+    const t0 = Date.now();
+    const until = resting.get(row.staff_id);
+    // Its account became rate limited while the row sat in the buffer: give it back, due after the rest.
+    const work = until !== undefined && until > t0
+      ? releaseRow(sql, row, { notBefore: new Date(until) }).then((): RowOutcome => ({
+        status: "retry",
+        action: row.desired_action ?? "upsert",
+        code: "rate_limited",
+        message: "the account is rate limited; deferred without an attempt",
+        retryAt: new Date(until),
+      })).catch((): RowOutcome => ({
+        status: "retry",
+        action: row.desired_action ?? "upsert",
+        code: "internal_error",
+        message: "could not release the row",
+      }))
+      : processRow(row, processDeps);
+    const p = work.then((outcome) => {
       count(summary, outcome);
       if (outcome.status === "synced") syncedStaff.add(row.staff_id);
       deps.onOutcome?.(row, outcome);
     }).finally(() => {
       held.delete(row.id);
       inFlight.delete(p);
+      lastDoneAt = Date.now();
+      busyMs += lastDoneAt - t0;
+      // A finished row may have been re-queued, or new rows may have arrived: look again.
+      if (lastDoneAt < deadline) exhausted = false;
     });
     inFlight.add(p);
   };
 
-  // Lease renewal: one UPDATE for all rows in flight, never two at once. A failed renewal is
-  // harmless (the next one retries; outcomes are only written while the lease is ours).
+  /** Start buffered rows on every free slot. */
+  const fill = () => {
+    while (inFlight.size < options.concurrency && buffer.length > 0) start(buffer.shift()!);
+  };
+
+  /**
+   * Claim in the background (one claim at a time) to keep slots and buffer full: up to
+   * 2 x `concurrency` rows held in all, claimed once half a batch is missing (claims stay batched),
+   * or whatever is missing when nothing is held or the run's row bound is near.
+   */
+  const claimAhead = () => {
+    if (claiming || exhausted || claimError !== undefined || Date.now() >= deadline) return;
+    const budget = options.maxRunRows - summary.claimed;
+    const want = Math.min(2 * options.concurrency - inFlight.size - buffer.length, budget);
+    if (want <= 0) return;
+    if (want * 2 < options.concurrency && held.size > 0 && want < budget) return;
+    const now = Date.now();
+    for (const [staffId, until] of resting) if (until <= now) resting.delete(staffId);
+    claiming = claimRows(sql, {
+      owner,
+      limit: want,
+      leaseMs: options.leaseMs,
+      excludeStaffIds: [...resting.keys()],
+    }).then((rows) => {
+      summary.claimed += rows.length;
+      for (const row of rows) {
+        held.add(row.id);
+        buffer.push(row);
+      }
+      if (rows.length < want) exhausted = true;
+    }, (err) => {
+      claimError = err;
+    }).finally(() => {
+      claiming = null;
+      fill();
+    });
+  };
+
+  // Lease renewal: one UPDATE for all rows held (in flight and buffered), never two at once. A failed
+  // renewal is harmless (the next one retries; outcomes are only written while the lease is ours).
   let renewal: Promise<unknown> | null = null;
   const renew = setInterval(() => {
     if (renewal || held.size === 0) return;
@@ -137,6 +223,10 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
     clearInterval(renew);
     await renewal;
   }
+  if (deps.slots) {
+    deps.slots.busyMs += busyMs;
+    deps.slots.capacityMs += options.concurrency * (lastDoneAt - startedAt);
+  }
   await touchConnections(sql, syncedStaff).catch(() => {});
   if (claimError !== undefined) throw claimError;
   summary.remaining = await countDue(sql);
@@ -144,37 +234,15 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
 
   async function runLoop(): Promise<void> {
     while (true) {
-      const budget = options.maxRunRows - summary.claimed;
-      const free = Math.min(options.concurrency - inFlight.size, budget);
-      const wantMore = !exhausted && claimError === undefined && Date.now() < deadline && budget > 0;
-      // Claim when at least half the slots are free (or none is busy, or this is the run's last
-      // batch under its row bound), to keep claims batched.
-      if (
-        wantMore && free > 0 && (free * 2 >= options.concurrency || inFlight.size === 0 || free === budget)
-      ) {
-        const now = Date.now();
-        for (const [staffId, until] of resting) if (until <= now) resting.delete(staffId);
-        try {
-          const rows = await claimRows(sql, {
-            owner,
-            limit: free,
-            leaseMs: options.leaseMs,
-            excludeStaffIds: [...resting.keys()],
-          });
-          summary.claimed += rows.length;
-          for (const row of rows) start(row);
-          if (rows.length < free) exhausted = true;
-        } catch (err) {
-          claimError = err;
-        }
+      fill();
+      claimAhead();
+      fill();
+      if (inFlight.size === 0 && buffer.length === 0 && !claiming) {
+        // Nothing held and no claim running: claimAhead declined, so the run is over.
+        break;
       }
-      if (inFlight.size === 0) {
-        if (exhausted || claimError !== undefined || Date.now() >= deadline || budget <= 0) break;
-        continue;
-      }
-      await Promise.race(inFlight);
-      // A finished row may have been re-queued, or new rows may have arrived: look again.
-      if (exhausted && Date.now() < deadline && inFlight.size < options.concurrency) exhausted = false;
+      // Claimed rows (the buffer) are always processed, also after the deadline or a claim error.
+      await Promise.race(claiming ? [...inFlight, claiming] : [...inFlight]);
     }
   }
 }
