@@ -31,6 +31,9 @@ import { loadOrCreateSecrets, type LocalSecrets } from "./stack/secrets.ts";
 import {
   DEMO_EMAIL,
   DEMO_FILE,
+  DEMO_MS_EMAIL,
+  DEMO_MS_STAFF_ID,
+  DEMO_MS_USER_ID,
   DEMO_STAFF_ID,
   DEMO_TENANT_ID,
   DEMO_USER_ID,
@@ -88,6 +91,13 @@ async function seedDemo(databaseUrl: string): Promise<void> {
         values (${DEMO_STAFF_ID}, ${DEMO_TENANT_ID}, ${DEMO_USER_ID}, ${DEMO_EMAIL}, 'Europe/London')
         on conflict (id) do update set tenant_id = excluded.tenant_id, profile_id = excluded.profile_id,
           email = excluded.email, time_zone = excluded.time_zone`;
+      // A second staff member for Microsoft: one active connection per staff member.
+      await tx`insert into auth.users (id, email) values (${DEMO_MS_USER_ID}, ${DEMO_MS_EMAIL})
+        on conflict (id) do nothing`;
+      await tx`insert into public.staff (id, tenant_id, profile_id, email, time_zone)
+        values (${DEMO_MS_STAFF_ID}, ${DEMO_TENANT_ID}, ${DEMO_MS_USER_ID}, ${DEMO_MS_EMAIL}, 'Europe/London')
+        on conflict (id) do update set tenant_id = excluded.tenant_id, profile_id = excluded.profile_id,
+          email = excluded.email, time_zone = excluded.time_zone`;
     });
   } finally {
     await sql.end({ timeout: 2 });
@@ -103,15 +113,18 @@ async function ensureSandboxAccount(sandboxUrl: string): Promise<void> {
   });
   await res.body?.cancel();
   if (!res.ok) throw new StartError(`the sandbox refused to create the demo account (HTTP ${res.status})`);
-  // The same person's Microsoft mailbox, for connecting with provider "microsoft".
-  const ms = await fetch(`${sandboxUrl}/_admin/microsoft/accounts`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: DEMO_EMAIL }),
-  });
-  await ms.body?.cancel();
-  if (!ms.ok) {
-    throw new StartError(`the sandbox refused to create the demo Microsoft account (HTTP ${ms.status})`);
+  // The same person's Microsoft mailbox, for connecting with provider "microsoft", and the second
+  // staff member's, which `npm run demo -- --provider microsoft` connects.
+  for (const email of [DEMO_EMAIL, DEMO_MS_EMAIL]) {
+    const ms = await fetch(`${sandboxUrl}/_admin/microsoft/accounts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email }),
+    });
+    await ms.body?.cancel();
+    if (!ms.ok) {
+      throw new StartError(`the sandbox refused to create the demo Microsoft account (HTTP ${ms.status})`);
+    }
   }
 }
 
@@ -132,6 +145,7 @@ function banner(info: DemoInfo, embeddedDataDir: string | null): string {
       embeddedDataDir ? `embedded Postgres on ${HOST}:${PORTS.database} (${embeddedDataDir})` : "DATABASE_URL"
     }`,
     ` Demo staff  ${info.email}  staff_id=${info.staffId}  tenant_id=${info.tenantId}`,
+    ` (Microsoft) ${info.microsoft.email}  staff_id=${info.microsoft.staffId}`,
     ` Written     ${DEMO_FILE} (URLs, JWTs, ids)`,
     "",
     " Demo user JWT (local secrets only, valid 10 years):",
@@ -356,6 +370,18 @@ async function main(): Promise<number> {
       tenantId: DEMO_TENANT_ID,
       userId: DEMO_USER_ID,
       email: DEMO_EMAIL,
+      microsoft: {
+        jwt: await mintJwt(secrets.jwtSecret, {
+          role: "authenticated",
+          sub: DEMO_MS_USER_ID,
+          email: DEMO_MS_EMAIL,
+          expiresInSeconds: TEN_YEARS_S,
+          issuer: `${supabaseUrl}/auth/v1`,
+        }),
+        staffId: DEMO_MS_STAFF_ID,
+        userId: DEMO_MS_USER_ID,
+        email: DEMO_MS_EMAIL,
+      },
       databaseUrl: db.url,
       pid: Deno.pid,
       startedAt: new Date().toISOString(),
