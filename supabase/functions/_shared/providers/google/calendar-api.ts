@@ -22,6 +22,7 @@ import {
   type EventWriteResult,
   ProviderError,
 } from "../types.ts";
+import { eventInstants } from "../event-instants.ts";
 import { GoogleCalendarClient, type GoogleEventBody } from "./calendar-client.ts";
 import type { GoogleConfig } from "./config.ts";
 import { eventIdFor } from "./event-id.ts";
@@ -387,16 +388,7 @@ function result(event: GoogleEvent, operation: EventWriteResult["operation"]): E
 
 /** The event body for a write: title and instants (normalised to UTC `Z`), with the display zone. */
 function eventTimes(write: EventWrite): Times {
-  let start: number;
-  let end: number;
-  try {
-    start = parseInstant(write.start);
-    end = parseInstant(write.end);
-  } catch (err) {
-    if (err instanceof RangeError) throw new ProviderError("invalid", `upsertEvent: ${err.message}`);
-    throw err;
-  }
-  if (end <= start) throw new ProviderError("invalid", "upsertEvent: end must be after start");
+  const { start, end } = eventInstants(write, "upsertEvent");
   const timeZone = displayTimeZone(write.timeZone);
   const zone = timeZone ? { timeZone } : {};
   return {

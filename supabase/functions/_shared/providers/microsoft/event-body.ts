@@ -9,7 +9,7 @@
  * create never duplicates.
  */
 import { createHash } from "node:crypto";
-import { formatInstant, parseInstant } from "../../time-ranges.ts";
+import { eventInstants } from "../event-instants.ts";
 import { type EventWrite, ProviderError } from "../types.ts";
 import { eventTimeZone, type GraphDateTimeZone, instantToWallTime } from "./time-zones.ts";
 
@@ -92,21 +92,7 @@ function wallTime(ms: number, zone: string): string {
 export function eventPatchBody(
   write: Pick<EventWrite, "start" | "end" | "title" | "timeZone">,
 ): GraphEventPatchBody {
-  let start: number;
-  let end: number;
-  try {
-    start = parseInstant(write.start);
-    end = parseInstant(write.end);
-  } catch (err) {
-    if (err instanceof RangeError) throw new ProviderError("invalid", `event: ${err.message}`);
-    throw err;
-  }
-  if (end <= start) {
-    throw new ProviderError(
-      "invalid",
-      `event: end ${formatInstant(end)} must be after start ${formatInstant(start)}`,
-    );
-  }
+  const { start, end } = eventInstants(write, "event");
   if (!write.title.trim()) throw new ProviderError("invalid", "event: the title is empty");
   const zone = eventTimeZone(write.timeZone, [start, end]);
   return {
