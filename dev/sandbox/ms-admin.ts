@@ -9,7 +9,7 @@ import { AdminError, jsonResponse } from "./errors.ts";
 import { GraphError } from "./ms-errors.ts";
 import { adminInsertEvent, eventView } from "./ms-graph.ts";
 import type { MsAccount, MsCalendar } from "./ms-state.ts";
-import { resolveZone } from "./ms-zones.ts";
+import { resolveZone, UTC_ZONE } from "./ms-zones.ts";
 import type { SandboxRuntime } from "./runtime.ts";
 
 const email = z.string().trim().regex(/^[^\s@/]+@[^\s@/]+$/, "must be an email address")
@@ -171,8 +171,10 @@ export async function handleMicrosoftAdmin(
     case "GET accounts/*/calendars/*/events": {
       const cal = calendarOf(seg[1], seg[3]);
       const includeDeleted = url.searchParams.get("includeDeleted") === "true";
+      // In UTC, as documented (and as a Graph read without `Prefer: outlook.timezone` answers), not in
+      // the zones the event was written with.
       const items = Object.values(cal.events).filter((e) => includeDeleted || !e.deletedAt).map((e) => ({
-        ...eventView(e, undefined, url.origin),
+        ...eventView(e, UTC_ZONE, url.origin),
         ...(e.deletedAt ? { deletedAt: e.deletedAt } : {}),
       }));
       return ok({ items });
