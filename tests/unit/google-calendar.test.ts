@@ -475,7 +475,13 @@ Deno.test("providerFor: google is configured, microsoft is not, plain http only 
   const config = { google: GOOGLE, providerTimeoutMs: 10_000 };
   const google = providerFor("google", config);
   assert.equal(google.id, "google");
-  assert.deepEqual(google.capabilities, { inboundSync: false, batch: false });
+  assert.deepEqual(google.capabilities, {
+    inboundSync: false,
+    batch: false,
+    tokenRevocation: true,
+    refreshTokenRotation: false,
+    eventLookupByAppointment: true,
+  });
   assert.equal("eventIdFor" in google, false, "the engine never derives a provider's event id");
   for (const id of ["microsoft", "yahoo"]) {
     assert.throws(

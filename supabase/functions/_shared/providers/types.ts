@@ -185,6 +185,23 @@ export interface ProviderCapabilities {
   readonly inboundSync: boolean;
   /** Several calendar calls in one HTTP request (Google batch, Graph `$batch`). */
   readonly batch: boolean;
+  /**
+   * `revoke` ends the grant at the provider (RFC 7009: Google revokes the whole grant). False where
+   * the provider has no revocation endpoint (Microsoft): `revoke` succeeds without a call and the
+   * grant lives on until the user removes the app (docs/providers/microsoft.md B1.6).
+   */
+  readonly tokenRevocation: boolean;
+  /**
+   * Every refresh answers a new refresh token that replaces the stored one (Microsoft); false where
+   * the refresh token stays the same (Google). Either way the caller stores what `refresh` returns.
+   */
+  readonly refreshTokenRotation: boolean;
+  /**
+   * `findAppointmentEvent` finds the event from the appointment alone, without a stored event id
+   * (Google: the id derived from the appointment). False where the provider cannot look an event up
+   * by its idempotency key (Graph's `transactionId`): without a stored id it answers null.
+   */
+  readonly eventLookupByAppointment: boolean;
 }
 
 /** One configured provider: its id, both halves, and its capabilities. */

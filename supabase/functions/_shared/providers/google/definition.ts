@@ -11,7 +11,13 @@ export const googleDefinition: ProviderDefinition<"google", GoogleConfig> = {
   envSchema: googleEnvSchema,
   parseEnv: parseGoogleEnv,
   scopes: (config) => config.scopes,
-  capabilities: Object.freeze({ inboundSync: false, batch: false }),
+  capabilities: Object.freeze({
+    inboundSync: false,
+    batch: false,
+    tokenRevocation: true,
+    refreshTokenRotation: false,
+    eventLookupByAppointment: true,
+  }),
   oauthClient: (config, http) => new GoogleOAuth(config, http),
   calendarApi: (config, http) => new GoogleCalendarApi(config, http),
 };

@@ -37,7 +37,13 @@ export const microsoftDefinition: ProviderDefinition<"microsoft", MicrosoftConfi
   envSchema: microsoftEnvSchema,
   parseEnv: parseMicrosoftEnv,
   scopes: (config) => config.scopes,
-  capabilities: Object.freeze({ inboundSync: false, batch: false }),
+  capabilities: Object.freeze({
+    inboundSync: false,
+    batch: false,
+    tokenRevocation: false,
+    refreshTokenRotation: true,
+    eventLookupByAppointment: false,
+  }),
   oauthClient: (config, http) => new MicrosoftOAuth(config, http),
   calendarApi: (config, http) => new MicrosoftCalendarApi(config, http),
 };
