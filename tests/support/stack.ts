@@ -162,7 +162,8 @@ function freePort(): number {
   return port;
 }
 
-function sandboxClient(url: string): SandboxClient {
+/** The admin client of the sandbox at `url` (what {@link TestStack.sandbox} is), for tests that start one. */
+export function sandboxClient(url: string): SandboxClient {
   const admin = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${url}${path}`, {
       method,

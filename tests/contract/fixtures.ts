@@ -1,0 +1,306 @@
+/**
+ * The per-provider half of the provider contract suite (./providers.test.ts): how each sandbox
+ * (dev/sandbox/CONTRACT.md) is set up, read and faulted for the same contract case. Everything the
+ * product does goes through the provider interface; only the sandbox's admin API differs, and it is
+ * confined here. Behaviour that differs between the providers themselves is not here: it is declared
+ * in the provider's capabilities (supabase/functions/_shared/providers/types.ts).
+ */
+import type { ProviderErrorKind, ProviderId } from "../../supabase/functions/_shared/providers/types.ts";
+import type { SandboxClient } from "../support/stack.ts";
+
+/** An event as the sandbox stores it on the account's default calendar. */
+export interface SandboxEvent {
+  id: string;
+  /** Epoch ms. */
+  start: number;
+  end: number;
+  /** False once deleted (Google keeps it `cancelled`, Graph marks it `deletedAt`). */
+  live: boolean;
+}
+
+/** A busy item added straight to the sandbox calendar: timed (UTC instants) or all-day (dates). */
+export type BusyItem =
+  | { start: string; end: string; free?: boolean }
+  | { allDay: { from: string; to: string } };
+
+/** A fault to inject at the sandbox and what the provider must classify it as. */
+export interface ThrottleCase {
+  label: string;
+  /** `POST /_admin/faults` body. */
+  fault: unknown;
+  /** The provider call the fault meets. */
+  call: "listCalendars" | "busy" | "refresh" | "upsertEvent";
+  retryAfterMs: number;
+  /** Expected `details.reason`, when the provider documents one. */
+  reason?: string;
+}
+
+/** A way the user (or an administrator) ends the grant, and the reason the refresh error must carry. */
+export interface RevocationCase {
+  label: string;
+  revoke(sb: SandboxClient, email: string): Promise<void>;
+  /** `details.reason` of the refused refresh (kind `auth`). */
+  reason: string;
+}
+
+/** What the contract suite needs to know about one provider's sandbox. */
+export interface ProviderFixture {
+  id: ProviderId;
+  /** An account email at this provider (Microsoft's tenant follows the domain). */
+  email(label: string): string;
+  /** Sandbox endpoint names (call counters, fault targets). */
+  endpoints: { refresh: string; listCalendars: string; busy: string; createEvent: string };
+  /** Create the account with `extraCalendars` writable calendars beyond the defaults. */
+  createAccount(sb: SandboxClient, email: string, extraCalendars?: number): Promise<void>;
+  /** Whether the consent URL asks for offline access (a refresh token). */
+  asksOfflineAccess(url: URL): boolean;
+  /** Add an item to the account's default calendar. */
+  addBusy(sb: SandboxClient, email: string, item: BusyItem): Promise<void>;
+  /** Make reading the default calendar's busy times fail per calendar/schedule (or clear that). */
+  setBusyError(sb: SandboxClient, email: string, failing: boolean): Promise<void>;
+  /** The kind the injected busy error is classified as. */
+  busyErrorKind: ProviderErrorKind;
+  /** Events on the account's default calendar, deleted ones included. */
+  events(sb: SandboxClient, email: string): Promise<SandboxEvent[]>;
+  /** Refreshes and refused reuses of the account's grants at the sandbox. */
+  grantCounters(sb: SandboxClient, email: string): Promise<{ refreshCount: number; reuseCount: number }>;
+  throttles: ThrottleCase[];
+  revocations: RevocationCase[];
+}
+
+const enc = encodeURIComponent;
+const sum = (grants: { refreshCount: number; reuseCount?: number }[]) => ({
+  refreshCount: grants.reduce((n, g) => n + g.refreshCount, 0),
+  reuseCount: grants.reduce((n, g) => n + (g.reuseCount ?? 0), 0),
+});
+
+/** Google Calendar v3 in the sandbox (CONTRACT.md "Google endpoints", "Admin API"). */
+export const googleFixture: ProviderFixture = {
+  id: "google",
+  email: (label) => `${label}-${crypto.randomUUID().slice(0, 6)}@example.com`,
+  endpoints: {
+    refresh: "oauth.token.refresh_token",
+    listCalendars: "calendarList.list",
+    busy: "freeBusy.query",
+    createEvent: "events.insert",
+  },
+  async createAccount(sb, email, extraCalendars = 0) {
+    await sb.admin("POST", "/_admin/accounts", {
+      email,
+      calendars: Array.from(
+        { length: extraCalendars },
+        (_, i) => ({ summary: `Shared ${i}`, accessRole: "writer" }),
+      ),
+    });
+  },
+  asksOfflineAccess: (url) => url.searchParams.get("access_type") === "offline",
+  async addBusy(sb, email, item) {
+    const body = "allDay" in item
+      ? { start: { date: item.allDay.from }, end: { date: item.allDay.to } }
+      : { start: item.start, end: item.end, ...(item.free ? { transparency: "transparent" } : {}) };
+    await sb.admin("POST", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events`, body);
+  },
+  async setBusyError(sb, email, failing) {
+    await sb.admin("PATCH", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}`, {
+      freeBusyError: failing ? "internalError" : null,
+    });
+  },
+  busyErrorKind: "transient",
+  async events(sb, email) {
+    const items = await sb.events(email, email, true) as {
+      id: string;
+      status: string;
+      start: { dateTime: string };
+      end: { dateTime: string };
+    }[];
+    return items.map((e) => ({
+      id: e.id,
+      start: Date.parse(e.start.dateTime),
+      end: Date.parse(e.end.dateTime),
+      live: e.status !== "cancelled",
+    }));
+  },
+  async grantCounters(sb, email) {
+    return sum(
+      (await sb.admin<{ grants: { refreshCount: number }[] }>(
+        "GET",
+        `/_admin/grants?email=${enc(email)}`,
+      )).grants,
+    );
+  },
+  throttles: [
+    {
+      label: "429 with Retry-After on calendarList",
+      call: "listCalendars",
+      fault: { match: { endpoint: "calendarList.list" }, response: { status: 429, retryAfterSeconds: 7 } },
+      retryAfterMs: 7_000,
+      reason: "rateLimitExceeded",
+    },
+    {
+      label: "403 rateLimitExceeded with Retry-After on freeBusy",
+      call: "busy",
+      fault: {
+        match: { endpoint: "freeBusy.query" },
+        response: { status: 403, reason: "rateLimitExceeded", retryAfterSeconds: 5 },
+      },
+      retryAfterMs: 5_000,
+      reason: "rateLimitExceeded",
+    },
+    {
+      label: "403 userRateLimitExceeded with Retry-After on events.insert",
+      call: "upsertEvent",
+      fault: {
+        match: { endpoint: "events.insert" },
+        response: { status: 403, reason: "userRateLimitExceeded", retryAfterSeconds: 3 },
+      },
+      retryAfterMs: 3_000,
+      reason: "userRateLimitExceeded",
+    },
+    {
+      label: "429 with Retry-After at the token endpoint",
+      call: "refresh",
+      fault: {
+        match: { endpoint: "oauth.token.refresh_token" },
+        response: { status: 429, retryAfterSeconds: 2 },
+      },
+      retryAfterMs: 2_000,
+    },
+  ],
+  revocations: [{
+    label: "the user removed the app's access",
+    revoke: async (sb, email) => void await sb.admin("POST", "/_admin/grants/revoke", { email }),
+    reason: "invalid_grant",
+  }],
+};
+
+const msRevoke = (reason: string) => async (sb: SandboxClient, email: string) =>
+  void await sb.admin("POST", "/_admin/microsoft/grants/revoke", { email, reason });
+
+/** Microsoft identity platform v2 and Graph v1.0 in the sandbox (CONTRACT.md "Microsoft"). */
+export const microsoftFixture: ProviderFixture = {
+  id: "microsoft",
+  email: (label) => `${label}-${crypto.randomUUID().slice(0, 6)}@contoso-clinic.com`,
+  endpoints: {
+    refresh: "microsoft.oauth.token.refresh_token",
+    listCalendars: "microsoft.calendars.list",
+    busy: "microsoft.calendar.getSchedule",
+    createEvent: "microsoft.events.create",
+  },
+  async createAccount(sb, email, extraCalendars = 0) {
+    await sb.admin("POST", "/_admin/microsoft/accounts", {
+      email,
+      calendars: Array.from({ length: extraCalendars }, (_, i) => ({ name: `Shared ${i}`, canEdit: true })),
+    });
+  },
+  asksOfflineAccess: (url) => (url.searchParams.get("scope") ?? "").split(" ").includes("offline_access"),
+  async addBusy(sb, email, item) {
+    // Graph takes wall-clock times with a zone; the admin API reads them like a Graph create.
+    const at = (iso: string) => ({ dateTime: new Date(iso).toISOString().slice(0, 19), timeZone: "UTC" });
+    const body = "allDay" in item
+      ? {
+        start: { dateTime: `${item.allDay.from}T00:00:00`, timeZone: "UTC" },
+        end: { dateTime: `${item.allDay.to}T00:00:00`, timeZone: "UTC" },
+        isAllDay: true,
+      }
+      : { start: at(item.start), end: at(item.end), showAs: item.free ? "free" : "busy" };
+    await sb.admin("POST", `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events`, body);
+  },
+  async setBusyError(sb, email, failing) {
+    await sb.admin("PATCH", `/_admin/microsoft/accounts/${enc(email)}`, {
+      scheduleError: failing ? { responseCode: "5016", message: "mailbox unavailable" } : null,
+    });
+  },
+  // 5016: the schedule has no mailbox Graph can read; reported as a missing calendar.
+  busyErrorKind: "not_found",
+  async events(sb, email) {
+    const items = await sb.msEvents(email, "default", true) as {
+      id: string;
+      deletedAt?: string;
+      start: { dateTime: string };
+      end: { dateTime: string };
+    }[];
+    // The admin listing shows Graph's UTC wall-clock times without an offset.
+    return items.map((e) => ({
+      id: e.id,
+      start: Date.parse(`${e.start.dateTime}Z`),
+      end: Date.parse(`${e.end.dateTime}Z`),
+      live: !e.deletedAt,
+    }));
+  },
+  async grantCounters(sb, email) {
+    return sum(
+      (await sb.admin<{ grants: { refreshCount: number; reuseCount: number }[] }>(
+        "GET",
+        `/_admin/microsoft/grants?email=${enc(email)}`,
+      )).grants,
+    );
+  },
+  throttles: [
+    {
+      label: "429 TooManyRequests with Retry-After on /me/calendars",
+      call: "listCalendars",
+      fault: {
+        match: { endpoint: "microsoft.calendars.list" },
+        response: { status: 429, retryAfterSeconds: 7 },
+      },
+      retryAfterMs: 7_000,
+      reason: "TooManyRequests",
+    },
+    {
+      label: "429 MailboxConcurrency with Retry-After on getSchedule",
+      call: "busy",
+      fault: {
+        match: { endpoint: "microsoft.calendar.getSchedule" },
+        response: {
+          status: 429,
+          reason: "ApplicationThrottled",
+          message: "Application is over its MailboxConcurrency limit.",
+          retryAfterSeconds: 5,
+        },
+      },
+      retryAfterMs: 5_000,
+      reason: "MailboxConcurrency",
+    },
+    {
+      label: "429 with Retry-After on events.create",
+      call: "upsertEvent",
+      fault: {
+        match: { endpoint: "microsoft.events.create" },
+        response: { status: 429, retryAfterSeconds: 3 },
+      },
+      retryAfterMs: 3_000,
+      reason: "TooManyRequests",
+    },
+    {
+      label: "429 with Retry-After at the token endpoint",
+      call: "refresh",
+      fault: {
+        match: { endpoint: "microsoft.oauth.token.refresh_token" },
+        response: { status: 429, retryAfterSeconds: 2 },
+      },
+      retryAfterMs: 2_000,
+    },
+  ],
+  revocations: [
+    { label: "password change (AADSTS50173)", revoke: msRevoke("password_change"), reason: "grant_revoked" },
+    { label: "admin revoked sessions (AADSTS50173)", revoke: msRevoke("admin"), reason: "grant_revoked" },
+    {
+      label: "consent withdrawn (AADSTS65001)",
+      revoke: msRevoke("consent_revoked"),
+      reason: "consent_required",
+    },
+    {
+      label: "refresh token expired after inactivity (AADSTS700082)",
+      revoke: msRevoke("inactivity"),
+      reason: "refresh_token_expired",
+    },
+    {
+      label: "MFA now required (AADSTS50076)",
+      revoke: msRevoke("mfa_required"),
+      reason: "interaction_required",
+    },
+  ],
+};
+
+/** The providers the contract runs against, in order. */
+export const FIXTURES: readonly ProviderFixture[] = [googleFixture, microsoftFixture];
