@@ -372,6 +372,8 @@ Deno.test("Microsoft provider: connect, list, availability, writes through the w
       const res = await stack.invoke("calendar-disconnect", { jwt: bob.jwt, body: {} });
       const text = await res.text();
       assert.equal(res.status, 200, text);
+      // Nothing was revoked at Microsoft (no per-token revocation): the answer says so.
+      assert.deepEqual(JSON.parse(text), { status: "disconnected", revoked: false });
       const rows = await stack.sql`select access_token_encrypted, refresh_token_encrypted, connection_status
         from public.staff_calendar_connections where staff_id = ${bob.id}`;
       for (const r of rows) {

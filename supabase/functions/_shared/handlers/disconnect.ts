@@ -14,7 +14,7 @@
  * alone. Connecting again later starts from a clean slate and backfills.
  *
  * Output 200: `{status: "disconnected", revoked: boolean}` (`revoked` true when every grant was
- * revoked at the provider).
+ * revoked at the provider; always false for a provider without token revocation, e.g. Microsoft).
  *
  * Errors: 401 `missing_authorization` / `invalid_token`; 403 `forbidden_role`, `user_required`,
  * `not_staff`, `forbidden_tenant` (another tenant), `forbidden` (same tenant, not an admin);
@@ -49,8 +49,17 @@ type LockedRow = Pick<
   | "connection_status"
 >;
 
-/** Revoke the grant behind a row's tokens; false when there is no readable token or the provider failed. */
+/**
+ * Revoke the grant behind a row's tokens; false when there is no readable token, the provider failed,
+ * or the provider has no per-token revocation (Microsoft: forgetting the tokens is all that can be done
+ * here; the user or an administrator removes the app's consent in their Microsoft account).
+ */
 async function revokeGrant(config: Config, row: LockedRow, log: RequestContext["log"]): Promise<boolean> {
+  const provider = providerFor(row.provider, config);
+  if (!provider.capabilities.tokenRevocation) {
+    log("revoke_skipped", { connection_id: row.id, reason: "provider has no token revocation" });
+    return false;
+  }
   const candidates: ["refresh_token" | "access_token", string | null][] = [
     ["refresh_token", row.refresh_token_encrypted],
     ["access_token", row.access_token_encrypted],
@@ -64,7 +73,7 @@ async function revokeGrant(config: Config, row: LockedRow, log: RequestContext["
       continue;
     }
     try {
-      await providerFor(row.provider, config).revoke(token);
+      await provider.revoke(token);
       return true;
     } catch (err) {
       log("revoke_failed", {
