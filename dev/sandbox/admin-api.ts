@@ -8,6 +8,7 @@ import { z } from "zod";
 import { AdminError, GoogleApiError, jsonResponse } from "./errors.ts";
 import { type EventBody, insertEvent } from "./event-model.ts";
 import { faultSchema, latencySchema } from "./faults.ts";
+import { handleInboundAdmin, resetInbound } from "./inbound-admin.ts";
 import { handleMicrosoftAdmin } from "./ms-admin.ts";
 import type { SandboxRuntime } from "./runtime.ts";
 import { ACCESS_ROLES, type Account, type CalendarRecord } from "./state.ts";
@@ -95,6 +96,7 @@ export async function handleAdmin(
       sb.calls.reset();
       sb.concurrency.reset();
       sb.mailboxes.reset();
+      await resetInbound(sb);
       return ok();
     case "POST accounts": {
       const body = await readJson(req, accountBody);
@@ -210,10 +212,13 @@ export async function handleAdmin(
     case "POST authorize":
       return ok(await authorize(await readJson(req, authorizeBody), url.origin, dispatch));
   }
+  const inboundAnswer = await handleInboundAdmin(sb, req, url, seg);
+  if (inboundAnswer) return inboundAnswer;
   throw new AdminError(404, "not_found", `No admin route for ${req.method} ${url.pathname}`);
 }
 
-async function readJson<T extends z.ZodType>(req: Request, schema: T): Promise<z.infer<T>> {
+/** Parse the admin request body against `schema`; AdminError 400 when malformed or invalid. */
+export async function readJson<T extends z.ZodType>(req: Request, schema: T): Promise<z.infer<T>> {
   let raw: unknown;
   try {
     const text = await req.text();

@@ -204,6 +204,7 @@ function store(state: SandboxState, cal: CalendarRecord, resource: EventResource
   const stored = { resource: ordered(resource), changeSeq: state.nextChangeSeq() };
   cal.events[resource.id] = stored;
   state.changed();
+  state.eventChanged(cal);
   return stored;
 }
 

@@ -208,7 +208,9 @@ export function eventsList(ctx: ApiContext): Response {
   }
 
   const fp = fingerprint(sp);
-  let snapshot = ctx.state.data.changeSeq;
+  // The calendar's own latest change, so an unchanged calendar answers with the same sync token
+  // (docs/providers/google.md A9) whatever happens in other calendars.
+  let snapshot = Object.values(cal.events).reduce((m, s) => Math.max(m, s.changeSeq), sinceSeq ?? 0);
   let after = 0;
   let afterStart: [number, string] | undefined;
   if (q.pageToken !== undefined) {

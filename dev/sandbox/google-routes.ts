@@ -6,6 +6,7 @@ import { type ApiContext, bearerToken, resolveBearer } from "./api-context.ts";
 import { matchCalendarRoute } from "./calendar-api.ts";
 import { errorForStatus } from "./errors.ts";
 import type { EndpointName } from "./faults.ts";
+import { matchPushRoute } from "./google-push.ts";
 import { authorizePage, decisionPost } from "./oauth-authorize.ts";
 import { DISCOVERY_PATH, discoveryEndpoint, JWKS_PATH, jwksEndpoint } from "./oauth-identity.ts";
 import {
@@ -81,7 +82,8 @@ export function routeGoogle(sb: SandboxRuntime, req: Request, url: URL, bodyText
     };
   }
   if (path === CALENDAR_BASE || path.startsWith(`${CALENDAR_BASE}/`)) {
-    const route = matchCalendarRoute(method, path.slice(CALENDAR_BASE.length));
+    const sub = path.slice(CALENDAR_BASE.length);
+    const route = matchCalendarRoute(method, sub) ?? matchPushRoute(sb.channels, method, sub);
     if (route) {
       const auth = resolveBearer(sb.state, bearerToken(req, url));
       const ctx: ApiContext = { state: sb.state, req, url, params: route.params, bodyText, auth };

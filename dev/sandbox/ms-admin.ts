@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { AdminError, jsonResponse } from "./errors.ts";
 import { GraphError } from "./ms-errors.ts";
+import { handleMsInboundAdmin } from "./inbound-admin.ts";
 import { adminInsertEvent, eventView } from "./ms-graph.ts";
 import type { MsAccount, MsCalendar } from "./ms-state.ts";
 import { resolveZone, UTC_ZONE } from "./ms-zones.ts";
@@ -225,5 +226,7 @@ export async function handleMicrosoftAdmin(
       sb.mailboxes.reset();
       return ok();
   }
+  const inboundAnswer = await handleMsInboundAdmin(sb, req, url, seg);
+  if (inboundAnswer) return inboundAnswer;
   throw new AdminError(404, "not_found", `No admin route for ${req.method} ${url.pathname}`);
 }

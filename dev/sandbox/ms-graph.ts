@@ -26,7 +26,8 @@ import { type GraphZone, resolveZone, UTC_ZONE } from "./ms-zones.ts";
 import type { SandboxRuntime } from "./runtime.ts";
 import { eventInstant, isDate, parseRfc3339, wallClock } from "./time.ts";
 
-const META = "https://graph.microsoft.com/v1.0/$metadata";
+/** Base of every `@odata.context`. */
+export const META = "https://graph.microsoft.com/v1.0/$metadata";
 /** Graph's page size for `/me/calendars` without `$top`. */
 export const CALENDARS_PAGE_SIZE = 10;
 /** getSchedule limits (B4): schedules per request, days per window. */
@@ -125,7 +126,8 @@ export function graphCaller(sb: SandboxRuntime, req: Request): GraphCaller {
   return { account, clientId: found.grant.clientId, scopes: found.record.scopes };
 }
 
-const CAL_READ = [
+/** Scopes that can read calendars (also what subscriptions and delta need). */
+export const CAL_READ = [
   "Calendars.Read",
   "Calendars.ReadWrite",
   "Calendars.Read.Shared",
@@ -138,7 +140,7 @@ function requireScope(ctx: GraphContext, accepted: string[]): void {
 }
 
 /** A JSON answer with Graph's headers. */
-function graphJson(
+export function graphJson(
   ctx: GraphContext,
   body: unknown,
   status = 200,
@@ -396,7 +398,7 @@ function parseDtz(v: unknown, field: string): ParsedTime {
 }
 
 /** Apply a create/patch body onto `ev` (in place), validating like Graph. */
-function applyBody(ev: MsEvent, body: Record<string, unknown>, creating: boolean): void {
+export function applyBody(ev: MsEvent, body: Record<string, unknown>, creating: boolean): void {
   for (const k of Object.keys(body)) {
     if (!WRITABLE.has(k) && !READ_ONLY.has(k)) {
       throw new GraphError(
@@ -525,7 +527,7 @@ function createEvent(ctx: GraphContext): Response {
   }
   cal.events[ev.id] = ev;
   if (txn !== undefined) a.transactionIds[txn] = ev.id;
-  ctx.sb.state.changed();
+  ctx.sb.state.microsoft.eventChanged(cal, ev, "created");
   return graphJson(
     ctx,
     {
@@ -583,7 +585,7 @@ function patchEvent(ctx: GraphContext): Response {
   const draft: MsEvent = structuredClone(ev);
   applyBody(draft, body, false);
   Object.assign(ev, draft, { changeKey: newChangeKey(), lastModifiedDateTime: graphTimestamp(Date.now()) });
-  ctx.sb.state.changed();
+  ctx.sb.state.microsoft.eventChanged(cal, ev, "updated");
   return graphJson(ctx, {
     "@odata.context": `${META}#users('${ctx.caller.account.oid}')/events/$entity`,
     ...eventView(ev, undefined, ctx.url.origin),
@@ -594,9 +596,10 @@ function patchEvent(ctx: GraphContext): Response {
 function deleteEvent(ctx: GraphContext): Response {
   requireScope(ctx, CAL_WRITE);
   const ev = findOwnEvent(ctx);
-  if (!ctx.caller.account.calendars[ev.calendarId].canEdit) throw accessDenied();
+  const cal = ctx.caller.account.calendars[ev.calendarId];
+  if (!cal.canEdit) throw accessDenied();
   ev.deletedAt = new Date().toISOString();
-  ctx.sb.state.changed();
+  ctx.sb.state.microsoft.eventChanged(cal, ev, "deleted");
   return new Response(null, {
     status: 204,
     headers: graphHeaders(
@@ -770,7 +773,7 @@ export function adminInsertEvent(
   };
   applyBody(ev, body, true);
   cal.events[ev.id] = ev;
-  sb.state.changed();
+  sb.state.microsoft.eventChanged(cal, ev, "created");
   return ev;
 }
 

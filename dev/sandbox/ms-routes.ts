@@ -13,6 +13,7 @@ import {
   graphErrorForStatus,
   mailboxConcurrency,
 } from "./ms-errors.ts";
+import { matchDeltaRoute } from "./ms-delta.ts";
 import { graphCaller, matchGraphRoute } from "./ms-graph.ts";
 import {
   msAuthorizePage,
@@ -23,6 +24,7 @@ import {
   msTokenEndpoint,
   msTokenRequestEmail,
 } from "./ms-oauth.ts";
+import { matchSubscriptionRoute } from "./ms-subscriptions.ts";
 import { formBody, type SandboxRuntime } from "./runtime.ts";
 
 /** Outlook's concurrent-request limit per app and mailbox. */
@@ -101,7 +103,9 @@ export function routeMicrosoft(sb: SandboxRuntime, req: Request, url: URL, bodyT
     return err.toResponse(clientRequestId);
   };
   if (path === GRAPH_BASE || path.startsWith(`${GRAPH_BASE}/`)) {
-    const route = matchGraphRoute(method, path.slice(GRAPH_BASE.length));
+    const sub = path.slice(GRAPH_BASE.length);
+    const route = matchGraphRoute(method, sub) ?? matchSubscriptionRoute(method, sub) ??
+      matchDeltaRoute(method, sub);
     if (!route) {
       return {
         endpoint: "unknown",

@@ -52,7 +52,14 @@ export interface MsEvent {
   lastModifiedDateTime: string;
   /** Set when deleted through Graph (kept for the admin API's includeDeleted listing). */
   deletedAt?: string;
+  /** Value of the mailbox change counter at the last change (calendarView/delta; absent = before it). */
+  changeSeq?: number;
+  /** Value of the change counter when the event was created. */
+  createdSeq?: number;
 }
+
+/** A Graph change notification's `changeType`. */
+export type MsChangeType = "created" | "updated" | "deleted";
 
 /** One calendar of a user (default, shared or read-only). */
 export interface MsCalendar {
@@ -68,6 +75,8 @@ export interface MsCalendar {
   owner: MsEmailAddress;
   changeKey: string;
   events: Record<string, MsEvent>;
+  /** Bumped to invalidate every delta token of this calendar (410 SyncStateNotFound). */
+  syncGeneration?: number;
 }
 
 /** A per-schedule error getSchedule reports for this user (admin-injected), e.g. `5016` no mailbox. */
@@ -127,6 +136,8 @@ export interface MsData {
   accounts: Record<string, MsAccount>;
   grants: Record<string, MsGrant>;
   accessTokens: Record<string, MsAccessToken>;
+  /** Event change counter (calendarView/delta tokens refer to it); absent in older state files. */
+  changeSeq?: number;
 }
 
 /** An issued authorization code (single use, 10 minutes; not persisted). */
@@ -194,6 +205,8 @@ export class MicrosoftStore {
   readonly pending = new Map<string, MsPendingAuthorization>();
   readonly codes = new Map<string, MsAuthorizationCode>();
   refreshReuse: RefreshReuseMode = "reject";
+  /** Called after every event change (change notifications, ms-subscriptions.ts). */
+  onEventChange: (cal: MsCalendar, ev: MsEvent, changeType: MsChangeType) => void = () => {};
   private refreshIndex = new Map<string, string>();
 
   constructor(private readonly data: () => MsData, private readonly changed: () => void) {
@@ -311,6 +324,28 @@ export class MicrosoftStore {
   /** A calendar by id, `default` standing for the default calendar (admin API convenience only). */
   calendar(account: MsAccount, id: string): MsCalendar | undefined {
     return id === "default" ? this.defaultCalendar(account) : account.calendars[id];
+  }
+
+  /**
+   * Record a change to `ev` (already applied): it gets the next change sequence number, which
+   * calendarView/delta orders by, and change notifications go out.
+   */
+  eventChanged(cal: MsCalendar, ev: MsEvent, changeType: MsChangeType): void {
+    const d = this.data();
+    ev.changeSeq = d.changeSeq = (d.changeSeq ?? 0) + 1;
+    if (changeType === "created") ev.createdSeq = ev.changeSeq;
+    this.changed();
+    this.onEventChange(cal, ev, changeType);
+  }
+
+  /** The current value of the event change counter. */
+  changeSeq(): number {
+    return this.data().changeSeq ?? 0;
+  }
+
+  /** The account a calendar belongs to. */
+  ownerOf(cal: MsCalendar): MsAccount | undefined {
+    return Object.values(this.data().accounts).find((a) => a.calendars[cal.id] === cal);
   }
 
   /** The live (not deleted) event with this id in any of the account's calendars. */

@@ -4,6 +4,9 @@
  */
 import type { ClientRegistry } from "./clients.ts";
 import type { CallLog, ConcurrencyTracker, FaultBoard } from "./faults.ts";
+import type { GoogleChannels } from "./google-push.ts";
+import type { MsSubscriptions } from "./ms-subscriptions.ts";
+import type { PushHub } from "./push.ts";
 import type { MailboxGate } from "./ms-routes.ts";
 import type { SandboxState } from "./state.ts";
 
@@ -18,6 +21,12 @@ export interface SandboxRuntime {
   concurrency: ConcurrencyTracker;
   /** Outlook's live per-app-per-mailbox request count (MailboxConcurrency). */
   mailboxes: MailboxGate;
+  /** Outbound webhook delivery (Google channels, Graph subscriptions) and its test controls. */
+  push: PushHub;
+  /** Google push channels (events.watch). */
+  channels: GoogleChannels;
+  /** Microsoft Graph subscriptions. */
+  subscriptions: MsSubscriptions;
   /** Aborted when the server closes, so requests held by latency or a timeout fault end at once. */
   closing: AbortSignal;
 }

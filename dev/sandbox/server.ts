@@ -8,6 +8,7 @@ import { CallLog, ConcurrencyTracker, FaultBoard } from "./faults.ts";
 import { DEFAULT_MS_CLIENT } from "./ms-oauth.ts";
 import { MailboxGate } from "./ms-routes.ts";
 import { loadStateFile, StateFileWriter } from "./persist.ts";
+import { inbound } from "./inbound.ts";
 import { createHandler } from "./router.ts";
 import type { SandboxRuntime } from "./runtime.ts";
 import { SandboxState } from "./state.ts";
@@ -60,6 +61,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<RunningSa
     concurrency: new ConcurrencyTracker(),
     mailboxes: new MailboxGate(),
     closing: closing.signal,
+    ...inbound(state, closing.signal),
   };
   const hostname = opts.hostname ?? "127.0.0.1";
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
@@ -81,6 +83,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<RunningSa
     close: () =>
       closed ??= (async () => {
         closing.abort();
+        await sb.push.flush();
         await server.shutdown();
         await writer?.flush();
       })(),

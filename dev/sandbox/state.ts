@@ -182,6 +182,8 @@ export class SandboxState {
   private refreshIndex = new Map<string, string>();
   /** Called after every durable change (persist.ts schedules a save). */
   onChange: () => void = () => {};
+  /** Called after any change to a calendar's events (push notifications, google-push.ts). */
+  onEventChange: (cal: CalendarRecord) => void = () => {};
   /** The Microsoft accounts, grants and events (kept in `data.microsoft`). */
   readonly microsoft: MicrosoftStore;
 
@@ -218,6 +220,11 @@ export class SandboxState {
   nextEtag(): string {
     this.data.etagClock = Math.max(this.data.etagClock + 1, Date.now() * 1000);
     return `"${this.data.etagClock}"`;
+  }
+
+  /** Report a change to `cal`'s events (written, deleted, purged, moved in or out). */
+  eventChanged(cal: CalendarRecord): void {
+    this.onEventChange(cal);
   }
 
   /** The next value of the global event change counter. */
@@ -320,6 +327,7 @@ export class SandboxState {
     delete cal.events[eventId];
     cal.retiredEventIds = [...new Set([...(cal.retiredEventIds ?? []), eventId])];
     this.changed();
+    this.eventChanged(cal);
     return true;
   }
 
@@ -342,6 +350,8 @@ export class SandboxState {
     const resource = { ...stored.resource, etag: this.nextEtag(), updated: rfc3339(Date.now()) };
     to.events[eventId] = { resource, changeSeq: this.nextChangeSeq() };
     this.changed();
+    this.eventChanged(from);
+    this.eventChanged(to);
     return resource;
   }
 
