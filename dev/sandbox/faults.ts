@@ -27,6 +27,7 @@ export const ENDPOINTS = [
   "microsoft.me.get",
   "microsoft.calendars.list",
   "microsoft.calendar.getSchedule",
+  "microsoft.calendar.calendarView",
   "microsoft.events.create",
   "microsoft.events.get",
   "microsoft.events.update",

@@ -27,6 +27,8 @@ export interface MsEvent {
   body: { contentType: "text" | "html"; content: string };
   showAs: "free" | "tentative" | "busy" | "oof" | "workingElsewhere" | "unknown";
   isAllDay: boolean;
+  /** A meeting its organizer cancelled, still in this calendar (admin-set; Graph creates never are). */
+  isCancelled?: boolean;
   /** Epoch ms of the start/end for timed events. */
   startMs: number;
   endMs: number;
@@ -194,6 +196,8 @@ export class MicrosoftStore {
   readonly pending = new Map<string, MsPendingAuthorization>();
   readonly codes = new Map<string, MsAuthorizationCode>();
   refreshReuse: RefreshReuseMode = "reject";
+  /** Server-driven paging: at most this many events per calendarView page, whatever `$top` asks. */
+  calendarViewMaxPageSize: number | undefined = undefined;
   private refreshIndex = new Map<string, string>();
 
   constructor(private readonly data: () => MsData, private readonly changed: () => void) {
@@ -214,6 +218,7 @@ export class MicrosoftStore {
     this.pending.clear();
     this.codes.clear();
     this.refreshReuse = "reject";
+    this.calendarViewMaxPageSize = undefined;
     this.reindex();
   }
 
