@@ -29,6 +29,7 @@ export const ENDPOINTS = [
   "microsoft.me.get",
   "microsoft.calendars.list",
   "microsoft.calendar.getSchedule",
+  "microsoft.calendar.calendarView",
   "microsoft.subscriptions.create",
   "microsoft.subscriptions.list",
   "microsoft.subscriptions.get",

@@ -2,7 +2,7 @@
  * The Microsoft part of the admin API, under `/_admin/microsoft` (CONTRACT.md "Microsoft admin API"):
  * accounts (tenant, mailbox time zone, calendars with canEdit/owner), busy items added directly,
  * event listings including deleted ones, grant revocation with a reason, token expiry, the refresh-token
- * reuse mode, and the MailboxConcurrency report.
+ * reuse mode, calendarView's server page size, and the MailboxConcurrency report.
  */
 import { z } from "zod";
 import { AdminError, jsonResponse } from "./errors.ts";
@@ -52,6 +52,7 @@ const eventBody = z.strictObject({
   end: dtz,
   isAllDay: z.boolean().optional(),
   showAs: z.enum(["free", "tentative", "busy", "oof", "workingElsewhere", "unknown"]).optional(),
+  isCancelled: z.boolean().optional(),
 });
 const revokeBody = z.strictObject({
   email,
@@ -60,7 +61,10 @@ const revokeBody = z.strictObject({
   ),
 });
 const emailBody = z.strictObject({ email });
-const settingsBody = z.strictObject({ refreshTokenReuse: z.enum(["reject", "revoke_grant", "allow"]) });
+const settingsBody = z.strictObject({
+  refreshTokenReuse: z.enum(["reject", "revoke_grant", "allow"]).optional(),
+  calendarViewMaxPageSize: z.number().int().positive().nullable().optional(),
+});
 
 const ok = (body: unknown = { ok: true }) => jsonResponse(body);
 
@@ -124,6 +128,10 @@ export async function handleMicrosoftAdmin(
     if (!cal) throw new AdminError(404, "not_found", `Account ${e} has no calendar ${id}`);
     return cal;
   };
+  const settingsView = () => ({
+    refreshTokenReuse: ms.refreshReuse,
+    calendarViewMaxPageSize: ms.calendarViewMaxPageSize ?? null,
+  });
   const route = `${req.method} ${
     seg.map((s, i) => (seg[0] === "accounts" && (i === 1 || i === 3) ? "*" : s)).join("/")
   }`;
@@ -215,11 +223,15 @@ export async function handleMicrosoftAdmin(
       });
     }
     case "POST settings": {
-      ms.refreshReuse = (await readJson(req, settingsBody)).refreshTokenReuse;
-      return ok({ refreshTokenReuse: ms.refreshReuse });
+      const b = await readJson(req, settingsBody);
+      if (b.refreshTokenReuse) ms.refreshReuse = b.refreshTokenReuse;
+      if (b.calendarViewMaxPageSize !== undefined) {
+        ms.calendarViewMaxPageSize = b.calendarViewMaxPageSize ?? undefined;
+      }
+      return ok(settingsView());
     }
     case "GET settings":
-      return ok({ refreshTokenReuse: ms.refreshReuse });
+      return ok(settingsView());
     case "GET concurrency":
       return ok(sb.mailboxes.report());
     case "POST concurrency/reset":

@@ -1,6 +1,7 @@
 /**
  * Microsoft Graph v1.0 under `/microsoft/graph/v1.0` (CONTRACT.md, "Microsoft"): `/me`,
- * `/me/calendars` (paged), `/me/calendar/getSchedule`, and events create/get/patch/delete with
+ * `/me/calendars` (paged), `/me/calendar/getSchedule`, calendarView (paged, `$select`, `$top`), and
+ * events create/get/patch/delete with
  * `transactionId` de-duplication. Times: `dateTimeTimeZone` with local `dateTime` (7 fractional digits)
  * and Windows zone names; reads answer in UTC unless `Prefer: outlook.timezone="…"`.
  */
@@ -24,7 +25,7 @@ import {
 } from "./ms-state.ts";
 import { type GraphZone, resolveZone, UTC_ZONE } from "./ms-zones.ts";
 import type { SandboxRuntime } from "./runtime.ts";
-import { eventInstant, isDate, parseRfc3339, wallClock } from "./time.ts";
+import { eventInstant, isDate, isLocalDateTime, parseRfc3339, wallClock } from "./time.ts";
 
 /** Base of every `@odata.context`. */
 export const META = "https://graph.microsoft.com/v1.0/$metadata";
@@ -33,6 +34,10 @@ export const CALENDARS_PAGE_SIZE = 10;
 /** getSchedule limits (B4): schedules per request, days per window. */
 export const GETSCHEDULE_MAX_SCHEDULES = 20;
 export const GETSCHEDULE_MAX_DAYS = 62;
+/** calendarView: page size without `$top` (observed: 10), largest `$top`, longest window (B8). */
+export const CALENDAR_VIEW_PAGE_SIZE = 10;
+export const CALENDAR_VIEW_MAX_TOP = 1000;
+export const CALENDAR_VIEW_MAX_DAYS = 1825;
 
 /** Who is calling: the account and client behind the bearer token. */
 export interface GraphCaller {
@@ -57,6 +62,7 @@ export interface GraphRoute {
     | "microsoft.me.get"
     | "microsoft.calendars.list"
     | "microsoft.calendar.getSchedule"
+    | "microsoft.calendar.calendarView"
     | "microsoft.events.create"
     | "microsoft.events.get"
     | "microsoft.events.update"
@@ -84,6 +90,16 @@ export function matchGraphRoute(method: string, subpath: string): GraphRoute | u
     method === "POST" && (is("me", "calendar", "getSchedule") || is("me", "calendars", "*", "getSchedule"))
   ) {
     return { endpoint: "microsoft.calendar.getSchedule", params: {}, handle: getSchedule };
+  }
+  if (method === "GET" && (is("me", "calendarView") || is("me", "calendar", "calendarView"))) {
+    return { endpoint: "microsoft.calendar.calendarView", params: {}, handle: calendarViewList };
+  }
+  if (method === "GET" && is("me", "calendars", "*", "calendarView")) {
+    return {
+      endpoint: "microsoft.calendar.calendarView",
+      params: { calendarId: seg[2] },
+      handle: calendarViewList,
+    };
   }
   if (method === "POST" && is("me", "events")) {
     return { endpoint: "microsoft.events.create", params: {}, handle: createEvent };
@@ -294,7 +310,7 @@ export function eventView(ev: MsEvent, zone: GraphZone | undefined, origin: stri
     importance: ev.importance,
     sensitivity: ev.sensitivity,
     isAllDay: ev.isAllDay,
-    isCancelled: false,
+    isCancelled: ev.isCancelled ?? false,
     isDraft: false,
     isOrganizer: true,
     responseRequested: true,
@@ -740,7 +756,125 @@ function getSchedule(ctx: GraphContext): Response {
   );
 }
 
-/** Admin helper: add an event directly (busy time), validated as a Graph create would be. */
+/** A calendarView window bound: RFC 3339 with offset, or without one (then UTC, whatever Prefer says). */
+function viewBound(q: URLSearchParams, name: "startDateTime" | "endDateTime"): number {
+  const key = [...q.keys()].find((k) => k.toLowerCase() === name.toLowerCase());
+  const raw = key === undefined ? undefined : q.get(key);
+  if (!raw) {
+    throw new GraphError(
+      400,
+      "ErrorInvalidParameter",
+      "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+    );
+  }
+  const ms = parseRfc3339(raw) ??
+    (isLocalDateTime(raw) ? eventInstant({ dateTime: raw, timeZone: "UTC" }, "UTC") : undefined);
+  if (ms === undefined) {
+    throw new GraphError(
+      400,
+      "ErrorInvalidParameter",
+      `The value '${raw}' of parameter '${name.charAt(0).toUpperCase()}${name.slice(1)}' is invalid.`,
+    );
+  }
+  return ms;
+}
+
+/** A non-negative integer query option (`$top`, `$skip`), or undefined when absent. */
+function intOption(q: URLSearchParams, name: string, min: number, max: number): number | undefined {
+  if (!q.has(name)) return undefined;
+  const n = Number(q.get(name));
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new GraphError(
+      400,
+      "ErrorInvalidUrlQuery",
+      `Invalid value '${q.get(name)}' for query parameter ${name}.`,
+    );
+  }
+  return n;
+}
+
+/**
+ * `GET /me/calendars/{id}/calendarView` (also `/me/calendar/calendarView`, `/me/calendarView`: the
+ * default calendar) `?startDateTime&endDateTime[&$select][&$top][&$skip]`: the live events overlapping
+ * the window, earliest first. Both bounds required (400 ErrorInvalidParameter); a bound without offset
+ * is UTC, never the Prefer zone; a window over 1825 days -> 400 ErrorInvalidRequest. Times in the Prefer
+ * zone (Windows name) else UTC; all-day events float (midnight to midnight in that zone, and matched
+ * against the window there). Pages of `$top` (1..1000), else `Prefer: odata.maxpagesize`, else 10, and
+ * at most the admin's `calendarViewMaxPageSize` (server-driven paging); `@odata.nextLink` repeats the
+ * query with `$skip`. `$select` keeps `id` and `@odata.etag`; an unknown property -> 400. Unknown
+ * calendar -> 404 ErrorItemNotFound.
+ */
+function calendarViewList(ctx: GraphContext): Response {
+  requireScope(ctx, CAL_READ);
+  const q = ctx.url.searchParams;
+  const start = viewBound(q, "startDateTime");
+  const end = viewBound(q, "endDateTime");
+  if (end < start) {
+    throw new GraphError(
+      400,
+      "ErrorInvalidParameter",
+      "The EndDateTime must be later than the StartDateTime.",
+    );
+  }
+  if (end - start > CALENDAR_VIEW_MAX_DAYS * 86_400_000) {
+    throw invalidRequest(
+      `The time range between StartDateTime and EndDateTime exceeds the maximum of ${CALENDAR_VIEW_MAX_DAYS} days.`,
+    );
+  }
+  const top = intOption(q, "$top", 1, CALENDAR_VIEW_MAX_TOP);
+  const skip = intOption(q, "$skip", 0, Number.MAX_SAFE_INTEGER) ?? 0;
+  const { zone, applied } = preferredZone(ctx.req);
+  const maxPage = /odata\.maxpagesize\s*=\s*(\d+)/i.exec(ctx.req.headers.get("prefer") ?? "");
+  const asked = top ?? (maxPage ? Math.max(1, Number(maxPage[1])) : CALENDAR_VIEW_PAGE_SIZE);
+  const pageSize = Math.min(asked, ctx.sb.state.microsoft.calendarViewMaxPageSize ?? asked);
+  const cal = targetCalendar(ctx);
+  const select = q.get("$select")?.split(",").map((p) => p.trim()).filter(Boolean);
+  const matching = Object.values(cal.events)
+    .filter((ev) => !ev.deletedAt)
+    .map((ev) => ({ ev, span: spanIn(ev, zone) }))
+    .filter(({ span }) => span[0] < end && span[1] > start)
+    .sort((x, y) => x.span[0] - y.span[0] || (x.ev.id < y.ev.id ? -1 : 1));
+  const value = matching.slice(skip, skip + pageSize).map(({ ev }) => {
+    const full: Record<string, unknown> = eventView(ev, zone, ctx.url.origin);
+    if (!select) return full;
+    const picked: Record<string, unknown> = { "@odata.etag": full["@odata.etag"], id: full.id };
+    for (const p of select) {
+      if (!(p in full)) {
+        throw new GraphError(
+          400,
+          "RequestBroker--ParseUri",
+          `Could not find a property named '${p}' on type 'Microsoft.OutlookServices.Event'.`,
+        );
+      }
+      picked[p] = full[p];
+    }
+    return picked;
+  });
+  // Graph repeats the caller's query in the next link, with the next $skip, OData options unescaped.
+  const rest = ctx.url.search.slice(1).split("&").filter((kv) => kv && !/^(\$|%24)skip=/i.test(kv));
+  const next = skip + pageSize < matching.length
+    ? `${ctx.url.origin}${ctx.url.pathname}?${[...rest, `$skip=${skip + pageSize}`].join("&")}`
+    : undefined;
+  const preferApplied = [applied, maxPage && top === undefined ? `odata.maxpagesize=${asked}` : undefined]
+    .filter(Boolean).join(", ");
+  return graphJson(
+    ctx,
+    {
+      "@odata.context": `${META}#users('${ctx.caller.account.oid}')/calendars('${cal.id}')/calendarView${
+        select ? `(${select.join(",")})` : ""
+      }`,
+      value,
+      ...(next ? { "@odata.nextLink": next } : {}),
+    },
+    200,
+    preferApplied ? { "preference-applied": preferApplied } : {},
+  );
+}
+
+/**
+ * Admin helper: add an event directly (busy time), validated as a Graph create would be; `isCancelled`
+ * (which no Graph create can set) stands for a meeting its organizer cancelled.
+ */
 export function adminInsertEvent(
   sb: SandboxRuntime,
   cal: MsCalendar,
@@ -771,7 +905,9 @@ export function adminInsertEvent(
     createdDateTime: graphTimestamp(now),
     lastModifiedDateTime: graphTimestamp(now),
   };
-  applyBody(ev, body, true);
+  const { isCancelled, ...graphBody } = body;
+  applyBody(ev, graphBody, true);
+  if (isCancelled === true) ev.isCancelled = true;
   cal.events[ev.id] = ev;
   sb.state.microsoft.eventChanged(cal, ev, "created");
   return ev;

@@ -27,6 +27,8 @@ export interface MsEvent {
   body: { contentType: "text" | "html"; content: string };
   showAs: "free" | "tentative" | "busy" | "oof" | "workingElsewhere" | "unknown";
   isAllDay: boolean;
+  /** A meeting its organizer cancelled, still in this calendar (admin-set; Graph creates never are). */
+  isCancelled?: boolean;
   /** Epoch ms of the start/end for timed events. */
   startMs: number;
   endMs: number;
@@ -207,6 +209,8 @@ export class MicrosoftStore {
   refreshReuse: RefreshReuseMode = "reject";
   /** Called after every event change (change notifications, ms-subscriptions.ts). */
   onEventChange: (cal: MsCalendar, ev: MsEvent, changeType: MsChangeType) => void = () => {};
+  /** Server-driven paging: at most this many events per calendarView page, whatever `$top` asks. */
+  calendarViewMaxPageSize: number | undefined = undefined;
   private refreshIndex = new Map<string, string>();
 
   constructor(private readonly data: () => MsData, private readonly changed: () => void) {
@@ -227,6 +231,7 @@ export class MicrosoftStore {
     this.pending.clear();
     this.codes.clear();
     this.refreshReuse = "reject";
+    this.calendarViewMaxPageSize = undefined;
     this.reindex();
   }
 

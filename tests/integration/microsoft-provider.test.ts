@@ -1,9 +1,10 @@
 /**
  * The Microsoft provider end to end over real HTTP: the gateway's functions, a scratch Postgres and
  * the Microsoft sandbox (dev/sandbox/CONTRACT.md, "Microsoft"). Connect with provider "microsoft",
- * list calendars, availability from getSchedule, an appointment written through the worker exactly
- * once (a retry after a lost answer finds the first event by transactionId), move, cancel, refresh
- * with rotation, a revoked grant, throttling, and a deployment that configures Microsoft only.
+ * list calendars, availability from getSchedule (default calendar) and calendarView (another calendar,
+ * every page), an appointment written through the worker exactly once (a retry after a lost answer
+ * finds the first event by transactionId), move, cancel, refresh with rotation, a revoked grant,
+ * throttling, and a deployment that configures Microsoft only.
  */
 import assert from "node:assert/strict";
 import { parseConfig } from "../../supabase/functions/_shared/config.ts";
@@ -384,6 +385,122 @@ Deno.test("Microsoft provider: connect, list, availability, writes through the w
   } catch (err) {
     console.error(stack.gatewayLogs().slice(-40).join("\n"));
     throw err;
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("Microsoft availability for a selected non-default calendar reads calendarView, every page", async (t) => {
+  const stack = await startTestStack({});
+  try {
+    const tenantId = await stack.createTenant("Room bookings");
+    const bob = await stack.createStaff({ tenantId, email: "bob@fabrikam-clinic.com" });
+    // India has no daylight saving: an all-day event's day starts at 18:30 UTC the evening before.
+    await stack.sql`update public.staff set time_zone = 'Asia/Kolkata' where id = ${bob.id}`;
+    const ms = stack.sandbox;
+    const account = await ms.admin("POST", "/_admin/microsoft/accounts", {
+      email: bob.email,
+      calendars: [{ name: "Room 2", canEdit: true }],
+    }) as { calendars: { id: string; name: string }[] };
+    const room = account.calendars.find((c) => c.name === "Room 2")!.id;
+    const H = (h: number) => DAY0 + h * HOUR;
+    const day = (ms: number) => iso(ms).slice(0, 10);
+    const add = (calendar: string, body: Record<string, unknown>) =>
+      ms.admin(
+        "POST",
+        `/_admin/microsoft/accounts/${bob.email}/calendars/${encodeURIComponent(calendar)}/events`,
+        { subject: "Therapy: Jane Doe", ...body },
+      );
+    const timed = (start: number, end: number, showAs = "busy", extra: Record<string, unknown> = {}) => ({
+      start: { dateTime: iso(start).slice(0, 19), timeZone: "UTC" },
+      end: { dateTime: iso(end).slice(0, 19), timeZone: "UTC" },
+      showAs,
+      ...extra,
+    });
+    const allDay = (from: number, to: number) => ({
+      start: { dateTime: `${day(from)}T00:00:00`, timeZone: "UTC" },
+      end: { dateTime: `${day(to)}T00:00:00`, timeZone: "UTC" },
+      isAllDay: true,
+    });
+    const availability = async () => {
+      const res = await stack.invoke("calendar-get-availability", {
+        jwt: bob.jwt,
+        body: { staff_id: bob.id, time_min: iso(DAY0), time_max: iso(DAY0 + 4 * DAY) },
+      });
+      return { status: res.status, text: await res.text() };
+    };
+
+    await t.step("connect and select the non-default calendar", async () => {
+      const { location } = await stack.connect(bob, { provider: "microsoft" });
+      assert.match(location, /calendar_status=connected/, location);
+      const res = await stack.invoke("calendar-select-calendar", {
+        jwt: bob.jwt,
+        body: { calendar_id: room },
+      });
+      const body = await res.json();
+      assert.equal(res.status, 200, JSON.stringify(body));
+      assert.equal(body.selected_calendar_id, room);
+      assert.equal(body.calendar.primary, false);
+    });
+
+    await t.step(
+      "busy from that calendar only: statuses, cancelled, multi-day, all-day on the staff member's days",
+      async () => {
+        await add(room, timed(H(9), H(10)));
+        await add(room, timed(H(9.5), H(11), "tentative"));
+        await add(room, timed(H(13), H(14), "free"));
+        await add(room, timed(H(15), H(16), "workingElsewhere"));
+        await add(room, timed(H(17), H(18), "busy", { isCancelled: true }));
+        await add(room, allDay(DAY0 + DAY, DAY0 + 2 * DAY));
+        await add(room, timed(H(68), H(74), "oof")); // overnight, across two days
+        // The day after the window in UTC, but it starts at 18:30 UTC inside the window in Kolkata.
+        await add(room, allDay(DAY0 + 4 * DAY, DAY0 + 5 * DAY));
+        await add("default", timed(H(12), H(13))); // another calendar: not this selection's business
+        // Graph answers at most 2 events a page: the read must follow every nextLink.
+        await ms.admin("POST", "/_admin/microsoft/settings", { calendarViewMaxPageSize: 2 });
+        await ms.resetCalls();
+        const { status, text } = await availability();
+        assert.equal(status, 200, text);
+        assert.deepEqual(JSON.parse(text).busy, [
+          { start: iso(H(9)), end: iso(H(11)) },
+          { start: iso(H(18.5)), end: iso(H(42.5)) },
+          { start: iso(H(68)), end: iso(H(74)) },
+          { start: iso(H(90.5)), end: iso(DAY0 + 4 * DAY) },
+        ]);
+        assert.ok(!text.includes("Jane"));
+        const { byEndpoint } = await ms.calls();
+        // Eight events in the widened window, two a page; getSchedule (the default calendar's) never asked.
+        assert.equal(byEndpoint["microsoft.calendar.calendarView"], 4);
+        assert.equal(byEndpoint["microsoft.calendar.getSchedule"] ?? 0, 0);
+      },
+    );
+
+    await t.step("Graph failures are errors, never free time", async () => {
+      await ms.fault({
+        match: { endpoint: "microsoft.calendar.calendarView", email: bob.email },
+        response: { status: 503 },
+        times: 1,
+      });
+      const unavailable = await availability();
+      assert.equal(unavailable.status, 503, unavailable.text);
+      assert.equal(JSON.parse(unavailable.text).error.code, "provider_unavailable");
+      // A calendar deleted in Outlook (between the list and the read, or before both).
+      await ms.fault({
+        match: { endpoint: "microsoft.calendar.calendarView", email: bob.email },
+        response: { status: 404 },
+        times: 1,
+      });
+      const vanishing = await availability();
+      assert.equal(vanishing.status, 409, vanishing.text);
+      assert.equal(JSON.parse(vanishing.text).error.code, "calendar_not_found");
+      await ms.admin(
+        "DELETE",
+        `/_admin/microsoft/accounts/${bob.email}/calendars/${encodeURIComponent(room)}`,
+      );
+      const gone = await availability();
+      assert.equal(gone.status, 409, gone.text);
+      assert.equal(JSON.parse(gone.text).error.code, "calendar_not_found");
+    });
   } finally {
     await stack.close();
   }

@@ -2,7 +2,7 @@
  * The Microsoft half of the provider sandbox (dev/sandbox/CONTRACT.md "Microsoft") through real HTTP: consent with PKCE S256, the token endpoint with refresh-token
  * rotation and reuse detection, AADSTS errors, the ID token against the published keys, Graph
  * `/me/calendars` paging, getSchedule (Windows zones, statuses, all-day and multi-day, per-schedule
- * errors, limits), events with transactionId de-duplication and 404s, MailboxConcurrency, injected
+ * errors, limits), calendarView (window, Prefer zones, floating all-day events, `$select`, paging), events with transactionId de-duplication and 404s, MailboxConcurrency, injected
  * faults and the state file. Response shapes are checked against real bodies in tests/fixtures/microsoft.
  */
 import assert from "node:assert/strict";
@@ -662,6 +662,206 @@ Deno.test("Graph calendars, getSchedule and events", async (t) => {
         const recreated = await h.graph(at, "POST", path, body);
         assert.equal(recreated.status, 201);
         assert.notEqual(recreated.json.id, first.json.id);
+      },
+    );
+  } finally {
+    await sb.close();
+  }
+});
+
+Deno.test("Graph calendarView: window, Prefer zones, all-day floating, $select, paging", async (t) => {
+  const sb = await startSandbox({ microsoftClients: MS_CLIENTS });
+  const h = harness(sb.url);
+  try {
+    const acct = await h.admin("POST", "/microsoft/accounts", {
+      email: "dr.lee@contoso.com",
+      calendars: [{ name: "Clinic", canEdit: true }],
+    });
+    const clinic = acct.calendars.find((c: { name: string }) => c.name === "Clinic").id as string;
+    const at = (await h.connect("dr.lee@contoso.com")).access_token;
+    const add = (cal: string, body: Record<string, unknown>) =>
+      h.admin(
+        "POST",
+        `/microsoft/accounts/dr.lee@contoso.com/calendars/${encodeURIComponent(cal)}/events`,
+        body,
+      );
+    const utc = (dateTime: string) => ({ dateTime, timeZone: "UTC" });
+    // Tuesday 2026-03-03 in the Clinic calendar; one event in the default calendar that must not show.
+    await add(clinic, { subject: "a", start: utc("2026-03-03T09:00:00"), end: utc("2026-03-03T10:00:00") });
+    await add(clinic, {
+      subject: "b",
+      start: { dateTime: "2026-03-03T11:00:00", timeZone: "Pacific Standard Time" },
+      end: { dateTime: "2026-03-03T12:00:00", timeZone: "Pacific Standard Time" },
+      showAs: "tentative",
+    });
+    await add(clinic, {
+      subject: "c",
+      start: utc("2026-03-04T00:00:00"),
+      end: utc("2026-03-05T00:00:00"),
+      isAllDay: true,
+      showAs: "oof",
+    });
+    await add(clinic, {
+      subject: "d",
+      start: utc("2026-03-03T13:00:00"),
+      end: utc("2026-03-03T14:00:00"),
+      isCancelled: true,
+    });
+    await add("default", {
+      subject: "x",
+      start: utc("2026-03-03T09:00:00"),
+      end: utc("2026-03-03T10:00:00"),
+    });
+    const view = (query: string, headers: Record<string, string> = {}, cal = clinic) =>
+      h.graph(
+        at,
+        "GET",
+        `/me/calendars/${encodeURIComponent(cal)}/calendarView?${query}`,
+        undefined,
+        headers,
+      );
+    const window = "startDateTime=2026-03-03T00:00:00Z&endDateTime=2026-03-04T00:00:00Z";
+
+    await t.step("the window's events of that calendar only, earliest first, in UTC by default", async () => {
+      const a = await view(window);
+      assert.equal(a.status, 200, JSON.stringify(a.json));
+      assert.match(a.json["@odata.context"], /calendarView$/);
+      assert.deepEqual(a.json.value.map((e: { subject: string }) => e.subject), ["a", "d", "b"]);
+      assert.deepEqual(a.json.value[2].start, { dateTime: "2026-03-03T19:00:00.0000000", timeZone: "UTC" });
+      assert.equal(a.json.value[1].isCancelled, true);
+      assert.equal(a.json.value[0].isCancelled, false);
+      const real = await fixture("event-create-response.json");
+      for (const k of Object.keys(real).filter((k) => !["@odata.context", "transactionId"].includes(k))) {
+        assert.ok(k in a.json.value[0], `event lacks ${k}`);
+      }
+      assert.equal(a.headers.get("preference-applied"), null);
+      // The default calendar: /me/calendarView and /me/calendar/calendarView.
+      for (const path of ["/me/calendarView", "/me/calendar/calendarView"]) {
+        const d = await h.graph(at, "GET", `${path}?${window}`);
+        assert.deepEqual(d.json.value.map((e: { subject: string }) => e.subject), ["x"], path);
+      }
+    });
+
+    await t.step(
+      "Prefer: answers in the asked zone under its Windows name; all-day events float",
+      async () => {
+        const two = "startDateTime=2026-03-03T00:00:00Z&endDateTime=2026-03-05T00:00:00Z";
+        const pst = await view(two, { prefer: 'outlook.timezone="America/Los_Angeles"' });
+        assert.equal(pst.status, 200);
+        assert.equal(pst.headers.get("preference-applied"), 'outlook.timezone="America/Los_Angeles"');
+        const b = pst.json.value.find((e: { subject: string }) => e.subject === "b");
+        assert.deepEqual(b.start, {
+          dateTime: "2026-03-03T11:00:00.0000000",
+          timeZone: "Pacific Standard Time",
+        });
+        const c = pst.json.value.find((e: { subject: string }) => e.subject === "c");
+        assert.deepEqual(c.start, {
+          dateTime: "2026-03-04T00:00:00.0000000",
+          timeZone: "Pacific Standard Time",
+        });
+        assert.equal(c.isAllDay, true);
+        // All-day events are matched as days of the answer's zone: 4 March in Tokyo starts 3 March 15:00 UTC.
+        const late = "startDateTime=2026-03-03T16:00:00Z&endDateTime=2026-03-03T17:00:00Z";
+        assert.deepEqual((await view(late)).json.value.map((e: { subject: string }) => e.subject), []);
+        const tokyo = await view(late, { prefer: 'outlook.timezone="Tokyo Standard Time"' });
+        assert.deepEqual(tokyo.json.value.map((e: { subject: string }) => e.subject), ["c"]);
+        assertGraphError(
+          await view(window, { prefer: 'outlook.timezone="Mars/Olympus"' }),
+          400,
+          "TimeZoneNotSupportedException",
+        );
+        // A bound without offset is UTC, whatever Prefer says.
+        const local = await view("startDateTime=2026-03-03T09:00:00&endDateTime=2026-03-03T10:00:00", {
+          prefer: 'outlook.timezone="Tokyo Standard Time"',
+        });
+        assert.deepEqual(local.json.value.map((e: { subject: string }) => e.subject), ["a"]);
+      },
+    );
+
+    await t.step("$select keeps id and @odata.etag; an unknown property is a 400", async () => {
+      const a = await view(`${window}&$select=showAs,start,end,isAllDay,isCancelled`);
+      assert.deepEqual(Object.keys(a.json.value[0]).sort(), [
+        "@odata.etag",
+        "end",
+        "id",
+        "isAllDay",
+        "isCancelled",
+        "showAs",
+        "start",
+      ]);
+      assert.match(a.json["@odata.context"], /calendarView\(showAs,start,end,isAllDay,isCancelled\)$/);
+      assertGraphError(await view(`${window}&$select=showAs,colour`), 400, "RequestBroker--ParseUri");
+    });
+
+    await t.step("paging: 10 by default, $top, odata.maxpagesize and the server's own cap", async () => {
+      for (let i = 0; i < 12; i++) {
+        const hh = String(i + 8).padStart(2, "0");
+        await add(clinic, {
+          subject: `p${i}`,
+          start: utc(`2026-03-10T${hh}:00:00`),
+          end: utc(`2026-03-10T${hh}:30:00`),
+        });
+      }
+      const day = "startDateTime=2026-03-10T00:00:00Z&endDateTime=2026-03-11T00:00:00Z";
+      const walk = async (first: string, headers: Record<string, string> = {}) => {
+        const sizes: number[] = [];
+        const subjects: string[] = [];
+        let next: string | undefined = first;
+        while (next) {
+          const page: Answer = await call(next, { headers: { authorization: `Bearer ${at}`, ...headers } });
+          assert.equal(page.status, 200, JSON.stringify(page.json));
+          sizes.push(page.json.value.length);
+          subjects.push(...page.json.value.map((e: { subject: string }) => e.subject));
+          next = page.json["@odata.nextLink"];
+          if (next) assert.ok(next.startsWith(`${sb.url}/microsoft/graph/v1.0/me/calendars/`), next);
+        }
+        assert.deepEqual(subjects, Array.from({ length: 12 }, (_, i) => `p${i}`));
+        return sizes;
+      };
+      const base = `${sb.url}/microsoft/graph/v1.0/me/calendars/${
+        encodeURIComponent(clinic)
+      }/calendarView?${day}`;
+      assert.deepEqual(await walk(base), [10, 2]);
+      assert.deepEqual(await walk(`${base}&$top=5`), [5, 5, 2]);
+      assert.deepEqual(await walk(base, { prefer: "odata.maxpagesize=4" }), [4, 4, 4]);
+      const first = await call(`${base}&$top=5&$select=showAs`, {
+        headers: { authorization: `Bearer ${at}` },
+      });
+      assert.match(first.json["@odata.nextLink"], /startDateTime=.*&\$top=5&\$select=showAs&\$skip=5$/);
+      await h.admin("POST", "/microsoft/settings", { calendarViewMaxPageSize: 3 });
+      assert.deepEqual(await walk(`${base}&$top=250`), [3, 3, 3, 3]);
+      assert.deepEqual((await h.admin("GET", "/microsoft/settings")).calendarViewMaxPageSize, 3);
+      await h.admin("POST", "/microsoft/settings", { calendarViewMaxPageSize: null });
+      assert.deepEqual(await walk(`${base}&$top=250`), [12]);
+      assertGraphError(await view(`${day}&$top=1001`), 400, "ErrorInvalidUrlQuery");
+    });
+
+    await t.step(
+      "errors: a missing bound, over 1825 days, an inverted window, an unknown calendar",
+      async () => {
+        assertGraphError(await view("startDateTime=2026-03-03T00:00:00Z"), 400, "ErrorInvalidParameter");
+        assertGraphError(
+          await view("startDateTime=2026-01-01T00:00:00Z&endDateTime=2031-01-02T00:00:00Z"),
+          400,
+          "ErrorInvalidRequest",
+        );
+        assert.equal(
+          (await view("startDateTime=2026-01-01T00:00:00Z&endDateTime=2030-12-31T00:00:00Z")).status,
+          200,
+        );
+        assertGraphError(
+          await view("startDateTime=2026-03-04T00:00:00Z&endDateTime=2026-03-03T00:00:00Z"),
+          400,
+          "ErrorInvalidParameter",
+        );
+        assertGraphError(
+          await view("startDateTime=soon&endDateTime=2026-03-03T00:00:00Z"),
+          400,
+          "ErrorInvalidParameter",
+        );
+        assertGraphError(await view(window, {}, "AAMkNoSuchCalendar="), 404, "ErrorItemNotFound");
+        const counted = await h.admin("GET", "/calls");
+        assert.ok(JSON.stringify(counted).includes("microsoft.calendar.calendarView"));
       },
     );
   } finally {

@@ -1,21 +1,30 @@
 /**
- * getSchedule chunking at Graph's limits, and schedule items / calendarView events to busy intervals
- * (docs/providers/microsoft.md B4): statuses decided one by one, all-day and multi-day items, times in
- * Windows zones, and per-schedule errors that are never read as free.
+ * getSchedule and calendarView chunking, and schedule items / calendarView events to busy intervals
+ * (docs/providers/microsoft.md B4, B8): statuses decided one by one (the same for both), all-day events
+ * on the staff member's days, multi-day items, times in Windows zones, and answers we cannot read that
+ * are never read as free.
  */
 import assert from "node:assert/strict";
 import {
   AVAILABILITY_VIEW_INTERVAL_MINUTES,
   busyFromEvents,
   busyFromSchedule,
+  CALENDAR_VIEW_PAGE_SIZE,
+  CALENDAR_VIEW_PREFER,
+  CALENDAR_VIEW_WINDOW_DAYS,
   calendarViewPath,
   GET_SCHEDULE_MAX_DAYS,
   GET_SCHEDULE_MAX_SCHEDULES,
   type GetScheduleCall,
   isBusyStatus,
+  planCalendarView,
   planGetSchedule,
 } from "../../supabase/functions/_shared/providers/microsoft/busy.ts";
-import { getScheduleResponse } from "../../supabase/functions/_shared/providers/microsoft/schemas.ts";
+import {
+  getScheduleResponse,
+  type GraphEvent,
+  graphEventsPage,
+} from "../../supabase/functions/_shared/providers/microsoft/schemas.ts";
 import { ProviderError } from "../../supabase/functions/_shared/providers/types.ts";
 
 const FIXTURES = new URL("../fixtures/microsoft/", import.meta.url);
@@ -269,40 +278,153 @@ Deno.test("calendarView: only the fields busy needs, the calendar id encoded, th
   assert.equal(url.searchParams.get("startDateTime"), "2026-01-05T08:00:00Z");
   assert.equal(url.searchParams.get("endDateTime"), "2026-01-06T00:00:00Z");
   assert.equal(url.searchParams.get("$select"), "showAs,start,end,isAllDay,isCancelled");
+  assert.equal(url.searchParams.get("$top"), String(CALENDAR_VIEW_PAGE_SIZE));
+  assert.equal(CALENDAR_VIEW_PREFER, 'outlook.timezone="UTC"');
   assert.throws(() => calendarViewPath("c", "2026-01-05T00:00:00Z", "2031-01-05T00:00:00Z"), RangeError);
   assert.throws(() => calendarViewPath("c", "2026-01-06T00:00:00Z", "2026-01-05T00:00:00Z"), RangeError);
 });
 
-Deno.test("busyFromEvents: cancelled, free and working-elsewhere events skipped; all-day and Windows zones", () => {
-  const ev = (
-    id: string,
-    showAs: string,
-    start: string,
-    end: string,
-    extra: Record<string, unknown> = {},
-  ) => ({
-    id,
-    showAs,
-    start: { dateTime: start, timeZone: "Pacific Standard Time" },
-    end: { dateTime: end, timeZone: "Pacific Standard Time" },
-    ...extra,
-  });
+Deno.test("planCalendarView: the range widened by a day each side, then 31-day windows end to end", () => {
+  const windows = (paths: string[]) =>
+    paths.map((p) => {
+      const q = new URL(p, "https://graph.example").searchParams;
+      return [q.get("startDateTime"), q.get("endDateTime")];
+    });
+  // A week: one read, a day of margin on both sides.
+  assert.deepEqual(windows(planCalendarView("c", "2026-01-05T00:00:00+01:00", "2026-01-12T00:00:00+01:00")), [
+    ["2026-01-03T23:00:00Z", "2026-01-12T23:00:00Z"],
+  ]);
+  // The product's longest range (62 days) plus margins is 64 days: three windows, no gap, no overlap.
+  const long = windows(planCalendarView("c", "2026-01-01T00:00:00Z", "2026-03-04T00:00:00Z"));
+  assert.equal(long.length, 3);
+  assert.equal(long[0][0], "2025-12-31T00:00:00Z");
+  assert.equal(long[2][1], "2026-03-05T00:00:00Z");
+  for (let i = 0; i < long.length; i++) {
+    const [start, end] = long[i].map((t) => Date.parse(t!));
+    assert.ok(end - start <= CALENDAR_VIEW_WINDOW_DAYS * DAY);
+    if (i > 0) assert.equal(long[i - 1][1], long[i][0]);
+  }
+  assert.deepEqual(planCalendarView("c", "2026-01-05T00:00:00Z", "2026-01-05T00:00:00Z"), []);
+  assert.throws(() => planCalendarView("c", "2026-01-06T00:00:00Z", "2026-01-05T00:00:00Z"), RangeError);
+  assert.throws(() => planCalendarView("c", "yesterday", "2026-01-05T00:00:00Z"), RangeError);
+});
+
+const ev = (
+  id: string,
+  showAs: string,
+  start: string,
+  end: string,
+  extra: Record<string, unknown> = {},
+  timeZone = "Pacific Standard Time",
+) => ({
+  id,
+  showAs,
+  start: { dateTime: start, timeZone },
+  end: { dateTime: end, timeZone },
+  ...extra,
+});
+
+Deno.test("busyFromEvents: statuses as getSchedule's, cancelled skipped, timed events in any zone", () => {
   const events = [
     ev("1", "busy", "2026-01-05T09:00:00.0000000", "2026-01-05T10:00:00.0000000"),
     ev("2", "free", "2026-01-05T11:00:00.0000000", "2026-01-05T12:00:00.0000000"),
-    ev("3", "workingElsewhere", "2026-01-05T00:00:00.0000000", "2026-01-06T00:00:00.0000000", {
-      isAllDay: true,
-    }),
+    ev("3", "workingElsewhere", "2026-01-05T12:00:00.0000000", "2026-01-05T13:00:00.0000000"),
     ev("4", "busy", "2026-01-05T13:00:00.0000000", "2026-01-05T14:00:00.0000000", { isCancelled: true }),
-    ev("5", "oof", "2026-01-06T00:00:00.0000000", "2026-01-07T00:00:00.0000000", { isAllDay: true }),
+    ev("5", "oof", "2026-01-06T01:00:00.0000000", "2026-01-06T02:00:00.0000000", {}, "UTC"),
     ev("6", "tentative", "2026-01-05T09:30:00.0000000", "2026-01-05T10:30:00.0000000"),
+    ev("7", "unknown", "2026-01-06T03:00:00.0000000", "2026-01-06T04:00:00.0000000", {}, "UTC"),
+    ev("8", "someday-new", "2026-01-06T05:00:00.0000000", "2026-01-06T06:00:00.0000000", {}, "UTC"),
   ];
   assert.deepEqual(busyFromEvents(events, "2026-01-05T00:00:00Z", "2026-01-07T00:00:00Z"), [
     { start: "2026-01-05T17:00:00Z", end: "2026-01-05T18:30:00Z" },
-    { start: "2026-01-06T08:00:00Z", end: "2026-01-07T00:00:00Z" },
+    { start: "2026-01-06T01:00:00Z", end: "2026-01-06T02:00:00Z" },
+    { start: "2026-01-06T03:00:00Z", end: "2026-01-06T04:00:00Z" },
+    { start: "2026-01-06T05:00:00Z", end: "2026-01-06T06:00:00Z" },
   ]);
-  const err = thrown(() =>
-    busyFromEvents([{ id: "x", showAs: "busy" }], "2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z")
+  // Whatever a status means, calendarView and getSchedule read it the same way.
+  for (const status of ["free", "tentative", "busy", "oof", "workingElsewhere", "unknown"]) {
+    const one = busyFromEvents(
+      [ev("x", status, "2026-01-05T09:00:00", "2026-01-05T10:00:00", {}, "UTC")],
+      "2026-01-05T00:00:00Z",
+      "2026-01-06T00:00:00Z",
+    );
+    assert.equal(one.length === 1, isBusyStatus(status), status);
+  }
+});
+
+Deno.test("busyFromEvents: all-day events block the staff member's own days; multi-day and clipping", () => {
+  // Answers asked in UTC: all-day events float, written midnight to midnight UTC.
+  const allDay = (id: string, from: string, to: string, showAs = "busy") =>
+    ev(id, showAs, `${from}T00:00:00.0000000`, `${to}T00:00:00.0000000`, { isAllDay: true }, "UTC");
+  const events = [allDay("1", "2026-03-09", "2026-03-10"), allDay("2", "2026-03-12", "2026-03-15", "oof")];
+  const range = ["2026-03-08T00:00:00Z", "2026-03-20T00:00:00Z"] as const;
+  // In New York (EDT from 8 March 2026) the days start at 04:00 UTC.
+  assert.deepEqual(busyFromEvents(events, ...range, "America/New_York"), [
+    { start: "2026-03-09T04:00:00Z", end: "2026-03-10T04:00:00Z" },
+    { start: "2026-03-12T04:00:00Z", end: "2026-03-15T04:00:00Z" },
+  ]);
+  // In Auckland (UTC+13) they start the evening before, in UTC.
+  assert.deepEqual(busyFromEvents(events, ...range, "Pacific/Auckland"), [
+    { start: "2026-03-08T11:00:00Z", end: "2026-03-09T11:00:00Z" },
+    { start: "2026-03-11T11:00:00Z", end: "2026-03-14T11:00:00Z" },
+  ]);
+  // No zone known (or one this runtime lacks): UTC days.
+  for (const zone of [undefined, null, "Mars/Olympus_Mons"]) {
+    assert.deepEqual(busyFromEvents(events, ...range, zone), [
+      { start: "2026-03-09T00:00:00Z", end: "2026-03-10T00:00:00Z" },
+      { start: "2026-03-12T00:00:00Z", end: "2026-03-15T00:00:00Z" },
+    ]);
+  }
+  // Even when an answer comes in another zone, the date is the event's own.
+  const pacific = ev("3", "busy", "2026-03-09T00:00:00.0000000", "2026-03-10T00:00:00.0000000", {
+    isAllDay: true,
+  });
+  assert.deepEqual(busyFromEvents([pacific], ...range, "Europe/Berlin"), [
+    { start: "2026-03-08T23:00:00Z", end: "2026-03-09T23:00:00Z" },
+  ]);
+  // A multi-day event is clipped to the asked range; a free all-day one blocks nothing.
+  assert.deepEqual(
+    busyFromEvents(
+      [allDay("4", "2026-03-01", "2026-04-01"), allDay("5", "2026-03-09", "2026-03-10", "free")],
+      "2026-03-09T09:00:00Z",
+      "2026-03-09T17:00:00Z",
+      "Europe/Berlin",
+    ),
+    [{ start: "2026-03-09T09:00:00Z", end: "2026-03-09T17:00:00Z" }],
   );
-  assert.ok(err instanceof ProviderError && err.kind === "invalid");
+});
+
+Deno.test("busyFromEvents: an event we cannot place is an error, never free", () => {
+  const cases: unknown[] = [
+    { id: "x", showAs: "busy" },
+    ev("x", "busy", "2026-01-05T09:00:00", "2026-01-05T10:00:00", {}, "Customized Time Zone"),
+    ev("x", "busy", "2026-02-30T00:00:00", "2026-03-01T00:00:00", { isAllDay: true }, "UTC"),
+    ev("x", "busy", "soon", "later", {}, "UTC"),
+  ];
+  for (const c of cases) {
+    const err = thrown(() =>
+      busyFromEvents([c as GraphEvent], "2026-01-05T00:00:00Z", "2026-03-06T00:00:00Z", "Europe/Berlin")
+    );
+    assert.ok(err instanceof ProviderError && err.kind === "invalid", JSON.stringify(c));
+  }
+});
+
+Deno.test("schemas: a calendarView page parses, with or without a next link; a malformed one does not", () => {
+  const page = {
+    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('x')/calendars('c')/calendarView",
+    value: [{
+      "@odata.etag": 'W/"x"',
+      id: "AAMk=",
+      showAs: "busy",
+      isAllDay: false,
+      isCancelled: false,
+      start: { dateTime: "2026-01-05T09:00:00.0000000", timeZone: "UTC" },
+      end: { dateTime: "2026-01-05T10:00:00.0000000", timeZone: "UTC" },
+    }],
+    "@odata.nextLink": "https://graph.microsoft.com/v1.0/me/calendars/c/calendarView?$skip=250",
+  };
+  assert.equal(graphEventsPage.parse(page).value.length, 1);
+  assert.equal(graphEventsPage.parse({ value: [] })["@odata.nextLink"], undefined);
+  assert.equal(graphEventsPage.safeParse({}).success, false);
+  assert.equal(graphEventsPage.safeParse({ value: [{ showAs: "busy" }] }).success, false);
 });

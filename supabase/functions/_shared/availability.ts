@@ -99,6 +99,7 @@ export function normaliseBusy(intervals: readonly BusyInterval[], window: Window
 /**
  * The busy intervals of a staff member's selected calendar in a window (their connection in
  * `owner.tenantId`; the caller has checked that the reader may see that tenant's staff).
+ * `timeZone` is the staff member's IANA zone: their all-day events block their own days.
  * @throws DomainError `not_connected` / `needs_reconnect` (connection), ProviderError as classified
  *   (errors/http-answers.ts answers 409 `calendar_not_found`, 409 `insufficient_scope`, 429
  *   `rate_limited` with Retry-After, 503 `provider_unavailable`, 502 `provider_error`).
@@ -107,6 +108,7 @@ export async function readBusy(
   deps: { sql: Sql; config: Config },
   owner: ConnectionOwner,
   window: Window,
+  timeZone?: string | null,
 ): Promise<{ busy: BusyInterval[]; connection: ConnectionRow }> {
   const connection = await requireConnection(deps.sql, owner);
   const provider = providerFor(connection.provider, deps.config);
@@ -118,6 +120,7 @@ export async function readBusy(
         calendarIds: [connection.selected_calendar_id],
         timeMin: formatUtc(window.startMs),
         timeMax: formatUtc(window.endMs),
+        timeZone,
       }),
   );
   return { busy: normaliseBusy(busy, window), connection };

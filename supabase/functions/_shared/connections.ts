@@ -185,16 +185,17 @@ export async function storeGrant(
     )
     on conflict (tenant_id, staff_id, provider) do update set
       access_token_encrypted = excluded.access_token_encrypted,
-      -- Keep the stored refresh token only while the connection works: a needs_reconnect row's
-      -- token was refused (invalid_grant) or cannot be decrypted, and reviving it would mark the
-      -- connection connected until the next refresh fails.
+      -- Keep the stored refresh token only while the connection is workable: a needs_reconnect
+      -- row's token was refused (invalid_grant) or cannot be decrypted, and reviving it would mark
+      -- the connection connected until the next refresh fails.
       refresh_token_encrypted = coalesce(
         excluded.refresh_token_encrypted,
-        case when c.connection_status = 'connected' then c.refresh_token_encrypted end
+        case when calendar_private.connection_is_workable(c) then c.refresh_token_encrypted end
       ),
       token_expires_at = excluded.token_expires_at,
-      selected_calendar_id = case when c.connection_status = 'disconnected' then 'primary'
-                                  else c.selected_calendar_id end,
+      -- A reconnect keeps the chosen calendar; a connection that was no longer active starts over.
+      selected_calendar_id = case when calendar_private.connection_is_active(c.connection_status)
+                                  then c.selected_calendar_id else 'primary' end,
       connection_status = 'connected',
       granted_scopes = excluded.granted_scopes,
       account_email = coalesce(excluded.account_email, c.account_email),

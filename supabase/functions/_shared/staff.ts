@@ -11,17 +11,19 @@ import type { Caller } from "./auth.ts";
 import type { Sql } from "./db/client.ts";
 import { HttpError } from "./http.ts";
 
-/** A host-app staff row, reduced to what tenancy checks need. */
+/** A host-app staff row, reduced to what tenancy checks and availability need. */
 export interface StaffRecord {
   id: string;
   tenant_id: string;
   profile_id: string | null;
+  /** IANA zone the staff member works in (the seed's default `UTC`). */
+  time_zone: string;
 }
 
 /** Every staff row of an auth user (normally one). */
 export async function staffForUser(sql: Sql, userId: string): Promise<StaffRecord[]> {
   return await sql<StaffRecord[]>`
-    select id, tenant_id, profile_id from public.staff where profile_id = ${userId} order by id`;
+    select id, tenant_id, profile_id, time_zone from public.staff where profile_id = ${userId} order by id`;
 }
 
 /**
@@ -47,7 +49,7 @@ export async function requireOwnStaff(sql: Sql, userId: string): Promise<StaffRe
 /** A staff row by id, or null. */
 export async function findStaff(sql: Sql, staffId: string): Promise<StaffRecord | null> {
   const [row] = await sql<StaffRecord[]>`
-    select id, tenant_id, profile_id from public.staff where id = ${staffId}`;
+    select id, tenant_id, profile_id, time_zone from public.staff where id = ${staffId}`;
   return row ?? null;
 }
 

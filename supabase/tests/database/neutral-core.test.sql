@@ -1,13 +1,14 @@
 -- The provider-neutral core (20261130000100_calendar_sync_neutral_core.sql): one active connection
 -- per staff member (the partial unique index), the connection rules as SQL functions
--- (active_connection, connection_is_workable, workable_connection, count_due), the neutral column
+-- (active_connection, connection_is_workable, workable_connection, count_due) and the status view
+-- choosing by the same rule, the neutral column
 -- names with the seed's google_* names readable, and the outbox keyed by provider. Runs with
 -- `supabase test db` and pg_prove. One transaction, rolled back.
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = public, extensions;
 
-select plan(38);
+select plan(39);
 
 -- Clinic A: alice (google, connected), bob (google, needs_reconnect), carol (google, connected but no
 -- refresh token), dave (google, disconnected), erin (no connection). Clinic B: zoe (google, connected).
@@ -247,6 +248,18 @@ select is(calendar_private.enqueue_staff_backfill('c9000000-0000-4000-8000-00000
   'no backfill for a connection that needs a reconnect');
 select is(calendar_private.enqueue_staff_backfill('c9000000-0000-4000-8000-000000000003'), 0,
   'no backfill for a connection without a refresh token');
+
+-- The status view shows the active connection by the same rule ------------------------------
+-- bob's active connection needs a reconnect; a disconnected microsoft row of his, updated later,
+-- must not hide it (20261201000100_calendar_sync_status_active_rule.sql).
+insert into public.staff_calendar_connections (tenant_id, staff_id, provider, connection_status, updated_at)
+values ('b9000000-0000-4000-8000-000000000001', 'c9000000-0000-4000-8000-000000000002', 'microsoft',
+        'disconnected', now() + interval '1 hour');
+select results_eq(
+  $$select provider, connection_status from public.calendar_sync_status
+    where staff_id = 'c9000000-0000-4000-8000-000000000002'$$,
+  $$values ('google'::text, 'needs_reconnect'::text)$$,
+  'calendar_sync_status shows the active connection (needs_reconnect counts), not a later disconnected one');
 
 select * from finish();
 rollback;

@@ -38,16 +38,13 @@ const inputSchema = z.strictObject({
   staff_id: z.guid({ error: "must be a staff id (uuid)" }).optional(),
 });
 
-type LockedRow = Pick<
-  ConnectionRow,
-  | "id"
-  | "tenant_id"
-  | "staff_id"
-  | "provider"
-  | "access_token_encrypted"
-  | "refresh_token_encrypted"
-  | "connection_status"
->;
+/** The row re-read under its lock; `active` is calendar_private.connection_is_active, the one rule. */
+type LockedRow =
+  & Pick<
+    ConnectionRow,
+    "id" | "tenant_id" | "staff_id" | "provider" | "access_token_encrypted" | "refresh_token_encrypted"
+  >
+  & { active: boolean };
 
 /**
  * Revoke the grant behind a row's tokens; false when there is no readable token, the provider failed,
@@ -106,10 +103,10 @@ export async function disconnectStaff(
     const done = await sql.begin(async (tx) => {
       const [row] = await tx<LockedRow[]>`
         select id, tenant_id, staff_id, provider, access_token_encrypted, refresh_token_encrypted,
-          connection_status
+          calendar_private.connection_is_active(connection_status) as active
         from public.staff_calendar_connections where id = ${id} for update`;
       // Another request disconnected it while we waited for the lock.
-      if (!row || row.connection_status === "disconnected") return null;
+      if (!row?.active) return null;
       const ok = await revokeGrant(config, row, log);
       await tx`update public.staff_calendar_connections set
           access_token_encrypted = null, refresh_token_encrypted = null, token_expires_at = null,

@@ -46,7 +46,12 @@ export const getAvailability: FunctionHandler = async (req, ctx) => {
   const window = checkWindow(input.time_min, input.time_max);
   const sql = getSql(config);
   const staff = await authorizeTenantRead(sql, caller, input.staff_id);
-  const { busy } = await readBusy({ sql, config }, { tenantId: staff.tenant_id, staffId: staff.id }, window);
+  const { busy } = await readBusy(
+    { sql, config },
+    { tenantId: staff.tenant_id, staffId: staff.id },
+    window,
+    staff.time_zone,
+  );
   ctx.log("availability_read", { staff_id: staff.id, caller: caller.kind, intervals: busy.length });
   return json({ busy }, 200, NO_STORE);
 };

@@ -147,11 +147,14 @@ export interface CalendarApi {
   /**
    * Busy intervals of the calendars between timeMin and timeMax (ISO 8601 with offset), merged and
    * sorted, chunking the range into windows the provider accepts. A per-calendar error throws;
-   * an unknown calendar is never reported as free.
+   * an unknown calendar is never reported as free. `timeZone` is the staff member's IANA zone, for a
+   * provider that must place all-day events on days itself (Microsoft); Google's freeBusy does that
+   * in the calendar's own zone and ignores it.
    */
-  busy(accessToken: string, args: { calendarIds: string[]; timeMin: string; timeMax: string }): Promise<
-    BusyInterval[]
-  >;
+  busy(
+    accessToken: string,
+    args: { calendarIds: string[]; timeMin: string; timeMax: string; timeZone?: string | null },
+  ): Promise<BusyInterval[]>;
   /**
    * Create or update the appointment's event idempotently (retries never duplicate): the provider
    * finds the appointment's event itself (Google: an id derived from the appointment; a provider

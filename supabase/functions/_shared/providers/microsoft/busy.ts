@@ -10,8 +10,12 @@
  * - `unknown` and any status Graph may add later are busy: never read what we do not understand as free.
  * - A per-schedule `error`, a schedule missing from the answer, or items we cannot place in time fail
  *   the whole read: an unreadable calendar is never reported free.
- * - Times come in the zone we asked for (`Prefer: outlook.timezone`, B5): all-day items are midnight
- *   to midnight in that zone, so asking in the staff member's zone makes their day the blocked day.
+ * - All-day items block the staff member's own days. getSchedule items carry no all-day flag, so its
+ *   answers are asked in the staff member's zone (`Prefer: outlook.timezone`, B5), where all-day items
+ *   are midnight to midnight; calendarView answers are asked in UTC and its all-day events (flagged
+ *   `isAllDay`) are placed on the staff member's days here.
+ * - Cancelled calendarView events are not busy: a meeting its organizer cancelled stays in an
+ *   attendee's calendar, flagged `isCancelled`, until someone removes it.
  * - Items are clipped to the asked range, then sorted and merged; multi-day items need nothing special.
  *
  * Outputs are ISO 8601 UTC instants ending in `Z`, half-open.
@@ -25,7 +29,13 @@ import {
 } from "../../time-ranges.ts";
 import { type BusyInterval, ProviderError } from "../types.ts";
 import { getScheduleResponse, type GraphEvent } from "./schemas.ts";
-import { graphDateTimeToInstant, type GraphDateTimeZone, preferTimeZone } from "./time-zones.ts";
+import {
+  graphDateTimeToInstant,
+  type GraphDateTimeZone,
+  ianaZoneFor,
+  preferTimeZone,
+  wallTimeToInstant,
+} from "./time-zones.ts";
 
 /** Schedules (SMTP addresses) per getSchedule call: "up to 20 entities" (B4). */
 export const GET_SCHEDULE_MAX_SCHEDULES = 20;
@@ -43,8 +53,35 @@ export const GET_SCHEDULE_MAX_DAYS = 61;
  */
 export const AVAILABILITY_VIEW_INTERVAL_MINUTES = 60;
 
-/** Days per calendarView read: Graph refuses ranges over 1825 days (B8). */
+/** The longest calendarView window Graph accepts: it refuses ranges over 1825 days (B8). */
 export const CALENDAR_VIEW_MAX_DAYS = 1825;
+
+/**
+ * Days per calendarView read we send. Far below Graph's limit on purpose: a read expands recurring
+ * series into occurrences, so a month keeps each read to a few pages, a typical availability request
+ * (a week or two) is one read, and the product's longest (62 days) is three.
+ */
+export const CALENDAR_VIEW_WINDOW_DAYS = 31;
+
+/**
+ * Events per calendarView page we ask for (`$top`; Graph's default is 10, B8). Graph may still answer
+ * fewer and link the rest (server-driven paging), which the caller follows.
+ */
+export const CALENDAR_VIEW_PAGE_SIZE = 250;
+
+/**
+ * How far calendarView reads reach beyond the asked range: a day covers every UTC offset (-12 h to
+ * +14 h), so an all-day event on the staff member's day is listed even though Graph matches it in UTC.
+ */
+export const ALL_DAY_MARGIN_MS = 86_400_000;
+
+/**
+ * The `Prefer` header of calendarView reads: answers in UTC. Timed events then come back as exact
+ * instants whatever zone they were written in (no Windows-name mapping that could lag the tz data, no
+ * `Customized Time Zone`), and all-day events, which float, carry their dates unchanged;
+ * {@link busyFromEvents} places those in the staff member's zone itself.
+ */
+export const CALENDAR_VIEW_PREFER = 'outlook.timezone="UTC"';
 
 /** One getSchedule call: POST its `body` with header `Prefer: <prefer>`; it covers `window`. */
 export interface GetScheduleCall {
@@ -134,12 +171,23 @@ function toIntervals(
   items: readonly { start: GraphDateTimeZone; end: GraphDateTimeZone }[],
   window: TimeRange,
 ): BusyInterval[] {
+  return clipAndMerge(
+    items.map((item) => ({
+      start: parseInstant(graphDateTimeToInstant(item.start)),
+      end: parseInstant(graphDateTimeToInstant(item.end)),
+    })),
+    window,
+  );
+}
+
+/** Clip epoch-ms ranges to the window, drop empty ones, merge. */
+function clipAndMerge(ranges: readonly { start: number; end: number }[], window: TimeRange): BusyInterval[] {
   const min = parseInstant(window.start);
   const max = parseInstant(window.end);
   const clipped: TimeRange[] = [];
-  for (const item of items) {
-    const start = Math.max(parseInstant(graphDateTimeToInstant(item.start)), min);
-    const end = Math.min(parseInstant(graphDateTimeToInstant(item.end)), max);
+  for (const r of ranges) {
+    const start = Math.max(r.start, min);
+    const end = Math.min(r.end, max);
     if (end > start) clipped.push({ start: formatInstant(start), end: formatInstant(end) });
   }
   return mergeIntervals(clipped);
@@ -197,9 +245,36 @@ export function busyFromSchedule(response: unknown, call: GetScheduleCall): Busy
 }
 
 /**
- * The query of a calendarView read of one calendar (B8, non-delta): the window in UTC and only the
- * fields busy needs, so no subject, body or attendee ever reaches us. Send with
- * `Prefer: <preferTimeZone(staff zone)>` for the same all-day handling as getSchedule.
+ * The first-page paths of the calendarView reads that cover `[timeMin, timeMax)` for one calendar
+ * (B8): the range widened by {@link ALL_DAY_MARGIN_MS} on each side, then split into windows of at most
+ * {@link CALENDAR_VIEW_WINDOW_DAYS} days. The widening is for all-day events: Graph matches them
+ * against the window as days of the answer's zone (UTC here), but they block the staff member's own
+ * day, which may start up to 14 hours earlier or 12 hours later. Whatever the widening brings in is
+ * clipped away by {@link busyFromEvents}. Send each with `Prefer: ` {@link CALENDAR_VIEW_PREFER} and
+ * follow `@odata.nextLink`.
+ *
+ * @param calendarId a Graph calendar id (not the `primary` alias).
+ * @param timeMin ISO 8601 with offset.
+ * @param timeMax ISO 8601 with offset, not before `timeMin`.
+ * @returns paths relative to the Graph base URL, in time order; `[]` for an empty range.
+ * @throws RangeError on a malformed or inverted range.
+ */
+export function planCalendarView(calendarId: string, timeMin: string, timeMax: string): string[] {
+  const min = parseInstant(timeMin);
+  const max = parseInstant(timeMax);
+  if (max < min) throw new RangeError("calendarView: timeMax is before timeMin");
+  if (max === min) return [];
+  const windows = splitRange(
+    formatInstant(min - ALL_DAY_MARGIN_MS),
+    formatInstant(max + ALL_DAY_MARGIN_MS),
+    CALENDAR_VIEW_WINDOW_DAYS,
+  );
+  return windows.map((w) => calendarViewPath(calendarId, w.start, w.end));
+}
+
+/**
+ * The query of one calendarView read of one calendar (B8, non-delta): the window in UTC and only the
+ * fields busy needs, so no subject, body or attendee ever reaches us.
  *
  * @returns the path and query (relative to the Graph base URL), URL-encoded.
  * @throws RangeError on a malformed range or one longer than {@link CALENDAR_VIEW_MAX_DAYS}.
@@ -214,22 +289,52 @@ export function calendarViewPath(calendarId: string, timeMin: string, timeMax: s
     startDateTime: formatInstant(min),
     endDateTime: formatInstant(max),
     $select: "showAs,start,end,isAllDay,isCancelled",
-    $top: "1000",
+    $top: String(CALENDAR_VIEW_PAGE_SIZE),
   });
   return `/me/calendars/${encodeURIComponent(calendarId)}/calendarView?${query}`;
 }
 
 /**
- * The busy intervals of calendarView events (all pages of one read): cancelled events and those shown
- * as free or working elsewhere are skipped, the rest clipped to `[timeMin, timeMax)` and merged.
- * @throws ProviderError `invalid` for an event without start/end or in a zone we cannot map.
+ * The instant an all-day event's bound stands for: midnight, in the staff member's zone, of the date
+ * Graph wrote. All-day events float (B5): Graph writes them midnight to midnight in whatever zone the
+ * answer is in, so the date is the event's own and the zone is ours to choose.
+ */
+function allDayBound(value: GraphDateTimeZone, zone: string): number {
+  try {
+    return wallTimeToInstant(`${value.dateTime.slice(0, 10)}T00:00:00`, zone);
+  } catch (err) {
+    if (err instanceof RangeError) {
+      throw new ProviderError(
+        "invalid",
+        `Microsoft Graph answered a malformed all-day date: ${err.message}`,
+        {
+          reason: "malformed_time",
+        },
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * The busy intervals of calendarView events (all pages of all reads): cancelled events and those whose
+ * `showAs` is not busy ({@link isBusyStatus}) are skipped; timed events are placed by their
+ * `dateTimeTimeZone` (any zone we can map); all-day events cover whole days of the staff member's
+ * zone (UTC when unknown), end date exclusive, however many days they span. Everything is clipped to
+ * `[timeMin, timeMax)` and merged.
+ *
+ * @param staffZone the staff member's IANA zone, if known.
+ * @throws ProviderError `invalid` for an event without start/end, a malformed time, or a zone we
+ *   cannot map (`Customized Time Zone`): an event we cannot place is never read as free.
  */
 export function busyFromEvents(
   events: readonly GraphEvent[],
   timeMin: string,
   timeMax: string,
+  staffZone?: string | null,
 ): BusyInterval[] {
-  const items: { start: GraphDateTimeZone; end: GraphDateTimeZone }[] = [];
+  const dayZone = (staffZone && ianaZoneFor(staffZone)) || "UTC";
+  const ranges: { start: number; end: number }[] = [];
   for (const e of events) {
     if (e.isCancelled || !isBusyStatus(e.showAs)) continue;
     if (!e.start || !e.end) {
@@ -237,7 +342,12 @@ export function busyFromEvents(
         reason: "malformed_response",
       });
     }
-    items.push({ start: e.start, end: e.end });
+    ranges.push(
+      e.isAllDay ? { start: allDayBound(e.start, dayZone), end: allDayBound(e.end, dayZone) } : {
+        start: parseInstant(graphDateTimeToInstant(e.start)),
+        end: parseInstant(graphDateTimeToInstant(e.end)),
+      },
+    );
   }
-  return toIntervals(items, { start: timeMin, end: timeMax });
+  return clipAndMerge(ranges, { start: timeMin, end: timeMax });
 }

@@ -1,7 +1,8 @@
 /**
- * Microsoft Graph calendars behind the {@link CalendarApi} interface (docs/providers/microsoft.md B3-B7):
- * the calendar list with paging, busy times from getSchedule, and event writes made idempotent by
- * `transactionId` (Graph cannot take a client-chosen event id). Classification is ./errors.ts.
+ * Microsoft Graph calendars behind the {@link CalendarApi} interface (docs/providers/microsoft.md B3-B8):
+ * the calendar list with paging, busy times from getSchedule or calendarView, and event writes made
+ * idempotent by `transactionId` (Graph cannot take a client-chosen event id). Classification is
+ * ./errors.ts.
  *
  * The default calendar: Graph has no `primary` alias, but the product stores `primary` as the
  * default selection (Google's alias), so `primary` here means the mailbox's default calendar, reached
@@ -20,12 +21,18 @@ import {
   type EventWriteResult,
   ProviderError,
 } from "../types.ts";
-import { busyFromSchedule, planGetSchedule } from "./busy.ts";
+import {
+  busyFromEvents,
+  busyFromSchedule,
+  CALENDAR_VIEW_PREFER,
+  planCalendarView,
+  planGetSchedule,
+} from "./busy.ts";
 import { calendarSummaryFrom, nextPageUrl } from "./calendars.ts";
 import { classifyGraphResponse } from "./errors.ts";
 import { eventCreateBody, eventPatchBody } from "./event-body.ts";
 import type { MicrosoftConfig } from "./oauth-config.ts";
-import { graphCalendarsPage, type GraphEvent, graphEvent } from "./schemas.ts";
+import { graphCalendarsPage, type GraphEvent, graphEvent, graphEventsPage } from "./schemas.ts";
 
 /** The product's name of the default calendar (Google's alias, stored as the default selection). */
 export const DEFAULT_CALENDAR_ALIAS = "primary";
@@ -33,6 +40,8 @@ export const DEFAULT_CALENDAR_ALIAS = "primary";
 const CALENDAR_PAGE_SIZE = 50;
 /** Safety stop for calendar paging (50 per page: 5 000 calendars). */
 const MAX_CALENDAR_PAGES = 100;
+/** Safety stop for calendarView paging per window (250 per page: 25 000 events in 31 days). */
+const MAX_EVENT_PAGES = 100;
 
 /** Microsoft Graph v1.0 as a {@link CalendarApi}. Every network method throws {@link ProviderError}. */
 export class MicrosoftCalendarApi implements CalendarApi {
@@ -124,41 +133,56 @@ export class MicrosoftCalendarApi implements CalendarApi {
   }
 
   /**
-   * Busy intervals of the mailbox between timeMin and timeMax (ISO 8601 with offset), merged, from
-   * `POST /me/calendar/getSchedule` for the account's own address (B4): windows of at most 61 days,
-   * answers asked in UTC, per-schedule errors thrown (never read as free). getSchedule reads the
-   * mailbox's default calendar, so only the default calendar (`primary` or its id) can be asked.
-   * @throws ProviderError `invalid` (reason `non_default_calendar`) for another calendar, or a
-   *   malformed range; `not_found` (resource `calendar`) for an unknown one; as classified otherwise.
+   * Busy intervals of the calendars between timeMin and timeMax (ISO 8601 with offset), merged
+   * (docs/providers/microsoft.md, "Busy: getSchedule or calendarView"):
+   * - the default calendar (`primary`, or its real id): `POST /me/calendar/getSchedule` for the
+   *   account's own address (B4), windows of at most 61 days, answers in the staff member's zone,
+   *   per-schedule errors thrown (never read as free);
+   * - any other calendar: `GET /me/calendars/{id}/calendarView` (B8), windows of 31 days widened by a
+   *   day for all-day events, every page followed under the Graph base, answers in UTC.
+   * The mapping of statuses and all-day events is busy.ts's, the same for both.
+   * @param args.timeZone the staff member's IANA zone (all-day events block their days), else UTC.
+   * @throws ProviderError `not_found` (resource `calendar`) for a calendar not in the mailbox's list
+   *   (or gone by the time it is read); `invalid` for a malformed range or answer; as classified.
    */
   async busy(
     accessToken: string,
-    args: { calendarIds: string[]; timeMin: string; timeMax: string },
+    args: { calendarIds: string[]; timeMin: string; timeMax: string; timeZone?: string | null },
   ): Promise<BusyInterval[]> {
     if (args.calendarIds.length === 0) return [];
+    let readDefault = false;
+    const viewIds: string[] = [];
     const others = args.calendarIds.filter((id) => id !== DEFAULT_CALENDAR_ALIAS);
+    if (others.length < args.calendarIds.length) readDefault = true;
     if (others.length > 0) {
       const all = await this.listCalendars(accessToken);
-      for (const id of others) {
+      for (const id of new Set(others)) {
         const cal = all.find((c) => c.id === id);
         if (!cal) throw calendarMissing(id);
-        if (!cal.primary) {
-          throw new ProviderError(
-            "invalid",
-            "Microsoft Graph getSchedule reads the default calendar only; choose the default calendar",
-            { reason: "non_default_calendar" },
-          );
-        }
+        if (cal.primary) readDefault = true;
+        else viewIds.push(id);
       }
     }
+    const intervals: BusyInterval[] = [];
+    if (readDefault) intervals.push(...await this.#scheduleBusy(accessToken, args));
+    for (const id of viewIds) intervals.push(...await this.#calendarViewBusy(accessToken, id, args));
+    return mergeIntervals(intervals);
+  }
+
+  /** The default calendar's busy intervals from getSchedule (B4). */
+  async #scheduleBusy(
+    accessToken: string,
+    args: { timeMin: string; timeMax: string; timeZone?: string | null },
+  ): Promise<BusyInterval[]> {
     const address = await this.#ownAddress(accessToken);
-    let calls;
-    try {
-      calls = planGetSchedule({ schedules: [address], timeMin: args.timeMin, timeMax: args.timeMax });
-    } catch (err) {
-      if (err instanceof RangeError) throw new ProviderError("invalid", `busy: ${err.message}`);
-      throw err;
-    }
+    const calls = rangeChecked(() =>
+      planGetSchedule({
+        schedules: [address],
+        timeMin: args.timeMin,
+        timeMax: args.timeMax,
+        timeZone: args.timeZone,
+      })
+    );
     const intervals: BusyInterval[] = [];
     for (const call of calls) {
       const answer = await this.#call(
@@ -170,7 +194,41 @@ export class MicrosoftCalendarApi implements CalendarApi {
       );
       intervals.push(...busyFromSchedule(answer.body, call));
     }
-    return mergeIntervals(intervals);
+    return intervals;
+  }
+
+  /**
+   * One calendar's busy intervals from calendarView (B8): every window, every page (links followed
+   * only under the Graph base, at most {@link MAX_EVENT_PAGES} per window), events validated.
+   */
+  async #calendarViewBusy(
+    accessToken: string,
+    calendarId: string,
+    args: { timeMin: string; timeMax: string; timeZone?: string | null },
+  ): Promise<BusyInterval[]> {
+    const paths = rangeChecked(() => planCalendarView(calendarId, args.timeMin, args.timeMax));
+    const events: GraphEvent[] = [];
+    for (const path of paths) {
+      let url: URL | undefined = this.#url(path);
+      for (let page = 0; url; page++) {
+        if (page >= MAX_EVENT_PAGES) {
+          throw new ProviderError("invalid", "Microsoft Graph calendarView: too many pages");
+        }
+        const answer = await this.#call(accessToken, "GET", url, "calendar.calendarView", {
+          prefer: CALENDAR_VIEW_PREFER,
+          resource: "calendar",
+        });
+        const parsed = graphEventsPage.safeParse(answer.body);
+        if (!parsed.success) {
+          throw new ProviderError("invalid", "Microsoft Graph calendarView answered an unexpected body", {
+            reason: "malformed_response",
+          });
+        }
+        events.push(...parsed.data.value);
+        url = nextPageUrl(parsed.data["@odata.nextLink"], this.#base);
+      }
+    }
+    return busyFromEvents(events, args.timeMin, args.timeMax, args.timeZone);
   }
 
   /** The mailbox's SMTP address (`GET /me`: `mail`, else `userPrincipalName`). */
@@ -311,6 +369,16 @@ export class MicrosoftCalendarApi implements CalendarApi {
       if (err instanceof ProviderError && (err.kind === "not_found" || err.kind === "gone")) return;
       throw err;
     }
+  }
+}
+
+/** Run a planner; its RangeError (a malformed or inverted range) becomes ProviderError `invalid`. */
+function rangeChecked<T>(plan: () => T): T {
+  try {
+    return plan();
+  } catch (err) {
+    if (err instanceof RangeError) throw new ProviderError("invalid", `busy: ${err.message}`);
+    throw err;
   }
 }
 

@@ -144,3 +144,13 @@ export const microsoftIdTokenClaims = z.object({
   preferred_username: z.string().optional(),
 });
 export type MicrosoftIdTokenClaims = z.infer<typeof microsoftIdTokenClaims>;
+
+/**
+ * One page of `GET /me/calendars/{id}/calendarView` (B8) with the fields we `$select`;
+ * `@odata.nextLink` is the absolute URL of the next page, when there is one.
+ */
+export const graphEventsPage = z.object({
+  value: z.array(graphEvent),
+  "@odata.nextLink": z.url().optional(),
+});
+export type GraphEventsPage = z.infer<typeof graphEventsPage>;
