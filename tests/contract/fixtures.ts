@@ -205,13 +205,20 @@ export const microsoftFixture: ProviderFixture = {
       : { start: at(item.start), end: at(item.end), showAs: item.free ? "free" : "busy" };
     await sb.admin("POST", `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events`, body);
   },
+  // A mailbox with no Exchange calendar: getSchedule's per-schedule 5016, and calendarView (which the
+  // default calendar falls back to when getSchedule refuses a mailbox) 404 MailboxNotEnabledForRESTAPI.
   async setBusyError(sb, email, failing) {
     await sb.admin("PATCH", `/_admin/microsoft/accounts/${enc(email)}`, {
       scheduleError: failing ? { responseCode: "5016", message: "mailbox unavailable" } : null,
     });
+    if (!failing) return void await sb.admin("DELETE", "/_admin/faults");
+    await sb.admin("POST", "/_admin/faults", {
+      match: { endpoint: "microsoft.calendar.calendarView", email },
+      response: { status: 404, reason: "MailboxNotEnabledForRESTAPI", message: "no mailbox" },
+      times: -1,
+    });
   },
-  // 5016: the schedule has no mailbox Graph can read; reported as a missing calendar.
-  busyErrorKind: "not_found",
+  busyErrorKind: "invalid",
   async events(sb, email) {
     const items = await sb.msEvents(email, "default", true) as {
       id: string;

@@ -164,22 +164,46 @@ Deno.test("Microsoft provider: connect, list, availability, writes through the w
       assert.ok(!text.includes("Jane"));
     });
 
-    await t.step("a per-schedule error is an error, never free time", async () => {
-      await ms.admin("PATCH", `/_admin/microsoft/accounts/${alice.email}`, {
-        scheduleError: { responseCode: "5016", message: "mailbox unavailable" },
-      });
-      try {
-        const res = await stack.invoke("calendar-get-availability", {
-          jwt: alice.jwt,
-          body: { staff_id: alice.id, time_min: iso(DAY0), time_max: iso(DAY0 + DAY) },
+    await t.step(
+      "getSchedule refused for the mailbox: the default calendar is read with calendarView; both failing is an error, never free",
+      async () => {
+        const ask = () =>
+          stack.invoke("calendar-get-availability", {
+            jwt: alice.jwt,
+            body: { staff_id: alice.id, time_min: iso(DAY0), time_max: iso(DAY0 + DAY) },
+          });
+        // A per-schedule error, as Graph answers for a mailbox getSchedule does not serve (a personal account).
+        await ms.admin("PATCH", `/_admin/microsoft/accounts/${alice.email}`, {
+          scheduleError: { responseCode: "5016", message: "mailbox unavailable" },
         });
-        const body = await res.json();
-        assert.notEqual(res.status, 200, JSON.stringify(body));
-        assert.ok(body.error?.code);
-      } finally {
-        await ms.admin("PATCH", `/_admin/microsoft/accounts/${alice.email}`, { scheduleError: null });
-      }
-    });
+        try {
+          await stack.sandbox.resetCalls();
+          const res = await ask();
+          const text = await res.text();
+          assert.equal(res.status, 200, text);
+          assert.deepEqual(JSON.parse(text).busy, [{
+            start: iso(DAY0 + 9 * HOUR),
+            end: iso(DAY0 + 11 * HOUR),
+          }]);
+          const calls = (await stack.sandbox.calls()).byEndpoint;
+          assert.ok((calls["microsoft.calendar.calendarView"] ?? 0) >= 1, JSON.stringify(calls));
+
+          // No Exchange mailbox at all: calendarView is refused too.
+          await ms.admin("POST", "/_admin/faults", {
+            match: { endpoint: "microsoft.calendar.calendarView" },
+            response: { status: 404, reason: "MailboxNotEnabledForRESTAPI", message: "no mailbox" },
+            times: -1,
+          });
+          const failed = await ask();
+          const body = await failed.json();
+          assert.notEqual(failed.status, 200, JSON.stringify(body));
+          assert.ok(body.error?.code);
+        } finally {
+          await ms.admin("DELETE", "/_admin/faults");
+          await ms.admin("PATCH", `/_admin/microsoft/accounts/${alice.email}`, { scheduleError: null });
+        }
+      },
+    );
 
     let appointmentId = "";
     let eventId = "";

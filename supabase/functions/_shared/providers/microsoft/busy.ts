@@ -253,7 +253,7 @@ export function busyFromSchedule(response: unknown, call: GetScheduleCall): Busy
  * clipped away by {@link busyFromEvents}. Send each with `Prefer: ` {@link CALENDAR_VIEW_PREFER} and
  * follow `@odata.nextLink`.
  *
- * @param calendarId a Graph calendar id (not the `primary` alias).
+ * @param calendarId a Graph calendar id, or `primary` for the default calendar (`/me/calendar`).
  * @param timeMin ISO 8601 with offset.
  * @param timeMax ISO 8601 with offset, not before `timeMin`.
  * @returns paths relative to the Graph base URL, in time order; `[]` for an empty range.
@@ -291,7 +291,10 @@ export function calendarViewPath(calendarId: string, timeMin: string, timeMax: s
     $select: "showAs,start,end,isAllDay,isCancelled",
     $top: String(CALENDAR_VIEW_PAGE_SIZE),
   });
-  return `/me/calendars/${encodeURIComponent(calendarId)}/calendarView?${query}`;
+  const calendar = calendarId === "primary"
+    ? "/me/calendar"
+    : `/me/calendars/${encodeURIComponent(calendarId)}`;
+  return `${calendar}/calendarView?${query}`;
 }
 
 /**

@@ -36,6 +36,17 @@ import { graphCalendarsPage, type GraphEvent, graphEvent, graphEventsPage } from
 
 /** The product's name of the default calendar (Google's alias, stored as the default selection). */
 export const DEFAULT_CALENDAR_ALIAS = "primary";
+/**
+ * getSchedule answers that say "not for this mailbox" rather than "not now": the default calendar is
+ * then read with calendarView. (`auth`, `rate_limited` and `transient` are thrown as they are.)
+ */
+const SCHEDULE_REFUSALS: ReadonlySet<ProviderError["kind"]> = new Set([
+  "invalid",
+  "not_found",
+  "insufficient_scope",
+  "conflict",
+  "gone",
+]);
 /** Calendars per list page we ask for. */
 const CALENDAR_PAGE_SIZE = 50;
 /** Safety stop for calendar paging (50 per page: 5 000 calendars). */
@@ -164,9 +175,27 @@ export class MicrosoftCalendarApi implements CalendarApi {
       }
     }
     const intervals: BusyInterval[] = [];
-    if (readDefault) intervals.push(...await this.#scheduleBusy(accessToken, args));
+    if (readDefault) intervals.push(...await this.#defaultCalendarBusy(accessToken, args));
     for (const id of viewIds) intervals.push(...await this.#calendarViewBusy(accessToken, id, args));
     return mergeIntervals(intervals);
+  }
+
+  /**
+   * The default calendar's busy intervals: getSchedule (B4), the free/busy API; when Graph refuses it
+   * for this mailbox for good (not a token, throttling or outage problem: personal Microsoft accounts
+   * are not served by getSchedule, and a per-schedule error is another such answer), the same calendar
+   * read with calendarView instead. Whatever fails there is thrown: a read that failed is never free.
+   */
+  async #defaultCalendarBusy(
+    accessToken: string,
+    args: { timeMin: string; timeMax: string; timeZone?: string | null },
+  ): Promise<BusyInterval[]> {
+    try {
+      return await this.#scheduleBusy(accessToken, args);
+    } catch (err) {
+      if (!(err instanceof ProviderError) || !SCHEDULE_REFUSALS.has(err.kind)) throw err;
+      return await this.#calendarViewBusy(accessToken, DEFAULT_CALENDAR_ALIAS, args);
+    }
   }
 
   /** The default calendar's busy intervals from getSchedule (B4). */
