@@ -449,6 +449,7 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
       (calls.byEndpoint["oauth.token.refresh_token"] ?? 0) > 0,
       "Google access tokens were refreshed",
     );
+    assert.ok(mailboxThrottled > 0, "Outlook's MailboxConcurrency limit answered 429");
     assert.deepEqual(unused.map((f) => `${f.provider} ${f.what}`), [], "every one-shot fault was hit");
     assert.ok(outcomes.parked > 0, "the revoked grants parked rows");
     assert.equal(report.expected, apps.wanted, "every staff member's calendar was compared");
