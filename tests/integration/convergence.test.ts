@@ -245,7 +245,8 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
           // A lost refresh token would show here first: the connection must still work.
           assert.equal(await status(t.staff), "connected", `${t.staff.email} before its disconnect at ${i}`);
           const res = await stack.invoke("calendar-disconnect", { jwt: t.staff.jwt, body: {} });
-          assert.equal(res.status, 200, await res.text());
+          const text = await res.text();
+          assert.equal(res.status, 200, `${text}\n${stack.gatewayLogs().slice(-20).join("\n")}`);
           count(`disconnect:${t.staff.provider}`);
         } else {
           await stack.connect(t.staff, { provider: t.staff.provider });
