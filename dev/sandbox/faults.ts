@@ -194,46 +194,72 @@ export class CallLog {
   }
 }
 
-/** In-flight events.* requests per (calendarId, eventId), with the maximum ever seen per key. */
-export class ConcurrencyTracker {
-  private inFlight = new Map<string, number>();
-  private max = new Map<string, number>();
+/** One events.* request in flight; `abandoned` once it ended without an answer (its client went away). */
+interface Flight {
+  abandoned: boolean;
+}
 
-  /** Count a request as in flight; call the returned function exactly once when it is answered. */
-  enter(calendarId: string, eventId: string): () => void {
+/**
+ * In-flight events.* requests per (calendarId, eventId), with the maximum ever seen per key and the
+ * overlaps. An overlap is a violation unless every request it overlapped was abandoned by its client
+ * (a timeout: the client gave up and may retry, while the provider may still be working on the
+ * abandoned call, which no client can prevent; the sandbox can notice the client left only after the
+ * retry arrived).
+ */
+export class ConcurrencyTracker {
+  private inFlight = new Map<string, Set<Flight>>();
+  private max = new Map<string, number>();
+  private overlaps: Array<{ key: string; n: number; earlier: Flight[] }> = [];
+
+  /**
+   * Count a request as in flight; call the returned function exactly once when it ends, with
+   * `abandoned` true when no answer was sent (the client went away).
+   */
+  enter(calendarId: string, eventId: string): (abandoned?: boolean) => void {
     const key = JSON.stringify([calendarId, eventId]);
-    const n = (this.inFlight.get(key) ?? 0) + 1;
-    this.inFlight.set(key, n);
-    if (n > (this.max.get(key) ?? 0)) this.max.set(key, n);
+    const flights = this.inFlight.get(key) ?? new Set<Flight>();
+    this.inFlight.set(key, flights);
+    const flight: Flight = { abandoned: false };
+    if (flights.size > 0) this.overlaps.push({ key, n: flights.size + 1, earlier: [...flights] });
+    flights.add(flight);
+    if (flights.size > (this.max.get(key) ?? 0)) this.max.set(key, flights.size);
     let released = false;
-    return () => {
+    return (abandoned = false) => {
       if (released) return;
       released = true;
-      const left = (this.inFlight.get(key) ?? 1) - 1;
-      if (left <= 0) this.inFlight.delete(key);
-      else this.inFlight.set(key, left);
+      flight.abandoned = abandoned;
+      flights.delete(flight);
+      if (flights.size === 0) this.inFlight.delete(key);
     };
   }
 
-  /** Maxima only; requests still in flight keep being counted correctly. */
+  /** Maxima and overlaps only; requests still in flight keep being counted correctly. */
   reset(): void {
-    this.max = new Map([...this.inFlight]);
+    this.max = new Map([...this.inFlight].map(([k, f]) => [k, f.size]));
+    this.overlaps = [];
   }
 
   report(): {
     maxInFlightPerEvent: number;
     violations: Array<{ calendarId: string; eventId: string; maxInFlight: number }>;
+    abandonedOverlaps: number;
   } {
     let overall = 0;
-    const violations = [];
-    for (const [key, n] of this.max) {
-      overall = Math.max(overall, n);
-      if (n > 1) {
-        const [calendarId, eventId] = JSON.parse(key) as [string, string];
-        violations.push({ calendarId, eventId, maxInFlight: n });
+    for (const n of this.max.values()) overall = Math.max(overall, n);
+    const worst = new Map<string, number>();
+    let abandonedOverlaps = 0;
+    for (const o of this.overlaps) {
+      if (o.earlier.every((f) => f.abandoned)) {
+        abandonedOverlaps++;
+        continue;
       }
+      worst.set(o.key, Math.max(worst.get(o.key) ?? 0, o.n));
     }
-    return { maxInFlightPerEvent: overall, violations };
+    const violations = [...worst].map(([key, maxInFlight]) => {
+      const [calendarId, eventId] = JSON.parse(key) as [string, string];
+      return { calendarId, eventId, maxInFlight };
+    });
+    return { maxInFlightPerEvent: overall, violations, abandonedOverlaps };
   }
 }
 

@@ -104,7 +104,7 @@ async function handleProvider(
     status = res.status;
     return res;
   } finally {
-    release();
+    release(status === 0);
     leaveMailbox?.();
     if (route.counted) sb.calls.record(call, status);
   }

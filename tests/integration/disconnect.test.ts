@@ -2,7 +2,9 @@
  * calendar-disconnect over real HTTP (gateway process) against a scratch Postgres and the provider
  * sandbox: the grant is revoked at the provider, the tokens are forgotten, the connection is marked
  * `disconnected`, the staff member's sync mappings are dropped and their events stay on the
- * calendar; who may disconnect whom; and what happens when the provider's revocation fails.
+ * calendar; who may disconnect whom; and what happens when the provider's revocation fails. A row
+ * whose create was carried out but whose answer was lost survives the disconnect, so the reconnect
+ * deletes the event it left (Google and Microsoft).
  */
 import assert from "node:assert/strict";
 import { assertEnvelope, json } from "../support/assertions.ts";
@@ -193,6 +195,61 @@ Deno.test("calendar-disconnect over HTTP against Postgres and the sandbox", asyn
         );
       },
     );
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("a disconnect never forgets an event a lost answer left on the calendar (Google and Microsoft)", async (t) => {
+  // A provider timeout well below the held answer, so the lost answer costs a second.
+  const stack = await startTestStack({ env: { CALENDAR_PROVIDER_TIMEOUT_MS: "1000" } });
+  try {
+    const tenantId = await stack.createTenant("Lost answer clinic");
+    for (const provider of ["google", "microsoft"] as const) {
+      await t.step(
+        `${provider}: create carried out, answer lost, staff member disconnects, appointment cancelled, reconnect: the event is deleted`,
+        async () => {
+          const staff = await stack.createStaff({ tenantId });
+          await stack.connect(staff, { provider });
+          const live = async () =>
+            provider === "google"
+              ? (await stack.sandbox.events(staff.email)).filter((e) => e.status !== "cancelled")
+              : await stack.sandbox.msEvents(staff.email);
+          const start = new Date(Date.now() + 2 * 86_400_000);
+          start.setUTCHours(10, 0, 0, 0);
+          const id = await stack.createAppointment({
+            tenantId,
+            staffId: staff.id,
+            startsAt: start.toISOString(),
+            endsAt: new Date(start.getTime() + 3_600_000).toISOString(),
+          });
+          await stack.sandbox.fault({
+            match: { endpoint: provider === "google" ? "events.insert" : "microsoft.events.create" },
+            response: { timeout: true, hangMs: 5000, executed: true },
+          });
+          const sync = async () => {
+            const res = await stack.invoke("calendar-sync-appointment", {
+              jwt: stack.serviceRoleJwt,
+              body: { appointment_id: id },
+            });
+            return { status: res.status, body: await json(res) };
+          };
+          const first = await sync();
+          assert.notEqual(first.status, 200, JSON.stringify(first.body));
+          assert.equal((await live()).length, 1, "the create was carried out; its answer was lost");
+
+          const res = await stack.invoke("calendar-disconnect", { jwt: staff.jwt, body: {} });
+          assert.equal(res.status, 200, await res.text());
+          await stack.sql`update public.appointments set status = 'cancelled' where id = ${id}`;
+          await stack.connect(staff, { provider });
+
+          const again = await sync();
+          assert.equal(again.status, 200, JSON.stringify(again.body));
+          assert.equal(again.body.sync_status, "synced");
+          assert.deepEqual(await live(), [], "the event the lost answer left is gone");
+        },
+      );
+    }
   } finally {
     await stack.close();
   }

@@ -231,9 +231,17 @@ Deno.test("Microsoft provider: connect, list, availability, writes through the w
         );
 
         await makeDue(stack, appointmentId);
+        await ms.resetCalls();
         await runWorker(stack);
         const row = await logRow(stack, appointmentId);
         assert.equal(row.sync_status, "synced", JSON.stringify(row));
+        const calls = (await ms.calls()).byEndpoint;
+        assert.equal(calls["microsoft.events.create"], 1);
+        assert.equal(
+          calls["microsoft.events.update"],
+          undefined,
+          "the answered event is as written: no PATCH",
+        );
         assert.ok(row.event_id);
         eventId = row.event_id;
         const ours = (await ms.msEvents(alice.email, "default", true)).filter((e: MsEvent) =>
@@ -246,6 +254,50 @@ Deno.test("Microsoft provider: connect, list, availability, writes through the w
         assert.equal(event.showAs, "busy");
         assert.equal(Date.parse(event.start.dateTime + "Z"), DAY0 + 20 * HOUR);
         assert.match(event.transactionId, /^[0-9a-f-]{36}$/);
+      },
+    );
+
+    await t.step(
+      "a lost create answer, then a move: the retry's create answers the earlier event, which gets the new times",
+      async () => {
+        await ms.fault({
+          match: { endpoint: "microsoft.events.create", email: alice.email },
+          response: { timeout: true, executed: true },
+          times: 1,
+        });
+        const id = await stack.createAppointment({
+          tenantId,
+          staffId: alice.id,
+          startsAt: iso(DAY0 + 30 * HOUR),
+          endsAt: iso(DAY0 + 31 * HOUR),
+        });
+        await runWorker(stack);
+        assert.notEqual((await logRow(stack, id)).sync_status, "synced");
+        // Moved before the retry: Graph answers the retried transactionId with the event as the lost
+        // create made it, at the old times.
+        await stack.sql`update public.appointments set starts_at = ${iso(DAY0 + 32 * HOUR)},
+          ends_at = ${iso(DAY0 + 33 * HOUR)} where id = ${id}`;
+        await makeDue(stack, id);
+        await ms.resetCalls();
+        await runWorker(stack);
+        const calls = (await ms.calls()).byEndpoint;
+        assert.equal(calls["microsoft.events.create"], 1);
+        assert.equal(calls["microsoft.events.update"], 1);
+        const row = await logRow(stack, id);
+        assert.equal(row.sync_status, "synced", JSON.stringify(row));
+        const [event, ...more] = (await ms.msEvents(alice.email)).filter((e: MsEvent) =>
+          e.id === row.event_id
+        );
+        assert.equal(more.length, 0);
+        assert.equal(Date.parse(event.start.dateTime + "Z"), DAY0 + 32 * HOUR);
+        assert.equal(Date.parse(event.end.dateTime + "Z"), DAY0 + 33 * HOUR);
+        // Leave the calendar as the next steps expect it.
+        await stack.sql`delete from public.appointments where id = ${id}`;
+        await runWorker(stack);
+        assert.equal(
+          (await ms.msEvents(alice.email)).filter((e: MsEvent) => e.id === row.event_id).length,
+          0,
+        );
       },
     );
 

@@ -744,7 +744,7 @@ Deno.test("Google sandbox fidelity and admin API", async (t) => {
     });
 
     await t.step(
-      "latency holds every call; the concurrency report sees overlapping writes to one event",
+      "latency holds every call; the concurrency report sees overlapping writes to one event, not a retry after a call its client gave up on",
       async () => {
         await adminOk("POST", "/_admin/concurrency/reset");
         const path = `/calendars/${enc(email)}/events/ttttt00003`;
@@ -753,6 +753,7 @@ Deno.test("Google sandbox fidelity and admin API", async (t) => {
         assert.deepEqual(await adminOk("GET", "/_admin/concurrency"), {
           maxInFlightPerEvent: 1,
           violations: [],
+          abandonedOverlaps: 0,
         });
         // Latency keeps each request in flight long enough that three parallel ones overlap.
         await adminOk("POST", "/_admin/latency", { ms: 250 });
@@ -765,6 +766,34 @@ Deno.test("Google sandbox fidelity and admin API", async (t) => {
         assert.equal(report.maxInFlightPerEvent, 3);
         assert.deepEqual(report.violations, [{ calendarId: email, eventId: "ttttt00003", maxInFlight: 3 }]);
         assert.equal((await admin("POST", "/_admin/latency", { ms: -1 })).status, 400);
+
+        // A call its client gave up on (a timeout) is no violation for the call that follows it: the
+        // sandbox may notice the client left only after the retry arrived.
+        await adminOk("POST", "/_admin/concurrency/reset");
+        await adminOk("POST", "/_admin/faults", {
+          match: { endpoint: "events.patch" },
+          response: { timeout: true },
+        });
+        const gaveUp = new AbortController();
+        const held = fetch(`${sb.url}/google/calendar/v3${path}`, {
+          method: "PATCH",
+          headers: { authorization: `Bearer ${at}`, "content-type": "application/json" },
+          body: JSON.stringify({ summary: "held" }),
+          signal: gaveUp.signal,
+        }).catch((err) => err);
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal((await api("PATCH", path, at, { summary: "retry" })).status, 200);
+        gaveUp.abort();
+        assert.equal((await held).name, "AbortError");
+        let abandoned;
+        for (
+          let i = 0;
+          i < 50 && !(abandoned = await adminOk("GET", "/_admin/concurrency")).abandonedOverlaps;
+          i++
+        ) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.deepEqual(abandoned, { maxInFlightPerEvent: 2, violations: [], abandonedOverlaps: 1 });
       },
     );
 

@@ -379,11 +379,18 @@ export async function deferStaff(
   provider: ProviderId,
   notBefore: Date,
 ): Promise<void> {
+  // SKIP LOCKED: a row another transaction holds (an app's appointment update re-queuing it, a
+  // disconnect, another slot's deferral) is left alone rather than waited for. Waiting made this
+  // multi-row update deadlock with those (seen under MailboxConcurrency 429s), failing the app's
+  // statement; a skipped row meets the rate limit on its own attempt and is deferred then.
   await sql`
     update public.calendar_sync_log l set next_attempt_at = ${notBefore}
-    where l.staff_id = ${staffId} and l.provider = ${provider} and l.sync_status = 'pending'
-      and l.next_attempt_at < ${notBefore}
-      and (l.lease_expires_at is null or l.lease_expires_at <= now())`;
+    where l.id in (
+      select d.id from public.calendar_sync_log d
+      where d.staff_id = ${staffId} and d.provider = ${provider} and d.sync_status = 'pending'
+        and d.next_attempt_at < ${notBefore}
+        and (d.lease_expires_at is null or d.lease_expires_at <= now())
+      for update skip locked)`;
 }
 
 /** Note the last successful sync on the connections that had one (for the status view). */

@@ -30,7 +30,7 @@ import {
 } from "./busy.ts";
 import { calendarSummaryFrom, nextPageUrl } from "./calendars.ts";
 import { classifyGraphResponse } from "./errors.ts";
-import { eventCreateBody, eventPatchBody } from "./event-body.ts";
+import { eventCreateBody, eventPatchBody, type GraphEventCreateBody } from "./event-body.ts";
 import type { MicrosoftConfig } from "./oauth-config.ts";
 import { graphCalendarsPage, type GraphEvent, graphEvent, graphEventsPage } from "./schemas.ts";
 
@@ -284,7 +284,8 @@ export class MicrosoftCalendarApi implements CalendarApi {
    *   there (the engine moves to the next `eventGeneration` and writes again), resource `calendar`
    *   when it is gone;
    * - without: `POST {calendar}/events` with `transactionId` derived from (appointment, generation,
-   *   calendar) -> `created`; a retry after a lost answer gets the same event back, never a second.
+   *   calendar) -> `created`; a retry after a lost answer gets the same event back, never a second,
+   *   and PATCHes it (`updated`) when it shows another subject or times than this write.
    * @throws ProviderError `invalid` for a malformed write; `not_found` as above; as classified.
    */
   async upsertEvent(accessToken: string, write: EventWrite): Promise<EventWriteResult> {
@@ -311,11 +312,25 @@ export class MicrosoftCalendarApi implements CalendarApi {
         throw err;
       }
     }
-    return { ...(await this.#create(accessToken, write)), operation: "created" };
+    const { event, body } = await this.#create(accessToken, write);
+    if (showsBody(event, body)) return result(event, "created");
+    // A create repeating an earlier one's transactionId (whose answer was lost) answers the event
+    // that one made, unchanged: the appointment has changed since, so bring the event up to date.
+    const answer = await this.#call(
+      accessToken,
+      "PATCH",
+      this.#url(`/me/events/${encodeURIComponent(event.id)}`),
+      "events.update",
+      { body: eventPatchBody(write), resource: "event" },
+    );
+    return result(parseEvent(answer.body, "events.update"), "updated");
   }
 
   /** POST the create body (idempotent by `transactionId`); 404 = the calendar is gone. */
-  async #create(accessToken: string, write: EventWrite): Promise<EventWriteResult> {
+  async #create(
+    accessToken: string,
+    write: EventWrite,
+  ): Promise<{ event: GraphEvent; body: GraphEventCreateBody }> {
     const body = eventCreateBody(write);
     try {
       const answer = await this.#call(
@@ -325,7 +340,7 @@ export class MicrosoftCalendarApi implements CalendarApi {
         "events.create",
         { body, resource: "calendar" },
       );
-      return result(parseEvent(answer.body, "events.create"), "created");
+      return { event: parseEvent(answer.body, "events.create"), body };
     } catch (err) {
       if (err instanceof ProviderError && err.kind === "not_found") throw calendarMissing(write.calendarId);
       throw err;
@@ -375,7 +390,7 @@ export class MicrosoftCalendarApi implements CalendarApi {
           end: "2000-01-01T00:05:00Z",
           title: "Appointment",
         });
-        eventId = found.eventId;
+        eventId = found.event.id;
       } catch (err) {
         if (err instanceof ProviderError && err.kind === "not_found") return;
         throw err;
@@ -417,6 +432,19 @@ function calendarMissing(calendarId: string): ProviderError {
     `Microsoft calendar ${calendarId} is not in this mailbox's calendar list (deleted, or no longer shared)`,
     { status: 404, reason: "ErrorItemNotFound", resource: "calendar" },
   );
+}
+
+/** A Graph wall time without trailing fractional zeros (Graph answers seven digits). */
+const wall = (dateTime: string | undefined) => dateTime?.replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+
+/**
+ * Whether an answered event has the subject, start and end a create sent (wall times and zone names
+ * compared as sent, so an answer in another notation only costs one PATCH, never a stale event).
+ */
+function showsBody(event: GraphEvent, body: GraphEventCreateBody): boolean {
+  const same = (a: GraphEvent["start"], b: GraphEventCreateBody["start"]) =>
+    a !== undefined && wall(a.dateTime) === wall(b.dateTime) && a.timeZone === b.timeZone;
+  return event.subject === body.subject && same(event.start, body.start) && same(event.end, body.end);
 }
 
 function parseEvent(body: unknown, operation: string): GraphEvent {
