@@ -12,6 +12,9 @@ export const googleDefinition: ProviderDefinition<"google", GoogleConfig> = {
   parseEnv: parseGoogleEnv,
   scopes: (config) => config.scopes,
   capabilities: Object.freeze({ inboundSync: false, batch: false }),
+  // Google limits each user by rate, not concurrency (A2.2): 2 calls in flight at a few hundred ms
+  // each stay under the per-user quota with room for the same user's availability reads.
+  callsPerConnection: 2,
   oauthClient: (config, http) => new GoogleOAuth(config, http),
   calendarApi: (config, http) => new GoogleCalendarApi(config, http),
 };

@@ -38,6 +38,8 @@ export const microsoftDefinition: ProviderDefinition<"microsoft", MicrosoftConfi
   parseEnv: parseMicrosoftEnv,
   scopes: (config) => config.scopes,
   capabilities: Object.freeze({ inboundSync: false, batch: false }),
+  // Outlook allows 4 concurrent requests per app and mailbox; a 5th answers 429 MailboxConcurrency (B2.2).
+  callsPerConnection: 4,
   oauthClient: (config, http) => new MicrosoftOAuth(config, http),
   calendarApi: (config, http) => new MicrosoftCalendarApi(config, http),
 };
