@@ -218,11 +218,10 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
         buffer.push(row);
         perStaff.set(row.staff_id, (perStaff.get(row.staff_id) ?? 0) + 1);
       }
-      // A short claim means nothing more is due, unless the per-staff cap cut it short for a staff
-      // member the next claim still takes.
-      const capped = [...perStaff].some(([staffId, n]) =>
-        n >= MAX_CALLS_PER_CONNECTION && !pacer.isSaturated(staffId)
-      );
+      // A short claim means nothing more is due, unless the per-staff cap cut it short: then more of
+      // that staff member's rows, or other staff members' rows past the claim's window (behind a
+      // burst), may be due; the next claim takes them or, once the staff member is left out, reads past.
+      const capped = [...perStaff.values()].some((n) => n >= MAX_CALLS_PER_CONNECTION);
       if (rows.length < want && !capped) exhausted = true;
     }, (err) => {
       claimError = err;
