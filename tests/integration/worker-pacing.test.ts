@@ -3,13 +3,15 @@
  * per-staff cap): a burst of 150 rows for one Microsoft staff member (more than one claim reads),
  * queued ahead of 2 rows each for 5 other staff members (Microsoft and Google), drained by one
  * worker with 16 slots against the sandbox, which refuses a 5th concurrent request per mailbox with
- * 429 MailboxConcurrency. No request may be refused, and the other staff members' rows must not wait
- * for the burst: they are all done before the burst's 8th row is. Then the claim itself: the
- * per-staff cap and the exclusion.
+ * 429 MailboxConcurrency. No request may be refused, the burst's mailbox never has more than
+ * Microsoft's `callsPerConnection` (3) in flight, and the other staff members' rows must not wait for
+ * the burst: they are all done before the burst's second round of calls is. Then the claim itself:
+ * the per-staff cap and the exclusion.
  */
 import assert from "node:assert/strict";
 import { parseConfig } from "../../supabase/functions/_shared/config.ts";
 import { createSql } from "../../supabase/functions/_shared/db/client.ts";
+import { callsPerConnection } from "../../supabase/functions/_shared/providers/registry.ts";
 import { claimRows } from "../../supabase/functions/_shared/sync/outbox.ts";
 import { DEFAULT_WORKER_OPTIONS } from "../../supabase/functions/_shared/sync/options.ts";
 import { cachedProviders, drain } from "../../supabase/functions/_shared/sync/worker.ts";
@@ -20,6 +22,8 @@ const OTHERS = 5;
 const PER_OTHER = 2;
 /** Outlook's concurrent requests per app and mailbox (the sandbox's limit too). */
 const MAILBOX_LIMIT = 4;
+/** What the worker keeps in flight per Microsoft mailbox (one below the limit). */
+const PACE = callsPerConnection("microsoft");
 
 interface MailboxReport {
   limit: number;
@@ -94,6 +98,7 @@ Deno.test("a burst for one Microsoft mailbox stays within its 4 concurrent reque
         assert.equal(report.limit, MAILBOX_LIMIT);
         const burstMailbox = report.mailboxes.find((m) => m.mailbox === burst.email);
         assert.ok(burstMailbox, JSON.stringify(report));
+        assert.ok(burstMailbox.maxInFlight <= PACE, `the burst had ${burstMailbox.maxInFlight} in flight`);
         for (const m of report.mailboxes) {
           assert.equal(m.throttled, 0, `no MailboxConcurrency 429 for ${m.mailbox}: ${JSON.stringify(m)}`);
           assert.ok(m.maxInFlight <= MAILBOX_LIMIT, `${m.mailbox} had ${m.maxInFlight} requests in flight`);
@@ -107,16 +112,16 @@ Deno.test("a burst for one Microsoft mailbox stays within its 4 concurrent reque
         assert.equal(calls.byEndpoint["events.insert"], 2 * PER_OTHER, JSON.stringify(calls));
         assert.equal((await stack.sandbox.msEvents(burst.email)).length, BURST);
 
-        // Fair: claims take 4 burst rows each until its staff member holds 8, then the next one reads
-        // past the burst and takes every other row. Those 10 rows fit in the 12 slots the burst may
-        // not use, so they run in the first round while the burst does 4 rows a round: all are done
-        // before the burst's second round is. Without the claim's cap they would be claimed only once
-        // 32 buffered burst rows had drained to half a batch (2 rounds).
+        // Fair: claims take 3 burst rows each (the cap) until its staff member holds 6, then the next
+        // one reads past the burst and takes every other row. Those 10 rows fit in the 13 slots the
+        // burst may not use, so they run in the first round while the burst does 3 rows a round: all
+        // are done before the burst's second round is. Without the claim's cap they would be claimed
+        // only once 32 buffered burst rows had drained to half a batch (3 rounds).
         const lastOther = Math.max(...others.map((s) => done.lastIndexOf(s.id)));
         const burstBefore = done.slice(0, lastOther).filter((id) => id === burst.id).length;
         console.log(`  the other staff members' rows were all done after ${burstBefore} burst rows`);
         assert.ok(
-          burstBefore < 2 * MAILBOX_LIMIT,
+          burstBefore < 2 * PACE,
           `the other staff members' rows were done after ${burstBefore} of the burst's ${BURST} rows`,
         );
       },

@@ -6,7 +6,7 @@
  * |---------------------------------|---------|-----------------------------------------------------------|
  * | CALENDAR_SYNC_CONCURRENCY       | 16      | provider calls in flight per worker invocation; each      |
  * |                                 |         | mailbox also gets at most its provider's per-connection   |
- * |                                 |         | limit (sync/pacing.ts: Microsoft 4, Google 2)             |
+ * |                                 |         | limit (sync/pacing.ts: Microsoft 3, Google 2)             |
  * | CALENDAR_SYNC_RETRY_BUDGET_HOURS| 24      | how long a row keeps retrying after its first failure     |
  * |                                 |         | before it is `failed` (dead letter); 0.1 to 168 (7 days), |
  * |                                 |         | fractions allowed. Time, not attempts: hours of rate      |

@@ -1,9 +1,9 @@
 /**
  * Per-connection pacing of one drain (sync/worker.ts): at most the provider's `callsPerConnection`
- * rows in flight for one mailbox (Microsoft 4: Outlook's concurrent-request limit per app and mailbox;
- * Google 2: its per-user rate, docs/providers), whatever the process's slots allow, so a burst of
- * rows for one staff member never exceeds the provider's per-account limit and never takes the
- * slots the other staff members' rows need.
+ * rows in flight for one mailbox (Microsoft 3: one below Outlook's 4 concurrent requests per app and
+ * mailbox, leaving one for interactive calls; Google 2: its per-user rate; docs/providers), whatever
+ * the process's slots allow, so a burst of rows for one staff member never exceeds the provider's
+ * per-account limit and never takes the slots the other staff members' rows need.
  *
  * Counted per row, not per HTTP request: a row makes its calls one after another (a token refresh,
  * then the write; a move's delete, then its create; a getCalendar after a 404), never two at once,
