@@ -55,6 +55,23 @@ export class ConnectionPacer {
     };
   }
 
+  /**
+   * How many of the waiting rows their mailboxes could run at once (per mailbox, at most its
+   * provider's limit): the ones that take the slots their mailbox's running rows free.
+   */
+  runnable(waiting: readonly ClaimedRow[]): number {
+    const perMailbox = new Map<string, { rows: number; limit: number }>();
+    for (const row of waiting) {
+      const key = ConnectionPacer.mailbox(row);
+      const m = perMailbox.get(key);
+      if (m) m.rows++;
+      else perMailbox.set(key, { rows: 1, limit: callsPerConnection(row.provider) });
+    }
+    let n = 0;
+    for (const m of perMailbox.values()) n += Math.min(m.rows, m.limit);
+    return n;
+  }
+
   /** Count a claimed row as held until {@link release}. */
   hold(row: ClaimedRow): void {
     const h = this.held.get(row.staff_id);

@@ -193,12 +193,14 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
   /**
    * Claim in the background (one claim at a time) to keep slots and buffer full: up to
    * 2 x `concurrency` rows held in all, claimed once half a batch is missing (claims stay batched),
-   * or whatever is missing when nothing is held or the run's row bound is near.
+   * or whatever is missing when nothing is held or the run's row bound is near. Buffered rows beyond
+   * what their mailbox can run at once are not counted: they cannot take a slot that frees, so they
+   * must not keep other staff members' rows from being claimed.
    */
   const claimAhead = () => {
     if (claiming || exhausted || claimError !== undefined || Date.now() >= deadline) return;
     const budget = options.maxRunRows - summary.claimed;
-    const want = Math.min(2 * options.concurrency - inFlight.size - buffer.length, budget);
+    const want = Math.min(2 * options.concurrency - inFlight.size - pacer.runnable(buffer), budget);
     if (want <= 0) return;
     if (want * 2 < options.concurrency && held.size > 0 && want < budget) return;
     const now = Date.now();
