@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../../supabase/functions/_shared/config.ts";
 import { DEFAULT_WORKER_OPTIONS, parseWorkerOptions } from "../../supabase/functions/_shared/sync/options.ts";
 
-Deno.test("defaults: 8 in flight, a 24 h retry budget, 2 s base, 15 min cap, 25 s and 100 rows per run, 2 min lease", () => {
+Deno.test("defaults: 16 in flight, a 24 h retry budget, 2 s base, 15 min cap, 25 s and 100 rows per run, 2 min lease", () => {
   assert.deepEqual(parseWorkerOptions({}), {
-    concurrency: 8,
+    concurrency: 16,
     retryBudgetMs: 24 * 3_600_000,
     leaseMs: 120_000,
     backoffBaseMs: 2_000,

@@ -251,7 +251,7 @@ select is(calendar_private.enqueue_staff_backfill('c9000000-0000-4000-8000-00000
 
 -- The status view shows the active connection by the same rule ------------------------------
 -- bob's active connection needs a reconnect; a disconnected microsoft row of his, updated later,
--- must not hide it (20261201000100_calendar_sync_status_active_rule.sql).
+-- must not hide it (20261201000200_calendar_sync_status_active_rule.sql).
 insert into public.staff_calendar_connections (tenant_id, staff_id, provider, connection_status, updated_at)
 values ('b9000000-0000-4000-8000-000000000001', 'c9000000-0000-4000-8000-000000000002', 'microsoft',
         'disconnected', now() + interval '1 hour');

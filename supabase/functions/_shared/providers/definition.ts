@@ -26,6 +26,12 @@ export interface ProviderDefinition<Id extends string, C> {
   scopes(config: C): readonly string[];
   /** What the provider can do beyond the required interface. */
   readonly capabilities: ProviderCapabilities;
+  /**
+   * The most provider calls the sync worker keeps in flight for one connected account (a staff
+   * member's mailbox) at once, per worker process: the provider's per-account limit, with the reason
+   * in its docs/providers page. A positive integer.
+   */
+  readonly callsPerConnection: number;
   /** The OAuth client for this configuration (no I/O). */
   oauthClient(config: C, http: HttpOptions): ProviderOAuthClient;
   /**

@@ -34,6 +34,19 @@ export function isProviderId(id: string): id is ProviderId {
   return Object.hasOwn(PROVIDERS, id);
 }
 
+/**
+ * The most calls the sync worker keeps in flight for one connection of provider `id` (its
+ * definition's `callsPerConnection`); 1 for a name that is not registered (such a row makes no call).
+ */
+export function callsPerConnection(id: string): number {
+  return isProviderId(id) ? PROVIDERS[id].callsPerConnection : 1;
+}
+
+/** The largest {@link callsPerConnection} of the registered providers. */
+export const MAX_CALLS_PER_CONNECTION = Math.max(
+  ...Object.values(PROVIDERS).map((def) => def.callsPerConnection),
+);
+
 /** Transport options for providers: a `fetch` for tests and a per-request timeout in ms. */
 export interface ProviderOptions {
   fetch?: typeof fetch;

@@ -4,7 +4,9 @@
  *
  * | variable                        | default | meaning                                                   |
  * |---------------------------------|---------|-----------------------------------------------------------|
- * | CALENDAR_SYNC_CONCURRENCY       | 8       | provider calls in flight per worker invocation            |
+ * | CALENDAR_SYNC_CONCURRENCY       | 16      | provider calls in flight per worker invocation; each      |
+ * |                                 |         | mailbox also gets at most its provider's per-connection   |
+ * |                                 |         | limit (sync/pacing.ts: Microsoft 3, Google 2)             |
  * | CALENDAR_SYNC_RETRY_BUDGET_HOURS| 24      | how long a row keeps retrying after its first failure     |
  * |                                 |         | before it is `failed` (dead letter); 0.1 to 168 (7 days), |
  * |                                 |         | fractions allowed. Time, not attempts: hours of rate      |
@@ -51,7 +53,7 @@ const int = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
 const schema = z.object({
-  CALENDAR_SYNC_CONCURRENCY: int(1, 64, 8),
+  CALENDAR_SYNC_CONCURRENCY: int(1, 64, 16),
   CALENDAR_SYNC_RETRY_BUDGET_HOURS: z.coerce.number().min(MIN_BUDGET_HOURS).max(MAX_BUDGET_HOURS)
     .default(DEFAULT_BUDGET_HOURS),
   CALENDAR_SYNC_LEASE_MS: int(500, 3_600_000, 120_000),

@@ -75,8 +75,13 @@ export interface ClaimRequest {
   leaseMs: number;
   /** Only these row ids (calendar-sync-appointment); due or not. */
   ids?: string[];
-  /** Skip rows of these staff members (rate-limited accounts in this run). */
+  /** Skip rows of these staff members (rate-limited accounts, and those whose slots are full, in this run). */
   excludeStaffIds?: string[];
+  /**
+   * Due rows only: take at most this many rows of one staff member (fair claims: one staff member's
+   * burst never fills the batch). Unset: no cap.
+   */
+  perStaff?: number;
 }
 
 const ROW_COLUMNS = `l.id, l.tenant_id, l.appointment_id, l.appointment_key, l.staff_id, l.provider,
@@ -84,8 +89,9 @@ const ROW_COLUMNS = `l.id, l.tenant_id, l.appointment_id, l.appointment_key, l.s
 
 /**
  * Claim up to `limit` pending rows that are due (or the given ids), unleased or with an expired
- * lease, whose staff connection is `connected`; oldest due first. Locked rows (an app transaction
- * queuing them right now, another worker claiming) are skipped, never waited for.
+ * lease, whose staff connection is `connected`; oldest due first, at most `perStaff` of one staff
+ * member among the oldest 4 x `limit` claimable rows (calendar_private.claim_due_rows). Locked rows
+ * (an app transaction queuing them right now, another worker claiming) are skipped, never waited for.
  */
 export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow[]> {
   if (req.limit <= 0 || (req.ids && req.ids.length === 0)) return [];
@@ -107,7 +113,7 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
     // not looked up the array type (through PgBouncer), and PostgreSQL refuses that literal.
     : sql`select id from calendar_private.claim_due_rows(${req.limit}::integer, ${
       exclude.length > 0 ? exclude : null
-    }::uuid[]) id`;
+    }::uuid[], ${req.perStaff ?? null}::integer) id`;
   // One round trip brings what processing a row needs: the row, its appointment (as
   // loadAppointment used to read it) and its connection (as findConnection reads it). Both may change
   // after the claim: an appointment change re-queues the row (queue_version, so the outcome keeps

@@ -2,11 +2,15 @@
  * The outbox worker: one bounded drain of due calendar_sync_log rows (docs/decisions.md decision 7).
  *
  * Rows are processed with at most `concurrency` provider calls in flight ("slots"), each row by one
- * call chain at a time. Claims run ahead of the slots: while slots are busy the next batch is
- * claimed in the background into a buffer of at most `concurrency` rows, so a slot that frees takes
- * its next row at once and never waits for a claim. Buffered rows are held like rows in flight: their
- * leases are renewed with them, and the buffer holds at most one row per slot, so a buffered row
- * waits at most about one row's time. A run stops claiming after
+ * call chain at a time, and at most the provider's `callsPerConnection` rows for one mailbox
+ * (sync/pacing.ts): a row whose mailbox is at its limit waits in the buffer while rows of other
+ * staff members take the free slots, oldest claimed first. Claims run ahead of the slots: while
+ * slots are busy the next batch is claimed in the background into a buffer of at most
+ * `concurrency` rows, so a slot that frees takes its next row at once and never waits for a claim.
+ * Claims are fair: one takes at most {@link MAX_CALLS_PER_CONNECTION} rows of a staff member, and
+ * leaves out staff members whose held rows fill their slots twice over, so a burst of one staff
+ * member's rows never fills the buffer. Buffered rows are held like rows in flight: their leases
+ * are renewed with them. A run stops claiming after
  * `maxRunMs` or after `maxRunRows` rows, and returns once the rows in flight are recorded, so it
  * fits the edge runtime's wall clock and CPU-time limit; whatever is left is picked up by the next
  * run (the worker kicks it itself when it ran in the background: sync/follow-up.ts), a kick or the
@@ -18,7 +22,7 @@
  */
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/client.ts";
-import { providerFor } from "../providers/registry.ts";
+import { MAX_CALLS_PER_CONNECTION, providerFor } from "../providers/registry.ts";
 import type { CalendarProvider, ProviderId } from "../providers/types.ts";
 import type { WorkerOptions } from "./options.ts";
 import {
@@ -29,6 +33,7 @@ import {
   releaseRow,
   touchConnections,
 } from "./outbox.ts";
+import { ConnectionPacer } from "./pacing.ts";
 import { type ProcessDeps, processRow, type RowOutcome } from "./process.ts";
 
 /** The answer of one drain (and of calendar-sync-worker). Counts are rows. */
@@ -129,6 +134,7 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
   /** Claimed rows waiting for a slot (their leases are renewed with the rows in flight). */
   const buffer: ClaimedRow[] = [];
   const held = new Set<string>();
+  const pacer = new ConnectionPacer();
   let exhausted = false;
   let claimError: unknown;
   let claiming: Promise<void> | null = null;
@@ -138,6 +144,7 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
 
   const start = (row: ClaimedRow) => {
     const t0 = Date.now();
+    const leave = pacer.start(row);
     const until = resting.get(row.staff_id);
     // Its account became rate limited while the row sat in the buffer: give it back, due after the rest.
     const work = until !== undefined && until > t0
@@ -159,30 +166,41 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
       if (outcome.status === "synced") syncedStaff.add(row.staff_id);
       deps.onOutcome?.(row, outcome);
     }).finally(() => {
+      leave();
+      pacer.release(row);
       held.delete(row.id);
       inFlight.delete(p);
       lastDoneAt = Date.now();
       busyMs += lastDoneAt - t0;
-      // A finished row may have been re-queued, or new rows may have arrived: look again.
-      if (lastDoneAt < deadline) exhausted = false;
+      // A finished row may have been re-queued, or new rows may have arrived: look again, unless its
+      // staff member is still left out of claims (a burst's rows then ask once per freed set of slots).
+      if (lastDoneAt < deadline && !pacer.isSaturated(row.staff_id)) exhausted = false;
     });
     inFlight.add(p);
   };
 
-  /** Start buffered rows on every free slot. */
+  /**
+   * Start buffered rows on every free slot, oldest claimed first, passing over rows whose mailbox
+   * is at its limit (they keep their place and start when one of its rows is done).
+   */
   const fill = () => {
-    while (inFlight.size < options.concurrency && buffer.length > 0) start(buffer.shift()!);
+    for (let i = 0; i < buffer.length && inFlight.size < options.concurrency;) {
+      if (pacer.canStart(buffer[i])) start(buffer.splice(i, 1)[0]);
+      else i++;
+    }
   };
 
   /**
    * Claim in the background (one claim at a time) to keep slots and buffer full: up to
    * 2 x `concurrency` rows held in all, claimed once half a batch is missing (claims stay batched),
-   * or whatever is missing when nothing is held or the run's row bound is near.
+   * or whatever is missing when nothing is held or the run's row bound is near. Buffered rows beyond
+   * what their mailbox can run at once are not counted: they cannot take a slot that frees, so they
+   * must not keep other staff members' rows from being claimed.
    */
   const claimAhead = () => {
     if (claiming || exhausted || claimError !== undefined || Date.now() >= deadline) return;
     const budget = options.maxRunRows - summary.claimed;
-    const want = Math.min(2 * options.concurrency - inFlight.size - buffer.length, budget);
+    const want = Math.min(2 * options.concurrency - inFlight.size - pacer.runnable(buffer), budget);
     if (want <= 0) return;
     if (want * 2 < options.concurrency && held.size > 0 && want < budget) return;
     const now = Date.now();
@@ -191,14 +209,22 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
       owner,
       limit: want,
       leaseMs: options.leaseMs,
-      excludeStaffIds: [...resting.keys()],
+      excludeStaffIds: [...new Set([...resting.keys(), ...pacer.saturated()])],
+      perStaff: MAX_CALLS_PER_CONNECTION,
     }).then((rows) => {
       summary.claimed += rows.length;
+      const perStaff = new Map<string, number>();
       for (const row of rows) {
         held.add(row.id);
+        pacer.hold(row);
         buffer.push(row);
+        perStaff.set(row.staff_id, (perStaff.get(row.staff_id) ?? 0) + 1);
       }
-      if (rows.length < want) exhausted = true;
+      // A short claim means nothing more is due, unless the per-staff cap cut it short: then more of
+      // that staff member's rows, or other staff members' rows past the claim's window (behind a
+      // burst), may be due; the next claim takes them or, once the staff member is left out, reads past.
+      const capped = [...perStaff.values()].some((n) => n >= MAX_CALLS_PER_CONNECTION);
+      if (rows.length < want && !capped) exhausted = true;
     }, (err) => {
       claimError = err;
     }).finally(() => {

@@ -18,6 +18,9 @@ export const googleDefinition: ProviderDefinition<"google", GoogleConfig> = {
     refreshTokenRotation: false,
     eventLookupByAppointment: true,
   }),
+  // Google limits each user by rate, not concurrency (A2.2): 2 calls in flight at a few hundred ms
+  // each stay under the per-user quota with room for the same user's availability reads.
+  callsPerConnection: 2,
   oauthClient: (config, http) => new GoogleOAuth(config, http),
   calendarApi: (config, http) => new GoogleCalendarApi(config, http),
 };

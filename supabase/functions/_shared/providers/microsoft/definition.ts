@@ -44,6 +44,11 @@ export const microsoftDefinition: ProviderDefinition<"microsoft", MicrosoftConfi
     refreshTokenRotation: true,
     eventLookupByAppointment: false,
   }),
+  // Outlook allows 4 concurrent requests per app and mailbox; a 5th answers 429 MailboxConcurrency (B2.2).
+  // The sync keeps one free for the product's interactive calls to the same mailbox (availability,
+  // calendar list), which a burst (a reconnect's backfill, while the staff member is in the app) would
+  // otherwise get refused.
+  callsPerConnection: 3,
   oauthClient: (config, http) => new MicrosoftOAuth(config, http),
   calendarApi: (config, http) => new MicrosoftCalendarApi(config, http),
 };
