@@ -15,6 +15,9 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { createScratchDatabase } from "../../dev/stack/database.ts";
+import { createSql } from "../../supabase/functions/_shared/db/client.ts";
+import { kickFollowUp } from "../../supabase/functions/_shared/sync/follow-up.ts";
+import { countDue } from "../../supabase/functions/_shared/sync/outbox.ts";
 import { compareWithAppointments, formatReport } from "../support/calendar-projection.ts";
 import { json } from "../support/assertions.ts";
 import {
@@ -217,6 +220,40 @@ Deno.test({
         const calls = await stack.sandbox.calls();
         assert.equal(calls.byEndpoint["oauth.token.refresh_token"], 1, JSON.stringify(calls.byEndpoint));
       });
+
+      await step(
+        "the worker's queries issued at once on one connection all finish (no pipelining wedge)",
+        async () => {
+          // postgres.js pipelines queued queries behind a query without parameters; through a
+          // transaction pooler the pipelined answers are lost and the client waits forever. The
+          // functions' client (pool of 1) runs these concurrently in every drain.
+          const sql = createSql(pooler.url);
+          try {
+            const all = Promise.all([
+              countDue(sql),
+              kickFollowUp(sql),
+              countDue(sql),
+              sql`select ${1}::int as one`,
+              countDue(sql),
+              kickFollowUp(sql),
+              countDue(sql),
+            ]);
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            const outcome = await Promise.race([
+              all.then(() => "finished"),
+              new Promise<string>((resolve) => timer = setTimeout(() => resolve("hung"), 15_000)),
+            ]);
+            clearTimeout(timer);
+            assert.equal(
+              outcome,
+              "finished",
+              "queries queued on one connection behind another never finished",
+            );
+          } finally {
+            await sql.end({ timeout: 1 }).catch(() => {});
+          }
+        },
+      );
 
       await step(`${WORKERS} worker processes and the worker function drain ${ROWS} rows`, async () => {
         await stack.sandbox.resetCalls();

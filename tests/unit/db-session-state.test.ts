@@ -101,6 +101,33 @@ async function filesUnder(dir: URL, ext: string): Promise<URL[]> {
 
 const rel = (u: URL) => u.pathname.slice(ROOT.pathname.length);
 
+/** A query template: `sql` or `tx` (optionally typed, `sql<Row[]>`), then its backquoted text. */
+const QUERY_TEMPLATE = /\b(?:sql|tx)(?:<[^>`]*>)?`/g;
+/** The statements a template can start with; anything else (`sql\`\``, `sql\`and x\``) is a fragment. */
+const STATEMENT = /^\s*(select|insert|update|delete|with|call|values|begin|commit|rollback)\b/i;
+
+/**
+ * Query templates with no bound parameter (`${...}`): postgres.js pipelines the next queued query
+ * behind one of these, which a transaction pooler answers to nobody (db/client.ts).
+ * @returns the first 60 characters of each offending statement.
+ */
+function parameterlessQueries(source: string): string[] {
+  const found: string[] = [];
+  for (const m of source.matchAll(QUERY_TEMPLATE)) {
+    const start = m.index! + m[0].length;
+    let end = start;
+    let bound = false;
+    for (; end < source.length && source[end] !== "`"; end++) {
+      if (source[end] === "\\") end++;
+      else if (source.startsWith("${", end)) bound = true;
+    }
+    // Query templates never nest backquotes inside `${...}` here, so the first backquote ends it.
+    const text = source.slice(start, end);
+    if (!bound && STATEMENT.test(text)) found.push(text.trim().slice(0, 60));
+  }
+  return found;
+}
+
 Deno.test("session state: the scan recognises each construct it forbids, and allows the transaction-scoped forms", () => {
   const bad: [string, string][] = [
     ["await tx`select set_config('request.jwt.claims', ${c}, false)`", "set_config"],
@@ -152,6 +179,33 @@ Deno.test("session state: the scan finds the outer client used inside a transact
     "await sql.begin(async (tx) => { await tx`select 1`; }); await sql`select 2`;",
   ];
   for (const source of fine) assert.deepEqual(outerClientInTransaction(source), [], source);
+});
+
+Deno.test("pipelining: the scan finds query templates without a bound parameter", () => {
+  const pipelined = [
+    "await sql`select calendar_private.count_due() as n`",
+    "const [r] = await sql<{ n: number }[]>`\n  select 1 as n`",
+    "await tx`update t set x = 1`",
+  ];
+  for (const source of pipelined) assert.equal(parameterlessQueries(source).length, 1, source);
+  const fine = [
+    "await sql`select calendar_private.count_due() as n where ${true}`",
+    "await sql`select calendar_private.kick_worker(${reason})`",
+    "const extra = sql``",
+    "const f = sql`and staff_id = any(${ids})`",
+    "const g = sql`limit 1`",
+  ];
+  for (const source of fine) assert.deepEqual(parameterlessQueries(source), [], source);
+});
+
+Deno.test("pipelining: every query of the functions binds at least one parameter", async () => {
+  const problems: string[] = [];
+  for (const file of await filesUnder(new URL("supabase/functions/", ROOT), ".ts")) {
+    for (const q of parameterlessQueries(await Deno.readTextFile(file))) {
+      problems.push(`${rel(file)}: \`${q}\` binds no parameter (postgres.js pipelines behind it)`);
+    }
+  }
+  assert.deepEqual(problems, []);
 });
 
 Deno.test("session state: no function code depends on session state or uses the outer client inside a transaction", async () => {

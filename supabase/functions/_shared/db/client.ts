@@ -12,6 +12,14 @@
  *   locks are row locks or `pg_advisory_xact_lock`, and no LISTEN, temporary table or session
  *   `SET` is used (tests/unit/db-session-state.test.ts checks the sources).
  *
+ * - every query binds at least one parameter: postgres.js writes the next queued query onto the
+ *   connection while a query without parameters is still running (pipelining); a transaction pooler
+ *   hands the server connection to another client at the first query's end, the pipelined query's
+ *   answer is lost and every query queued on the client waits forever. A query with parameters is
+ *   described first, which keeps the connection busy until it ends. Inside `sql.begin` pipelining is
+ *   harmless (the pooler keeps the transaction's server connection), but the same rule applies for
+ *   simplicity. tests/unit/db-session-state.test.ts checks the sources.
+ *
  * With a pool of 1, code inside `sql.begin(async (tx) => ...)` must use `tx` only: a query on the
  * outer `sql` waits for the connection the transaction holds, and both wait forever.
  */

@@ -10,7 +10,7 @@
  *
  * ```ts
  * type Connection = Pick<Row<"staff_calendar_connections">, "id" | "token_expires_at">;
- * const rows = await sql<Connection[]>`select id, token_expires_at from public.staff_calendar_connections`;
+ * const rows = await sql<Connection[]>`select id, token_expires_at from public.staff_calendar_connections where id = ${id}`;
  * rows[0].token_expires_at; // Date | null
  * ```
  */

@@ -121,7 +121,7 @@ export async function syncAppointmentNow(
   );
   if (unsettled) {
     // Work is left for a worker (a row held elsewhere, or re-queued meanwhile): make sure one runs.
-    await sql`select calendar_private.kick_worker('appointment')`.catch(() => {});
+    await sql`select calendar_private.kick_worker(${"appointment"})`.catch(() => {});
   }
   return results;
 }

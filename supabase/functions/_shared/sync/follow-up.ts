@@ -25,5 +25,5 @@ export function needsFollowUp(summary: DrainSummary): boolean {
  * @throws the database error when the kick cannot be queued (the caller logs it; the sweep remains).
  */
 export async function kickFollowUp(sql: Sql): Promise<void> {
-  await sql`select calendar_private.kick_worker('continue')`;
+  await sql`select calendar_private.kick_worker(${"continue"})`;
 }

@@ -169,7 +169,8 @@ function toClaimedRow(r: Record<string, unknown>): ClaimedRow {
 
 /** Pending rows due now that a worker could claim (calendar_private.count_due: workable connection, no live lease). */
 export async function countDue(sql: Sql): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`select calendar_private.count_due() as n`;
+  // The bound `true` keeps postgres.js from pipelining behind this query (db/client.ts).
+  const [row] = await sql<{ n: number }[]>`select calendar_private.count_due() as n where ${true}`;
   return row.n;
 }
 
