@@ -373,3 +373,219 @@ Deno.test("calendar-webhook: Google and Microsoft notifications through the gate
     await stack.close();
   }
 });
+
+Deno.test("calendar-webhook: the provider sandbox's real deliveries reach it and are recorded", async (t) => {
+  const stack = await startTestStack();
+  const sb = stack.sandbox;
+  const hook = `${stack.functionsUrl}/calendar-webhook`;
+  const flush = () => sb.admin("POST", "/_admin/push/flush");
+  /** An authorization code for `login` from the sandbox's consent page, exchanged at `tokenUrl`. */
+  const accessToken = async (authorizeUrl: URL, tokenUrl: string, form: Record<string, string>) => {
+    const { redirect } = await sb.admin<{ redirect: string }>("POST", "/_admin/authorize", {
+      authorizationUrl: authorizeUrl.href,
+      login: form.login,
+      decision: "approve",
+    });
+    const { login: _, ...rest } = form;
+    const res = await fetch(tokenUrl, {
+      method: "POST",
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        code: new URL(redirect).searchParams.get("code")!,
+        ...rest,
+      }),
+    });
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    return body.access_token as string;
+  };
+  const connect = async (staff: TestStaff, provider: "google" | "microsoft") => {
+    const [conn] = await stack.sql<{ id: string }[]>`
+      insert into public.staff_calendar_connections
+        (tenant_id, staff_id, provider, refresh_token_encrypted, connection_status, account_email)
+      values (${staff.tenantId}, ${staff.id}, ${provider}, 'v1.k1.iv.ciphertext', 'connected', ${staff.email})
+      returning id`;
+    return conn.id;
+  };
+
+  try {
+    const tenant = await stack.createTenant("Push clinic");
+
+    await t.step(
+      "Google: events.watch to the webhook; sync acknowledged, a user's edit requests a sync, a duplicate is a replay",
+      async () => {
+        const alice = await stack.createStaff({ tenantId: tenant });
+        const redirectUri = stack.env.GOOGLE_REDIRECT_URI;
+        const authorize = new URL(`${sb.url}/google/o/oauth2/v2/auth`);
+        for (
+          const [k, v] of Object.entries({
+            client_id: stack.secrets.googleClientId,
+            redirect_uri: redirectUri,
+            response_type: "code",
+            scope: "https://www.googleapis.com/auth/calendar.events",
+            access_type: "offline",
+          })
+        ) authorize.searchParams.set(k, v);
+        const token = await accessToken(authorize, `${sb.url}/google/token`, {
+          login: alice.email,
+          redirect_uri: redirectUri,
+          client_id: stack.secrets.googleClientId,
+          client_secret: stack.secrets.googleClientSecret,
+        });
+        const connectionId = await connect(alice, "google");
+        // As the worker will: the row (with the secret's digest) first, then events.watch.
+        const channelId = crypto.randomUUID();
+        const secret = crypto.randomUUID();
+        const [ch] = await stack.sql<{ id: string }[]>`
+        insert into public.calendar_channels (tenant_id, staff_id, connection_id, provider, calendar_id,
+          provider_channel_id, secret_hash)
+        values (${alice.tenantId}, ${alice.id}, ${connectionId}, 'google', 'primary', ${channelId},
+          sha256(convert_to(${secret}, 'UTF8')))
+        returning id`;
+        const watch = await fetch(`${sb.url}/google/calendar/v3/calendars/primary/events/watch`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ id: channelId, type: "web_hook", address: `${hook}/google`, token: secret }),
+        });
+        const channel = await watch.json();
+        assert.equal(watch.status, 200, JSON.stringify(channel));
+        await stack.sql`update public.calendar_channels set resource_id = ${channel.resourceId},
+        resource_uri = ${channel.resourceUri}, expires_at = ${new Date(Number(channel.expiration))},
+        sync_stage = 'full_sync' where id = ${ch.id}`;
+        await flush();
+        const deliveries = async () =>
+          (await sb.admin<{ deliveries: { outcome: string; status: number }[] }>(
+            "GET",
+            `/_admin/push/deliveries?target=${channelId}`,
+          )).deliveries.map((d) => `${d.outcome} ${d.status}`);
+        assert.deepEqual(await deliveries(), ["delivered 200"], "the sync message was acknowledged");
+        assert.deepEqual(await syncJobs(stack, ch.id), { rows: 0, pending: 0, requests: 0 });
+
+        await sb.admin(
+          "POST",
+          `/_admin/accounts/${encodeURIComponent(alice.email)}/calendars/primary/events`,
+          {
+            start: { dateTime: "2031-03-03T09:00:00Z" },
+            end: { dateTime: "2031-03-03T10:00:00Z" },
+            summary: "Dentist",
+          },
+        );
+        await flush();
+        const { channels } = await sb.admin<{ channels: { id: string; messageNumber: number }[] }>(
+          "GET",
+          `/_admin/google/channels?email=${encodeURIComponent(alice.email)}`,
+        );
+        const sent = channels.find((c) => c.id === channelId)!.messageNumber;
+        const [row] = await stack
+          .sql`select last_message_number from public.calendar_channels where id = ${ch.id}`;
+        assert.equal(row.last_message_number, String(sent), "the delivered message number is recorded");
+        assert.deepEqual(await syncJobs(stack, ch.id), { rows: 1, pending: 1, requests: 1 });
+
+        const before = await snapshot(stack);
+        await sb.admin("POST", "/_admin/push/plan", { provider: "google", duplicate: 1 });
+        await sb.admin(
+          "POST",
+          `/_admin/accounts/${encodeURIComponent(alice.email)}/calendars/primary/events`,
+          {
+            start: { dateTime: "2031-03-04T09:00:00Z" },
+            end: { dateTime: "2031-03-04T10:00:00Z" },
+          },
+        );
+        await flush();
+        assert.deepEqual((await deliveries()).slice(-2), ["delivered 200", "delivered 200"]);
+        assert.deepEqual(
+          await syncJobs(stack, ch.id),
+          { rows: 1, pending: 1, requests: 2 },
+          "the duplicate added nothing",
+        );
+        assert.notEqual(await snapshot(stack), before);
+      },
+    );
+
+    await t.step(
+      "Microsoft: the subscription's validation passes on both URLs; changes and lifecycle events are recorded",
+      async () => {
+        const carol = await stack.createStaff({ tenantId: tenant });
+        const redirectUri = stack.env.MICROSOFT_REDIRECT_URI;
+        const verifier = `${crypto.randomUUID()}-${crypto.randomUUID()}`;
+        const challenge = btoa(String.fromCharCode(
+          ...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))),
+        )).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+        const authorize = new URL(`${sb.url}/microsoft/common/oauth2/v2.0/authorize`);
+        for (
+          const [k, v] of Object.entries({
+            client_id: stack.secrets.microsoftClientId,
+            redirect_uri: redirectUri,
+            response_type: "code",
+            scope: "openid offline_access Calendars.ReadWrite User.Read",
+            code_challenge: challenge,
+            code_challenge_method: "S256",
+          })
+        ) authorize.searchParams.set(k, v);
+        const token = await accessToken(authorize, `${sb.url}/microsoft/common/oauth2/v2.0/token`, {
+          login: carol.email,
+          redirect_uri: redirectUri,
+          code_verifier: verifier,
+          client_id: stack.secrets.microsoftClientId,
+          client_secret: stack.secrets.microsoftClientSecret,
+        });
+        const connectionId = await connect(carol, "microsoft");
+        const secret = crypto.randomUUID();
+        const created = await fetch(`${sb.url}/microsoft/graph/v1.0/subscriptions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({
+            changeType: "created,updated,deleted",
+            notificationUrl: `${hook}/microsoft`,
+            lifecycleNotificationUrl: `${hook}/microsoft/lifecycle`,
+            resource: "me/calendar/events",
+            expirationDateTime: new Date(Date.now() + 86_400_000).toISOString(),
+            clientState: secret,
+          }),
+        });
+        const sub = await created.json();
+        assert.equal(created.status, 201, `both validation handshakes answered: ${JSON.stringify(sub)}`);
+        const [ch] = await stack.sql<{ id: string }[]>`
+        insert into public.calendar_channels (tenant_id, staff_id, connection_id, provider, calendar_id,
+          provider_channel_id, resource_id, secret_hash, sync_stage, expires_at)
+        values (${carol.tenantId}, ${carol.id}, ${connectionId}, 'microsoft', 'default', ${sub.id},
+          ${sub.resource}, sha256(convert_to(${secret}, 'UTF8')), 'full_sync', ${new Date(
+          sub.expirationDateTime,
+        )})
+        returning id`;
+
+        await sb.admin(
+          "POST",
+          `/_admin/microsoft/accounts/${encodeURIComponent(carol.email)}/calendars/default/events`,
+          {
+            start: { dateTime: "2031-05-05T09:00:00", timeZone: "UTC" },
+            end: { dateTime: "2031-05-05T10:00:00", timeZone: "UTC" },
+            subject: "Gym",
+          },
+        );
+        await flush();
+        assert.deepEqual(await syncJobs(stack, ch.id), { rows: 1, pending: 1, requests: 1 });
+
+        const { sent } = await sb.admin<{ sent: boolean }>(
+          "POST",
+          `/_admin/microsoft/subscriptions/${sub.id}/lifecycle`,
+          { lifecycleEvent: "reauthorizationRequired" },
+        );
+        assert.equal(sent, true);
+        await flush();
+        const [row] = await stack.sql`select reauthorization_required_at is not null as recorded
+        from public.calendar_channels where id = ${ch.id}`;
+        assert.equal(row.recorded, true);
+        assert.deepEqual(await syncJobs(stack, ch.id), { rows: 1, pending: 1, requests: 2 });
+        const log = await sb.admin<{ deliveries: { kind: string; outcome: string; status: number }[] }>(
+          "GET",
+          `/_admin/push/deliveries?target=${sub.id}`,
+        );
+        assert.ok(log.deliveries.length >= 3, JSON.stringify(log.deliveries));
+        for (const d of log.deliveries) assert.equal(d.outcome, "delivered", JSON.stringify(d));
+      },
+    );
+  } finally {
+    await stack.close();
+  }
+});
