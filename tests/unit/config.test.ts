@@ -233,3 +233,12 @@ Deno.test("config: SUPABASE_SECRET_KEYS is Supabase's JSON dictionary of secret 
   );
   assert.ok(!err.message.includes("sb_secret_not-json"));
 });
+
+Deno.test("config: CALENDAR_WEBHOOK_URL defaults to the calendar-webhook function under SUPABASE_URL", () => {
+  assert.equal(parseConfig(env()).webhookUrl, "http://127.0.0.1:54321/functions/v1/calendar-webhook");
+  assert.equal(
+    parseConfig(env({ CALENDAR_WEBHOOK_URL: "https://hooks.clinic.example/calendar-webhook/" })).webhookUrl,
+    "https://hooks.clinic.example/calendar-webhook",
+  );
+  rejects({ CALENDAR_WEBHOOK_URL: "not a url" }, /CALENDAR_WEBHOOK_URL/);
+});

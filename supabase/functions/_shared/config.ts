@@ -76,6 +76,11 @@ const envSchema = z.object({
    * when SUPABASE_URL names a real host (see {@link defaultIssuer}); `*` turns the check off.
    */
   CALENDAR_JWT_ISSUER: z.string().optional(),
+  /**
+   * Where providers deliver push notifications: the calendar-webhook function's public https URL,
+   * without the provider route (default `${SUPABASE_URL}/functions/v1/calendar-webhook`).
+   */
+  CALENDAR_WEBHOOK_URL: z.url().optional(),
   /** Shared secret pg_cron / the dispatcher present to calendar-sync-worker (besides a service-role JWT). */
   CALENDAR_WORKER_SECRET: z.string().min(32).optional(),
 
@@ -135,6 +140,12 @@ export interface Config extends ProviderConfigs {
    */
   jwtIssuers?: string[];
   workerSecret?: string;
+  /**
+   * Base URL of calendar-webhook that channels are registered with (CALENDAR_WEBHOOK_URL, default
+   * `${supabaseUrl}/functions/v1/calendar-webhook`), no trailing slash; providers POST to
+   * `${webhookUrl}/google`, `${webhookUrl}/microsoft` and `${webhookUrl}/microsoft/lifecycle`.
+   */
+  webhookUrl: string;
   stateSigningSecret: string;
   encryption: {
     currentKeyId: string;
@@ -304,6 +315,10 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     jwtAudiences: audiences,
     jwtIssuers: issuers,
     workerSecret: e.CALENDAR_WORKER_SECRET,
+    webhookUrl: (e.CALENDAR_WEBHOOK_URL ?? `${supabaseUrl}/functions/v1/calendar-webhook`).replace(
+      /\/+$/,
+      "",
+    ),
     ...providers,
     stateSigningSecret: e.OAUTH_STATE_SIGNING_SECRET,
     encryption: { currentKeyId: e.TOKEN_ENCRYPTION_KEY_ID, keys },

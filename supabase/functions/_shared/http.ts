@@ -126,18 +126,25 @@ export function refuseQuery(req: Request): void {
 
 /**
  * Read and validate a JSON body. The request must carry no query parameters ({@link refuseQuery}).
- * @throws HttpError 415 when the content type is not JSON, 413 when over {@link MAX_BODY_BYTES},
- *   400 `invalid_json` for malformed JSON, 400 `invalid_request` when the schema rejects it or a
- *   query string is present, 400 `incomplete_body` when the client goes away mid-body.
+ * `opts.maxBytes` raises the body limit for a caller that sends more than ids and timestamps (a
+ * provider's batched notifications); default {@link MAX_BODY_BYTES}.
+ * @throws HttpError 415 when the content type is not JSON, 413 when over the limit, 400
+ *   `invalid_json` for malformed JSON, 400 `invalid_request` when the schema rejects it or a query
+ *   string is present, 400 `incomplete_body` when the client goes away mid-body.
  */
-export async function readJson<T extends z.ZodType>(req: Request, schema: T): Promise<z.infer<T>> {
+export async function readJson<T extends z.ZodType>(
+  req: Request,
+  schema: T,
+  opts: { maxBytes?: number } = {},
+): Promise<z.infer<T>> {
   refuseQuery(req);
+  const maxBytes = opts.maxBytes ?? MAX_BODY_BYTES;
   const type = req.headers.get("content-type") ?? "";
   const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) {
-    throw new HttpError(413, "payload_too_large", `request body must be at most ${MAX_BODY_BYTES} bytes`);
+  if (declared > maxBytes) {
+    throw new HttpError(413, "payload_too_large", `request body must be at most ${maxBytes} bytes`);
   }
-  const raw = await readLimited(req);
+  const raw = await readLimited(req, maxBytes);
   let value: unknown = {};
   if (raw.trim() !== "") {
     if (!/^application\/(.+\+)?json\b/i.test(type)) {
@@ -171,7 +178,7 @@ export class IncompleteBodyError extends HttpError {
   }
 }
 
-async function readLimited(req: Request): Promise<string> {
+async function readLimited(req: Request, maxBytes: number): Promise<string> {
   if (!req.body) return "";
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -186,9 +193,9 @@ async function readLimited(req: Request): Promise<string> {
     const { done, value } = chunk;
     if (done) break;
     size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
+    if (size > maxBytes) {
       await reader.cancel();
-      throw new HttpError(413, "payload_too_large", `request body must be at most ${MAX_BODY_BYTES} bytes`);
+      throw new HttpError(413, "payload_too_large", `request body must be at most ${maxBytes} bytes`);
     }
     chunks.push(value);
   }

@@ -15,6 +15,41 @@ export type PostgresJsColumns = {
   "calendar_auth_rate_limits": {
     "refilled_at": Date;
   };
+  "calendar_busy_blocks": {
+    "ends_at": Date;
+    "event_key": Uint8Array;
+    "starts_at": Date;
+  };
+  "calendar_channel_jobs": {
+    "created_at": Date;
+    "first_failure_at": Date;
+    "lease_expires_at": Date;
+    "next_attempt_at": Date;
+    "pending_since": Date;
+    "queue_version": string;
+    "request_count": string;
+    "updated_at": Date;
+  };
+  "calendar_channels": {
+    "created_at": Date;
+    "expires_at": Date;
+    "last_error_at": Date;
+    "last_message_number": string;
+    "last_notified_at": Date;
+    "last_synced_at": Date;
+    "missed_at": Date;
+    "reauthorization_required_at": Date;
+    "renewed_at": Date;
+    "secret_hash": Uint8Array;
+    "stopped_at": Date;
+    "subscription_removed_at": Date;
+    "sync_requested_at": Date;
+    "updated_at": Date;
+  };
+  "calendar_conflicts": {
+    "detected_at": Date;
+    "resolved_at": Date;
+  };
   "calendar_oauth_states": {
     "consumed_at": Date;
     "created_at": Date;

@@ -87,6 +87,317 @@ export type Database = {
           },
         ];
       };
+      "calendar_busy_blocks": {
+        Row: {
+          "all_day": boolean;
+          "connection_id": string;
+          "ends_at": string;
+          "event_key": string;
+          "staff_id": string;
+          "starts_at": string;
+          "tenant_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "all_day"?: boolean;
+          "connection_id": string;
+          "ends_at": string;
+          "event_key": string;
+          "staff_id": string;
+          "starts_at": string;
+          "tenant_id": string;
+        };
+        Update: {
+          "all_day"?: boolean;
+          "connection_id"?: string;
+          "ends_at"?: string;
+          "event_key"?: string;
+          "staff_id"?: string;
+          "starts_at"?: string;
+          "tenant_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "calendar_busy_blocks_connection_id_fkey";
+            columns: ["connection_id"];
+            isOneToOne: false;
+            referencedRelation: "staff_calendar_connections";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "calendar_busy_blocks_staff_id_fkey";
+            columns: ["staff_id"];
+            isOneToOne: false;
+            referencedRelation: "staff";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "calendar_busy_blocks_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "calendar_channel_jobs": {
+        Row: {
+          "channel_id": string;
+          "created_at": string;
+          "error_message": string | null;
+          "first_failure_at": string | null;
+          "id": string;
+          "kind": string;
+          "last_error_code": string | null;
+          "lease_expires_at": string | null;
+          "lease_owner": string | null;
+          "next_attempt_at": string | null;
+          "pending_since": string | null;
+          "queue_version": number;
+          "request_count": number;
+          "retry_count": number;
+          "staff_id": string;
+          "status": string;
+          "tenant_id": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "channel_id": string;
+          "created_at"?: string;
+          "error_message"?: string | null;
+          "first_failure_at"?: string | null;
+          "id"?: string;
+          "kind": string;
+          "last_error_code"?: string | null;
+          "lease_expires_at"?: string | null;
+          "lease_owner"?: string | null;
+          "next_attempt_at"?: string | null;
+          "pending_since"?: string | null;
+          "queue_version"?: number;
+          "request_count"?: number;
+          "retry_count"?: number;
+          "staff_id": string;
+          "status"?: string;
+          "tenant_id": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "channel_id"?: string;
+          "created_at"?: string;
+          "error_message"?: string | null;
+          "first_failure_at"?: string | null;
+          "id"?: string;
+          "kind"?: string;
+          "last_error_code"?: string | null;
+          "lease_expires_at"?: string | null;
+          "lease_owner"?: string | null;
+          "next_attempt_at"?: string | null;
+          "pending_since"?: string | null;
+          "queue_version"?: number;
+          "request_count"?: number;
+          "retry_count"?: number;
+          "staff_id"?: string;
+          "status"?: string;
+          "tenant_id"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "calendar_channel_jobs_channel_id_fkey";
+            columns: ["channel_id"];
+            isOneToOne: false;
+            referencedRelation: "calendar_channels";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "calendar_channel_jobs_staff_id_fkey";
+            columns: ["staff_id"];
+            isOneToOne: false;
+            referencedRelation: "staff";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "calendar_channel_jobs_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "calendar_channels": {
+        Row: {
+          "calendar_id": string;
+          "connection_id": string;
+          "created_at": string;
+          "error_count": number;
+          "expires_at": string | null;
+          "id": string;
+          "last_error_at": string | null;
+          "last_error_code": string | null;
+          "last_message_number": number | null;
+          "last_notified_at": string | null;
+          "last_synced_at": string | null;
+          "missed_at": string | null;
+          "page_cursor": string | null;
+          "provider": string;
+          "provider_channel_id": string | null;
+          "reauthorization_required_at": string | null;
+          "renewed_at": string | null;
+          "resource_id": string | null;
+          "resource_uri": string | null;
+          "secret_hash": string;
+          "staff_id": string;
+          "stopped_at": string | null;
+          "subscription_removed_at": string | null;
+          "sync_cursor": string | null;
+          "sync_requested_at": string | null;
+          "sync_stage": string;
+          "tenant_id": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "calendar_id": string;
+          "connection_id": string;
+          "created_at"?: string;
+          "error_count"?: number;
+          "expires_at"?: string | null;
+          "id"?: string;
+          "last_error_at"?: string | null;
+          "last_error_code"?: string | null;
+          "last_message_number"?: number | null;
+          "last_notified_at"?: string | null;
+          "last_synced_at"?: string | null;
+          "missed_at"?: string | null;
+          "page_cursor"?: string | null;
+          "provider": string;
+          "provider_channel_id"?: string | null;
+          "reauthorization_required_at"?: string | null;
+          "renewed_at"?: string | null;
+          "resource_id"?: string | null;
+          "resource_uri"?: string | null;
+          "secret_hash": string;
+          "staff_id": string;
+          "stopped_at"?: string | null;
+          "subscription_removed_at"?: string | null;
+          "sync_cursor"?: string | null;
+          "sync_requested_at"?: string | null;
+          "sync_stage"?: string;
+          "tenant_id": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "calendar_id"?: string;
+          "connection_id"?: string;
+          "created_at"?: string;
+          "error_count"?: number;
+          "expires_at"?: string | null;
+          "id"?: string;
+          "last_error_at"?: string | null;
+          "last_error_code"?: string | null;
+          "last_message_number"?: number | null;
+          "last_notified_at"?: string | null;
+          "last_synced_at"?: string | null;
+          "missed_at"?: string | null;
+          "page_cursor"?: string | null;
+          "provider"?: string;
+          "provider_channel_id"?: string | null;
+          "reauthorization_required_at"?: string | null;
+          "renewed_at"?: string | null;
+          "resource_id"?: string | null;
+          "resource_uri"?: string | null;
+          "secret_hash"?: string;
+          "staff_id"?: string;
+          "stopped_at"?: string | null;
+          "subscription_removed_at"?: string | null;
+          "sync_cursor"?: string | null;
+          "sync_requested_at"?: string | null;
+          "sync_stage"?: string;
+          "tenant_id"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "calendar_channels_connection_id_fkey";
+            columns: ["connection_id"];
+            isOneToOne: false;
+            referencedRelation: "staff_calendar_connections";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "calendar_channels_staff_id_fkey";
+            columns: ["staff_id"];
+            isOneToOne: false;
+            referencedRelation: "staff";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "calendar_channels_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "calendar_conflicts": {
+        Row: {
+          "appointment_id": string;
+          "details": NonNullable<Json>;
+          "detected_at": string;
+          "id": string;
+          "kind": string;
+          "resolved_at": string | null;
+          "staff_id": string;
+          "tenant_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "appointment_id": string;
+          "details"?: NonNullable<Json>;
+          "detected_at"?: string;
+          "id"?: string;
+          "kind": string;
+          "resolved_at"?: string | null;
+          "staff_id": string;
+          "tenant_id": string;
+        };
+        Update: {
+          "appointment_id"?: string;
+          "details"?: NonNullable<Json>;
+          "detected_at"?: string;
+          "id"?: string;
+          "kind"?: string;
+          "resolved_at"?: string | null;
+          "staff_id"?: string;
+          "tenant_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "calendar_conflicts_appointment_id_fkey";
+            columns: ["appointment_id"];
+            isOneToOne: false;
+            referencedRelation: "appointments";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "calendar_conflicts_staff_id_fkey";
+            columns: ["staff_id"];
+            isOneToOne: false;
+            referencedRelation: "staff";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "calendar_conflicts_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
       "calendar_oauth_states": {
         Row: {
           "code_verifier_encrypted": string;

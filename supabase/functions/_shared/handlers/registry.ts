@@ -13,6 +13,7 @@ import { listCalendars } from "./list-calendars.ts";
 import { selectCalendar } from "./select-calendar.ts";
 import { syncAppointment } from "./sync-appointment.ts";
 import { syncWorker } from "./sync-worker.ts";
+import { webhook } from "./webhook.ts";
 
 export const FUNCTIONS: Readonly<Record<string, FunctionHandler>> = {
   "calendar-auth-start": authStart,
@@ -24,6 +25,7 @@ export const FUNCTIONS: Readonly<Record<string, FunctionHandler>> = {
   "calendar-sync-worker": syncWorker,
   "calendar-disconnect": disconnect,
   "calendar-select-calendar": selectCalendar,
+  "calendar-webhook": webhook,
   "google-calendar-auth-start": authStart,
   "google-calendar-auth-callback": authCallback,
   "google-calendar-list-calendars": listCalendars,

@@ -1,0 +1,26 @@
+/**
+ * What a notification came to, as the webhook's SQL statements report it
+ * (supabase/migrations/20261206100000_calendar_sync_inbound.sql), and the client errors the webhook
+ * answers for the refused ones. Nothing is written for a refused notification.
+ */
+import { HttpError } from "../http.ts";
+
+/** Outcomes of `calendar_private.record_google_notification`. */
+export type GoogleOutcome = "unknown" | "forged" | "acknowledged" | "replayed" | "sync_requested";
+
+/** Outcome of one entry of `calendar_private.record_microsoft_notifications`. */
+export type MicrosoftOutcome = "unknown" | "forged" | "accepted";
+
+/** 404 `unknown_channel`: no live channel of an active connection has this id. */
+export function unknownChannel(): HttpError {
+  return new HttpError(404, "unknown_channel", "no live calendar channel has this id");
+}
+
+/** 403 `forged_notification`: the channel's secret (or Google's resource id) does not match. */
+export function forgedNotification(): HttpError {
+  return new HttpError(
+    403,
+    "forged_notification",
+    "the notification's channel secret does not match the channel it names",
+  );
+}
