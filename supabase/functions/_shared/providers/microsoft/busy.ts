@@ -29,13 +29,8 @@ import {
 } from "../../time-ranges.ts";
 import { type BusyInterval, ProviderError } from "../types.ts";
 import { getScheduleResponse, type GraphEvent } from "./schemas.ts";
-import {
-  graphDateTimeToInstant,
-  type GraphDateTimeZone,
-  ianaZoneFor,
-  preferTimeZone,
-  wallTimeToInstant,
-} from "./time-zones.ts";
+import { graphDateTimeToInstant, type GraphDateTimeZone, ianaZoneFor, preferTimeZone } from "./time-zones.ts";
+import { wallTimeToInstant } from "../../wall-time.ts";
 
 /** Schedules (SMTP addresses) per getSchedule call: "up to 20 entities" (B4). */
 export const GET_SCHEDULE_MAX_SCHEDULES = 20;
