@@ -63,8 +63,9 @@ const DERIVED_ID = /^([0-9a-v]{26})([1-9a-v][0-9a-v]*)?$/;
 
 /**
  * The appointment and generation an event id was derived from by {@link eventIdFor}, or null when it
- * was not (its shape says so, or re-deriving it gives another id). Google's own ids can have the same
- * shape, so a result is a candidate: the caller confirms it against its own appointments.
+ * was not (its shape says so, it is no RFC 9562 UUID, or re-deriving it gives another id). About one
+ * Google-made id in 32 still decodes, so a result is a candidate: the caller confirms it against its
+ * own appointments.
  *
  * @param eventId any Google event id.
  * @returns the appointment id as a lowercase UUID with hyphens, and the generation.
@@ -88,8 +89,9 @@ export function appointmentOfEventId(
       buffer &= (1 << bits) - 1;
     }
   }
-  // 26 characters carry 130 bits: 128 of the UUID and 2 that eventIdFor always leaves zero.
-  if (hex.length !== 32 || buffer !== 0) return null;
+  // 26 characters carry 130 bits: 128 of the UUID and 2 that eventIdFor always leaves zero. An
+  // appointment id is an RFC 9562 UUID (version 1..8, variant 10): that rules out most Google ids.
+  if (hex.length !== 32 || buffer !== 0 || !/^[1-8]$/.test(hex[12]) || !/^[89ab]$/.test(hex[16])) return null;
   const appointmentId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${
     hex.slice(20)
   }`;
