@@ -66,6 +66,25 @@ export interface ProviderFixture {
   grantCounters(sb: SandboxClient, email: string): Promise<{ refreshCount: number; reuseCount: number }>;
   throttles: ThrottleCase[];
   revocations: RevocationCase[];
+  /** Move an event of the default calendar as its user would in the provider's own app (UTC instants). */
+  editEvent(sb: SandboxClient, email: string, eventId: string, start: string, end: string): Promise<void>;
+  /** Delete an event of the default calendar as its user would. */
+  deleteEvent(sb: SandboxClient, email: string, eventId: string): Promise<void>;
+  /** Make the provider refuse every sync cursor of the default calendar (Google 410, Graph 410). */
+  expireCursors(sb: SandboxClient, email: string): Promise<void>;
+  /** End a channel / subscription early, as the provider may. */
+  expireChannel(sb: SandboxClient, channelId: string): Promise<void>;
+  /** The notifications one POST to the webhook carries (never a validation request). */
+  notificationsIn(req: { headers: Headers; body: string }): PushNotice[];
+}
+
+/** One notification as the webhook would read it. */
+export interface PushNotice {
+  channelId: string;
+  /** The channel secret it carries (Google channel token, Graph clientState). */
+  secret: string | null;
+  /** `sync`: the channel is set up (Google only); `change`: the calendar changed. */
+  kind: "sync" | "change";
 }
 
 const enc = encodeURIComponent;
@@ -171,6 +190,30 @@ export const googleFixture: ProviderFixture = {
     revoke: async (sb, email) => void await sb.admin("POST", "/_admin/grants/revoke", { email }),
     reason: "invalid_grant",
   }],
+  async editEvent(sb, email, eventId, start, end) {
+    await sb.admin("PATCH", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events/${enc(eventId)}`, {
+      start: { dateTime: start },
+      end: { dateTime: end },
+    });
+  },
+  async deleteEvent(sb, email, eventId) {
+    await sb.admin("DELETE", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events/${enc(eventId)}`);
+  },
+  async expireCursors(sb, email) {
+    await sb.admin("POST", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/sync-tokens/invalidate`);
+  },
+  async expireChannel(sb, channelId) {
+    await sb.admin("POST", `/_admin/google/channels/${enc(channelId)}/expire`);
+  },
+  notificationsIn({ headers }) {
+    const channelId = headers.get("x-goog-channel-id");
+    if (!channelId) return [];
+    return [{
+      channelId,
+      secret: headers.get("x-goog-channel-token"),
+      kind: headers.get("x-goog-resource-state") === "sync" ? "sync" : "change",
+    }];
+  },
 };
 
 const msRevoke = (reason: string) => async (sb: SandboxClient, email: string) =>
@@ -307,6 +350,34 @@ export const microsoftFixture: ProviderFixture = {
       reason: "interaction_required",
     },
   ],
+  async editEvent(sb, email, eventId, start, end) {
+    const at = (iso: string) => ({ dateTime: new Date(iso).toISOString().slice(0, 19), timeZone: "UTC" });
+    await sb.admin(
+      "PATCH",
+      `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events/${enc(eventId)}`,
+      { start: at(start), end: at(end) },
+    );
+  },
+  async deleteEvent(sb, email, eventId) {
+    await sb.admin(
+      "DELETE",
+      `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events/${enc(eventId)}`,
+    );
+  },
+  async expireCursors(sb, email) {
+    await sb.admin("POST", `/_admin/microsoft/accounts/${enc(email)}/calendars/default/delta/expire`);
+  },
+  async expireChannel(sb, channelId) {
+    await sb.admin("POST", `/_admin/microsoft/subscriptions/${enc(channelId)}/expire`);
+  },
+  notificationsIn({ body }) {
+    const parsed = JSON.parse(body) as { value?: { subscriptionId: string; clientState: string | null }[] };
+    return (parsed.value ?? []).map((n) => ({
+      channelId: n.subscriptionId,
+      secret: n.clientState,
+      kind: "change" as const,
+    }));
+  },
 };
 
 /** The providers the contract runs against, in order. */

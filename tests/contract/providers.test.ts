@@ -18,7 +18,9 @@ import { DomainError } from "../../supabase/functions/_shared/errors/domain-erro
 import { httpAnswerFor } from "../../supabase/functions/_shared/errors/http-answers.ts";
 import { providerFor } from "../../supabase/functions/_shared/providers/registry.ts";
 import {
+  type ChangesPage,
   type EventWrite,
+  type ExternalEvent,
   ProviderError,
   WRITABLE_ACCESS_ROLES,
 } from "../../supabase/functions/_shared/providers/types.ts";
@@ -27,6 +29,7 @@ import { decideFailure } from "../../supabase/functions/_shared/sync/failures.ts
 import { DEFAULT_WORKER_OPTIONS } from "../../supabase/functions/_shared/sync/options.ts";
 import { rejectedWith } from "../support/assertions.ts";
 import { FIXTURES, type ProviderFixture } from "./fixtures.ts";
+import { startReceiver } from "./receiver.ts";
 import { startWorld, type World } from "./world.ts";
 
 /** Run `fn` in a fresh world for `fixture`, closed afterwards whatever happens. */
@@ -491,4 +494,261 @@ for (const f of FIXTURES) {
         }
       }),
   );
+
+  Deno.test(
+    name("inbound push: watch (sync / validation), a change notified with the secret, stop -> nothing more"),
+    () =>
+      inWorld(f, {}, async (w) => {
+        const inbound = w.provider.inbound!;
+        assert.ok(w.provider.capabilities.inboundSync && inbound, "inbound sync is declared and present");
+        const email = f.email("push");
+        await f.createAccount(w.sb, email);
+        const { accessToken } = await w.connect(email);
+        const receiver = startReceiver(f);
+        try {
+          const secret = crypto.randomUUID();
+          const address = `${receiver.url}/calendar-webhook/${f.id}`;
+          const channel = await inbound.watch(accessToken, { calendarId: "primary", address, secret });
+          await flushPush(w);
+          const days = (Date.parse(channel.expiresAt) - Date.now()) / 86_400_000;
+          assert.ok(days > 6 && days <= 7, `the longest lifetime is asked for: ${channel.expiresAt}`);
+          if (inbound.renewal === "replace") {
+            // Google: the channel says hello with `sync` (and needs its resourceId to be stopped).
+            assert.ok(channel.resourceId);
+            assert.deepEqual(receiver.noticesOf(channel.channelId), [
+              { channelId: channel.channelId, secret, kind: "sync" },
+            ]);
+          } else {
+            // Graph: both URLs were validated before the subscription was made.
+            assert.equal(channel.resourceId, null);
+            assert.deepEqual(receiver.validations, [
+              `/calendar-webhook/${f.id}`,
+              `/calendar-webhook/${f.id}/lifecycle`,
+            ]);
+          }
+          await f.addBusy(w.sb, email, { start: "2026-05-04T09:00:00Z", end: "2026-05-04T10:00:00Z" });
+          await flushPush(w);
+          const changes = receiver.noticesOf(channel.channelId, "change");
+          assert.ok(changes.length >= 1, "the change was notified");
+          assert.ok(
+            changes.every((n) => n.secret === secret),
+            "every notification carries the channel secret",
+          );
+
+          await inbound.stop(accessToken, channel);
+          await inbound.stop(accessToken, channel); // already stopped: success
+          const before = receiver.notices.length;
+          await f.addBusy(w.sb, email, { start: "2026-05-05T09:00:00Z", end: "2026-05-05T10:00:00Z" });
+          await flushPush(w);
+          assert.equal(receiver.notices.length, before, "a stopped channel notifies nothing");
+
+          const refused = await rejectedWith(
+            ProviderError,
+            inbound.watch(accessToken, { calendarId: "primary", address: "http://192.0.2.1/hook", secret }),
+          );
+          assert.equal(refused.kind, "invalid", "a webhook that is not HTTPS is refused");
+        } finally {
+          await receiver.close();
+        }
+      }),
+  );
+
+  Deno.test(
+    name("inbound changes: a paged first sync of a window, then exactly the changes, our own echoes, 410"),
+    () =>
+      inWorld(f, {}, async (w) => {
+        const inbound = w.provider.inbound!;
+        const email = f.email("changes");
+        await f.createAccount(w.sb, email);
+        const { accessToken } = await w.connect(email);
+        const window = { timeMin: "2026-06-01T00:00:00Z", timeMax: "2026-07-01T00:00:00Z" };
+        for (let day = 1; day <= 5; day++) {
+          await f.addBusy(w.sb, email, {
+            start: `2026-06-0${day}T09:00:00Z`,
+            end: `2026-06-0${day}T10:00:00Z`,
+          });
+        }
+        await f.addBusy(w.sb, email, {
+          start: "2026-06-10T09:00:00Z",
+          end: "2026-06-10T10:00:00Z",
+          free: true,
+        });
+        await f.addBusy(w.sb, email, { allDay: { from: "2026-06-12", to: "2026-06-13" } });
+        await f.addBusy(w.sb, email, { start: "2026-08-01T09:00:00Z", end: "2026-08-01T10:00:00Z" }); // outside
+
+        /** Every page of one round; the page count and the sync cursor that ends it. */
+        const round = async (syncCursor: string | null) => {
+          const events: ExternalEvent[] = [];
+          let pageCursor: string | null = null;
+          for (let pages = 1;; pages++) {
+            assert.ok(pages < 50, "the round ends");
+            const page: ChangesPage = await inbound.listChanges(accessToken, {
+              calendarId: "primary",
+              syncCursor,
+              pageCursor,
+              window,
+              pageLimit: 2,
+            });
+            assert.ok(!page.nextPageCursor !== !page.nextSyncCursor, "exactly one cursor");
+            events.push(...page.events);
+            if (page.nextSyncCursor) return { events, pages, syncCursor: page.nextSyncCursor };
+            pageCursor = page.nextPageCursor;
+          }
+        };
+        const first = await round(null);
+        assert.ok(first.pages >= 4, `paged: ${first.pages} pages of 2`);
+        const live = new Map(first.events.map((e) => [e.id, e]));
+        assert.equal(live.size, 7, "the window's events, the one outside it left out");
+        for (const e of first.events) {
+          assert.deepEqual(Object.keys(e).sort(), EXTERNAL_EVENT_KEYS, "nothing but the neutral fields");
+          assert.equal(e.status, "confirmed");
+          assert.ok(e.version, "a version to recognise echoes by");
+          assert.equal(e.ourAppointment, null);
+        }
+        const byStart = (iso: string) => first.events.find((e) => e.start === iso)!;
+        assert.equal(byStart("2026-06-10T09:00:00Z").busy, false, "free time is not busy");
+        assert.deepEqual(
+          { ...byStart("2026-06-12T00:00:00Z") },
+          { ...byStart("2026-06-12T00:00:00Z"), end: "2026-06-13T00:00:00Z", allDay: true, busy: true },
+        );
+        assert.equal(first.events.filter((e) => e.busy).length, 6);
+
+        const quiet = await round(first.syncCursor);
+        assert.deepEqual(quiet.events, [], "nothing changed, nothing listed");
+
+        // A user moves one event, deletes another and adds a third; the product writes its own.
+        const moved = byStart("2026-06-02T09:00:00Z");
+        const deleted = byStart("2026-06-03T09:00:00Z");
+        await f.editEvent(w.sb, email, moved.id, "2026-06-02T14:00:00Z", "2026-06-02T15:00:00Z");
+        await f.deleteEvent(w.sb, email, deleted.id);
+        await f.addBusy(w.sb, email, { start: "2026-06-20T09:00:00Z", end: "2026-06-20T10:00:00Z" });
+        const appointmentId = crypto.randomUUID();
+        const ours = await w.provider.upsertEvent(accessToken, {
+          calendarId: "primary",
+          appointmentId,
+          start: "2026-06-22T09:00:00Z",
+          end: "2026-06-22T10:00:00Z",
+          title: "Appointment",
+        });
+
+        const next = await round(quiet.syncCursor);
+        const changed = new Map(next.events.map((e) => [e.id, e]));
+        assert.equal(changed.size, 4, `exactly the changes: ${[...changed.keys()]}`);
+        assert.deepEqual(
+          pick(changed.get(moved.id)!),
+          { status: "confirmed", start: "2026-06-02T14:00:00Z", end: "2026-06-02T15:00:00Z", busy: true },
+        );
+        assert.notEqual(changed.get(moved.id)!.version, moved.version, "an edit is a new version");
+        assert.deepEqual(pick(changed.get(deleted.id)!).status, "cancelled");
+        assert.equal(changed.get(deleted.id)!.busy, false, "a deleted event is never busy");
+        const added = next.events.find((e) => e.start === "2026-06-20T09:00:00Z");
+        assert.ok(added?.busy && !live.has(added.id), "the added event");
+        const echo = changed.get(ours.eventId)!;
+        assert.equal(echo.version, ours.etag, "our own write's echo carries the version the write answered");
+        const key = inbound.idempotencyKeyFor({ calendarId: "primary", appointmentId });
+        if (key === null) {
+          assert.deepEqual(echo.ourAppointment, { appointmentId, eventGeneration: 0 }, "the id names it");
+        } else {
+          assert.equal(echo.idempotencyKey, key, "the idempotency key names it");
+        }
+        for (const e of next.events) assert.deepEqual(Object.keys(e).sort(), EXTERNAL_EVENT_KEYS);
+
+        await f.expireCursors(w.sb, email);
+        const expired = await rejectedWith(
+          ProviderError,
+          inbound.listChanges(accessToken, {
+            calendarId: "primary",
+            syncCursor: next.syncCursor,
+            pageCursor: null,
+          }),
+        );
+        assert.equal(expired.kind, "cursor_expired", "a cursor the provider dropped means a full sync again");
+        assert.equal(decideFailure(expired).decision, "retry");
+        const again = await round(null);
+        assert.equal(again.events.filter((e) => e.status === "confirmed").length, 8, "the full sync again");
+
+        const noWindow = await rejectedWith(
+          ProviderError,
+          inbound.listChanges(accessToken, { calendarId: "primary", syncCursor: null, pageCursor: null }),
+        );
+        assert.equal(noWindow.kind, "invalid");
+      }),
+  );
+
+  Deno.test(
+    name("inbound renewal: Graph patches the subscription (gone once expired), Google replaces the channel"),
+    () =>
+      inWorld(f, {}, async (w) => {
+        const inbound = w.provider.inbound!;
+        const email = f.email("renew");
+        await f.createAccount(w.sb, email);
+        const { accessToken } = await w.connect(email);
+        const receiver = startReceiver(f);
+        try {
+          const address = `${receiver.url}/calendar-webhook/${f.id}`;
+          const secret = crypto.randomUUID();
+          const first = await inbound.watch(accessToken, {
+            calendarId: "primary",
+            address,
+            secret,
+            ttlSeconds: 3600,
+          });
+          const hours = (Date.parse(first.expiresAt) - Date.now()) / 3_600_000;
+          assert.ok(hours > 0.9 && hours <= 1, `the lifetime asked for: ${first.expiresAt}`);
+          if (inbound.renewal === "patch") {
+            const renewed = await inbound.renew(accessToken, first);
+            assert.ok(
+              Date.parse(renewed) - Date.parse(first.expiresAt) > 5 * 86_400_000,
+              "extended in place",
+            );
+            await f.expireChannel(w.sb, first.channelId);
+            const gone = await rejectedWith(ProviderError, inbound.renew(accessToken, first));
+            assert.equal(gone.kind, "gone", "an expired subscription is gone: create a new one");
+            await inbound.stop(accessToken, first); // nothing to delete: success
+          } else {
+            assert.equal("renew" in inbound, false, "a channel cannot be extended");
+            // Replace: the new channel first (its id chosen and stored beforehand), then the old stopped.
+            const channelId = crypto.randomUUID();
+            const second = await inbound.watch(accessToken, {
+              calendarId: "primary",
+              address,
+              secret,
+              channelId,
+            });
+            assert.equal(second.channelId, channelId);
+            await inbound.stop(accessToken, first);
+            await flushPush(w);
+            await f.addBusy(w.sb, email, { start: "2026-05-04T09:00:00Z", end: "2026-05-04T10:00:00Z" });
+            await flushPush(w);
+            assert.equal(receiver.noticesOf(first.channelId, "change").length, 0, "the old channel is quiet");
+            assert.ok(receiver.noticesOf(second.channelId, "change").length >= 1, "the new one notifies");
+            await f.expireChannel(w.sb, second.channelId);
+            await inbound.stop(accessToken, second); // expired: nothing to stop, success
+          }
+        } finally {
+          await receiver.close();
+        }
+      }),
+  );
+}
+
+/** Every field an {@link ExternalEvent} has, sorted: no provider may add one (no PHI can slip in). */
+const EXTERNAL_EVENT_KEYS = [
+  "allDay",
+  "busy",
+  "end",
+  "id",
+  "idempotencyKey",
+  "ourAppointment",
+  "seriesId",
+  "start",
+  "status",
+  "version",
+];
+
+const pick = (e: ExternalEvent) => ({ status: e.status, start: e.start, end: e.end, busy: e.busy });
+
+/** Deliver every notification the sandbox has made (retries included) before asserting. */
+async function flushPush(w: World): Promise<void> {
+  await w.sb.admin("POST", "/_admin/push/flush");
 }

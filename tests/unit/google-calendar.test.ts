@@ -476,13 +476,18 @@ Deno.test("providerFor: google is configured, microsoft is not, plain http only 
   const google = providerFor("google", config);
   assert.equal(google.id, "google");
   assert.deepEqual(google.capabilities, {
-    inboundSync: false,
+    inboundSync: true,
     batch: false,
     tokenRevocation: true,
     refreshTokenRotation: false,
     eventLookupByAppointment: true,
   });
   assert.equal("eventIdFor" in google, false, "the engine never derives a provider's event id");
+  assert.equal(
+    google.inbound?.renewal,
+    "replace",
+    "inbound sync is there, as declared; channels are replaced",
+  );
   for (const id of ["microsoft", "yahoo"]) {
     assert.throws(
       () => providerFor(id, config),

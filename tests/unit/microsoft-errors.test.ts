@@ -12,7 +12,6 @@ import {
   graphErrorCode,
   graphRetryAfterMs,
   isMailboxConcurrency,
-  isSyncStateGone,
 } from "../../supabase/functions/_shared/providers/microsoft/errors.ts";
 import { ProviderError, type ProviderErrorKind } from "../../supabase/functions/_shared/providers/types.ts";
 
@@ -23,7 +22,7 @@ Deno.test("classifyGraphResponse: every Graph error fixture, status taken from t
   const expected: Record<string, { kind: ProviderErrorKind; reason: string }> = {
     "400-invalidRange.json": { kind: "invalid", reason: "invalidRange" },
     "404-ErrorItemNotFound.json": { kind: "not_found", reason: "ErrorItemNotFound" },
-    "410-SyncStateNotFound.json": { kind: "gone", reason: "SyncStateNotFound" },
+    "410-SyncStateNotFound.json": { kind: "cursor_expired", reason: "SyncStateNotFound" },
     "429-TooManyRequests.json": { kind: "rate_limited", reason: "TooManyRequests" },
     "429-ApplicationThrottled-MailboxConcurrency.json": {
       kind: "rate_limited",
@@ -100,8 +99,8 @@ const GRAPH_ROWS: [number, string | undefined, string | undefined, ProviderError
       "conflict",
       "ErrorIrresolvableConflict",
     ],
-    [410, "syncStateNotFound", undefined, "gone", "syncStateNotFound"],
-    [410, "resyncRequired", undefined, "gone", "resyncRequired"],
+    [410, "syncStateNotFound", undefined, "cursor_expired", "syncStateNotFound"],
+    [410, "resyncRequired", undefined, "cursor_expired", "resyncRequired"],
     [429, "TooManyRequests", "Please retry again later.", "rate_limited", "TooManyRequests"],
     [
       429,
@@ -201,16 +200,25 @@ Deno.test("classifyGraphResponse: long messages are cut; nothing but Graph's mes
   assert.ok(err.message.endsWith("..."));
 });
 
-Deno.test("helpers: sync state gone, mailbox concurrency, and one refresh after a 401", () => {
-  assert.ok(
-    isSyncStateGone(
-      classifyGraphResponse(410, fixture("errors/410-SyncStateNotFound.json"), undefined, "op"),
-    ),
+Deno.test("a delta state Graph no longer has is cursor_expired (start again), any other 410 gone", () => {
+  const expired = classifyGraphResponse(410, fixture("errors/410-SyncStateNotFound.json"), undefined, "op");
+  assert.equal(expired.kind, "cursor_expired");
+  assert.equal(expired.details.reason, "SyncStateNotFound");
+  for (const code of ["syncStateNotFound", "resyncRequired", "SyncStateInvalid"]) {
+    assert.equal(
+      classifyGraphResponse(410, { error: { code } }, undefined, "op").kind,
+      "cursor_expired",
+      code,
+    );
+  }
+  assert.equal(classifyGraphResponse(410, { error: { code: "other" } }, undefined, "op").kind, "gone");
+  assert.equal(
+    classifyGraphResponse(404, { error: { code: "SyncStateNotFound" } }, undefined, "op").kind,
+    "not_found",
   );
-  assert.ok(!isSyncStateGone(classifyGraphResponse(410, { error: { code: "other" } }, undefined, "op")));
-  assert.ok(
-    !isSyncStateGone(classifyGraphResponse(404, { error: { code: "SyncStateNotFound" } }, undefined, "op")),
-  );
+});
+
+Deno.test("helpers: mailbox concurrency, and one refresh after a 401", () => {
   const concurrency = fixture("errors/429-ApplicationThrottled-MailboxConcurrency.json");
   assert.ok(isMailboxConcurrency(classifyGraphResponse(429, concurrency, undefined, "op")));
   assert.ok(

@@ -17,11 +17,10 @@ import {
   eventTimeZone,
   graphDateTimeToInstant,
   ianaZoneFor,
-  instantToWallTime,
   preferTimeZone,
-  wallTimeToInstant,
   windowsZoneFor,
 } from "../../supabase/functions/_shared/providers/microsoft/time-zones.ts";
+import { instantToWallTime, wallTimeToInstant } from "../../supabase/functions/_shared/wall-time.ts";
 import { ProviderError } from "../../supabase/functions/_shared/providers/types.ts";
 
 const CLDR = new URL("../fixtures/microsoft/cldr/", import.meta.url);

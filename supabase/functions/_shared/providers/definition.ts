@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import type { HttpOptions } from "../http-client/transport.ts";
-import type { CalendarApi, ProviderCapabilities, ProviderOAuthClient } from "./types.ts";
+import type { CalendarApi, InboundCalendarApi, ProviderCapabilities, ProviderOAuthClient } from "./types.ts";
 
 /**
  * One provider's registration. `C` is its typed configuration (`Config[id]`).
@@ -39,4 +39,9 @@ export interface ProviderDefinition<Id extends string, C> {
    * @throws ProviderError `invalid` for a configuration that cannot be used (plain http off loopback).
    */
   calendarApi(config: C, http: HttpOptions): CalendarApi;
+  /**
+   * Inbound sync for this configuration (no I/O); required when `capabilities.inboundSync` is true.
+   * @throws ProviderError `invalid` as {@link calendarApi} does.
+   */
+  inboundApi?(config: C, http: HttpOptions): InboundCalendarApi;
 }

@@ -10,7 +10,7 @@ import type { HttpOptions } from "../http-client/transport.ts";
 import type { ProviderDefinition } from "./definition.ts";
 import { googleDefinition } from "./google/definition.ts";
 import { microsoftDefinition } from "./microsoft/definition.ts";
-import type { CalendarApi, CalendarProvider, ProviderOAuthClient } from "./types.ts";
+import type { CalendarApi, CalendarProvider, InboundCalendarApi, ProviderOAuthClient } from "./types.ts";
 
 /** The registered providers. */
 export const PROVIDERS = Object.freeze({ google: googleDefinition, microsoft: microsoftDefinition });
@@ -112,20 +112,27 @@ export function providerFor(
     ...(options.fetch ? { fetch: options.fetch } : {}),
     timeoutMs: options.timeoutMs ?? config.providerTimeoutMs,
   };
+  let inbound: InboundCalendarApi | undefined;
+  if (def.capabilities.inboundSync) {
+    if (!def.inboundApi) throw new Error(`provider ${id} declares inboundSync without an inbound API`);
+    inbound = def.inboundApi(settings, http);
+  }
   return composeProvider(
     def.id,
     def.capabilities,
     def.oauthClient(settings, http),
     def.calendarApi(settings, http),
+    inbound,
   );
 }
 
-/** One object delegating each method to the half that owns it. */
+/** One object delegating each method to the half that owns it; `inbound` as the provider built it. */
 function composeProvider(
   id: ProviderId,
   capabilities: CalendarProvider["capabilities"],
   oauth: ProviderOAuthClient,
   calendar: CalendarApi,
+  inbound: InboundCalendarApi | undefined,
 ): CalendarProvider {
   return Object.freeze(
     {
@@ -145,6 +152,7 @@ function composeProvider(
       findAppointmentEvent: (token, ref) => calendar.findAppointmentEvent(token, ref),
       deleteAppointmentEvent: (token, ref) => calendar.deleteAppointmentEvent(token, ref),
       deleteEvent: (token, args) => calendar.deleteEvent(token, args),
+      ...(inbound ? { inbound } : {}),
     } satisfies CalendarProvider,
   );
 }

@@ -180,11 +180,173 @@ export interface CalendarApi {
 }
 
 /**
+ * An event as inbound sync sees it: when it blocks time, and whether it is one of ours. Deliberately
+ * nothing else: no title, description, attendees or location ever leave the provider module (they are
+ * not even requested where the API allows: Google `fields`, Graph `$select`).
+ */
+export interface ExternalEvent {
+  /** The provider's event id (a recurring series' occurrences each have their own). */
+  id: string;
+  /** `cancelled`: deleted, declined by its organizer, or (Graph) removed from the synced window. */
+  status: "confirmed" | "cancelled";
+  /**
+   * Start and end, ISO 8601 UTC instants (`2026-03-10T09:00:00Z`), half-open. All-day events are
+   * placed on whole days of a zone (Google: the calendar's own; Microsoft: the staff member's, UTC
+   * when unknown). Null only for a cancelled event the provider reports by id alone.
+   */
+  start: string | null;
+  end: string | null;
+  allDay: boolean;
+  /** Whether it blocks time: not free/transparent (Graph `free`, `workingElsewhere`), never when cancelled. */
+  busy: boolean;
+  /** The version the provider gives each change (Google `etag`, Graph `changeKey`): recognises echoes of our writes. */
+  version: string | null;
+  /** The recurring series an occurrence or exception belongs to (Google `recurringEventId`, Graph `seriesMasterId`). */
+  seriesId: string | null;
+  /**
+   * The appointment the event's own id names (Google: an id derived from the appointment, ./google/event-id.ts),
+   * with its event generation; null when the id names none (always on Microsoft, whose ids are Graph's).
+   * A provider-made id of the same shape can decode too: confirm against the appointment's sync row.
+   */
+  ourAppointment: { appointmentId: string; eventGeneration: number } | null;
+  /**
+   * The idempotency key the event was created with, when the provider keeps one apart from its id
+   * (Graph `transactionId`), else null. Compare with {@link InboundCalendarApi.idempotencyKeyFor} to
+   * recognise our event when its id was never stored (a create whose answer was lost).
+   */
+  idempotencyKey: string | null;
+}
+
+/** A push channel (Google) or subscription (Graph) as the provider created it. */
+export interface PushChannel {
+  /** Google channel id (ours, chosen at watch), Graph subscription id (Graph's). */
+  channelId: string;
+  /** Google's `resourceId` (needed to stop the channel); null on Graph. */
+  resourceId: string | null;
+  /** When the provider stops delivering, ISO 8601 UTC instant. */
+  expiresAt: string;
+}
+
+/** What {@link InboundCalendarApi.watch} asks for. */
+export interface WatchRequest {
+  /** The calendar to watch (`primary` = the account's default calendar). */
+  calendarId: string;
+  /**
+   * The HTTPS webhook URL notifications are POSTed to, per provider (e.g. `.../calendar-webhook/google`).
+   * Microsoft also gets lifecycle notifications, at this URL plus `/lifecycle` (./microsoft/subscriptions.ts).
+   */
+  address: string;
+  /**
+   * A per-channel random secret echoed with every notification (Google `X-Goog-Channel-Token`, at most
+   * 256 characters; Graph `clientState`, at most 128). Store it hashed or encrypted.
+   */
+  secret: string;
+  /** Google only: the channel id to use (1..64 of `[A-Za-z0-9-_+/=]`); a random UUID when absent. */
+  channelId?: string;
+  /** Lifetime asked for, in seconds; capped at the provider's maximum (the default). */
+  ttlSeconds?: number;
+}
+
+/** Where an incremental read resumes. */
+export interface ChangesRequest {
+  calendarId: string;
+  /**
+   * The sync cursor of the last completed round (Google `nextSyncToken`, Graph `@odata.deltaLink`), or
+   * null for a first (full) sync over `window`.
+   */
+  syncCursor: string | null;
+  /** The page cursor of the round in progress (self-contained), or null to start a round. */
+  pageCursor: string | null;
+  /**
+   * The window of a full sync, ISO 8601 with offset (required when both cursors are null; the window
+   * then lives in the cursors). Incremental rounds report changes wherever they fall.
+   */
+  window?: { timeMin: string; timeMax: string };
+  /** Events per page asked for (the provider may answer fewer); default 250. */
+  pageLimit?: number;
+  /** The staff member's IANA zone, for a provider that must place all-day events itself (Microsoft). */
+  timeZone?: string | null;
+}
+
+/** One page of changes. Exactly one of the cursors is non-null. */
+export interface ChangesPage {
+  events: ExternalEvent[];
+  /** More pages in this round: pass it back as `pageCursor`. */
+  nextPageCursor: string | null;
+  /** The round is complete: store it as the next `syncCursor` (and drop the page cursor). */
+  nextSyncCursor: string | null;
+}
+
+/**
+ * Inbound sync: push channels and incremental reads. Present on a provider iff its
+ * `capabilities.inboundSync` is true. Every method throws {@link ProviderError}, classified by the
+ * provider's error module.
+ *
+ * Renewal differs, and `renewal` says how: `patch` (Graph) extends the subscription in place with
+ * `renew`; `replace` (Google, whose channels cannot be extended) means watch a new channel (with a
+ * channel id stored before the call, so its notifications are recognised), then stop the old one.
+ */
+export type InboundCalendarApi =
+  & InboundCalendarCalls
+  & (
+    | {
+      readonly renewal: "patch";
+      /**
+       * Extend the subscription to the provider's maximum lifetime (or `ttlSeconds`); also
+       * reauthorizes it (Graph `reauthorizationRequired`).
+       * @returns the new expiry, ISO 8601 UTC.
+       * @throws ProviderError `gone` when the subscription no longer exists (expired or removed): create a
+       *   new one and resync.
+       */
+      renew(
+        accessToken: string,
+        channel: Pick<PushChannel, "channelId">,
+        ttlSeconds?: number,
+      ): Promise<string>;
+    }
+    | { readonly renewal: "replace" }
+  );
+
+/** The calls every inbound provider has (see {@link InboundCalendarApi}). */
+export interface InboundCalendarCalls {
+  /**
+   * Ask the provider to notify `address` of every change to the calendar's events.
+   * @throws ProviderError `invalid` for an address the provider refuses (not HTTPS), a calendar that
+   *   cannot be watched, or (Graph) a failed validation handshake; `not_found` for an unknown calendar.
+   */
+  watch(accessToken: string, request: WatchRequest): Promise<PushChannel>;
+  /** Stop a channel; one that is already gone (404) is success. */
+  stop(accessToken: string, channel: Pick<PushChannel, "channelId" | "resourceId">): Promise<void>;
+  /**
+   * ONE page of changes: the events of `window` on a first sync (recurring series expanded into their
+   * occurrences and exceptions, cancelled ones included), the events changed since `syncCursor`
+   * otherwise. One page per call so a run can stop between pages and resume from the stored cursor.
+   * The same event may come more than once (process idempotently).
+   * @throws ProviderError `cursor_expired` when the provider no longer accepts a cursor (Google 410
+   *   `fullSyncRequired`, Graph 410 `SyncStateNotFound`): drop both cursors, full sync again;
+   *   `invalid` for a first sync without a window; `not_found` for an unknown calendar.
+   */
+  listChanges(accessToken: string, request: ChangesRequest): Promise<ChangesPage>;
+  /**
+   * The {@link ExternalEvent.idempotencyKey} our create of this appointment's event carries, or null
+   * when the provider keeps none apart from the event id (Google: see `ourAppointment`).
+   */
+  idempotencyKeyFor(
+    ref: Required<Pick<AppointmentEventRef, "calendarId" | "appointmentId">> & {
+      eventGeneration?: number;
+    },
+  ): string | null;
+}
+
+/**
  * What a provider can do beyond the required interface, declared so callers ask instead of
  * assuming. Every flag is false until the provider implements the capability.
  */
 export interface ProviderCapabilities {
-  /** Incremental reads of calendar changes (sync token / delta link; `cursor_expired` when stale). */
+  /**
+   * Inbound sync: push channels and incremental reads of calendar changes (sync token / delta link;
+   * `cursor_expired` when stale), as {@link CalendarProvider.inbound}.
+   */
   readonly inboundSync: boolean;
   /** Several calendar calls in one HTTP request (Google batch, Graph `$batch`). */
   readonly batch: boolean;
@@ -211,4 +373,6 @@ export interface ProviderCapabilities {
 export interface CalendarProvider extends ProviderOAuthClient, CalendarApi {
   readonly id: ProviderId;
   readonly capabilities: ProviderCapabilities;
+  /** Inbound sync; present iff `capabilities.inboundSync`. */
+  readonly inbound?: InboundCalendarApi;
 }

@@ -15,8 +15,12 @@ import {
   calendarListPage,
   type FreeBusyResponse,
   freeBusyResponse,
+  type GoogleChannel,
+  googleChannel,
   type GoogleEvent,
   googleEvent,
+  type GoogleEventsPage,
+  googleEventsPage,
 } from "./schemas.ts";
 
 /** calendarList.list page size: the documented maximum (A3). */
@@ -152,12 +156,51 @@ export class GoogleCalendarClient {
     });
   }
 
+  /**
+   * One page of `GET /calendars/{calendarId}/events` (A9) with the given query (`syncToken` or
+   * `timeMin`/`timeMax`, `pageToken`, `singleEvents`, `showDeleted`, `maxResults`, `fields`).
+   */
+  listEventsPage(
+    accessToken: string,
+    calendarId: string,
+    query: Record<string, string | undefined>,
+  ): Promise<GoogleEventsPage> {
+    return this.#request("events.list", accessToken, "GET", eventsPath(calendarId), {
+      query,
+      schema: googleEventsPage,
+    });
+  }
+
+  /** `POST /calendars/{calendarId}/events/watch` (A10): a push channel on the calendar's events. */
+  watchEvents(accessToken: string, calendarId: string, body: WatchBody): Promise<GoogleChannel> {
+    return this.#request("events.watch", accessToken, "POST", `${eventsPath(calendarId)}/watch`, {
+      body,
+      schema: googleChannel,
+    });
+  }
+
+  /** `POST /channels/stop` `{id, resourceId}` (A10): 204; an unknown or stopped channel is 404. */
+  async stopChannel(accessToken: string, id: string, resourceId: string): Promise<void> {
+    await this.#request<undefined>("channels.stop", accessToken, "POST", "/channels/stop", {
+      body: { id, resourceId },
+    });
+  }
+
   /** `DELETE /calendars/{calendarId}/events/{eventId}?sendUpdates=none` (204; 410 when already deleted, 404 unknown). */
   async deleteEvent(accessToken: string, calendarId: string, eventId: string): Promise<void> {
     await this.#request<undefined>("events.delete", accessToken, "DELETE", eventPath(calendarId, eventId), {
       query: { sendUpdates: "none" },
     });
   }
+}
+
+/** An events.watch request body (A10). `params.ttl` is in seconds, as a string. */
+export interface WatchBody {
+  id: string;
+  type: "web_hook";
+  address: string;
+  token: string;
+  params: { ttl: string };
 }
 
 /** Calendar ids contain `#` and `@` (e.g. `en.usa#holiday@group.v.calendar.google.com`): encode them. */

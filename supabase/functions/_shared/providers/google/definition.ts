@@ -3,6 +3,7 @@ import type { ProviderDefinition } from "../definition.ts";
 import { type GoogleConfig, googleEnvSchema, parseGoogleEnv } from "./config.ts";
 import { GoogleOAuth } from "./oauth.ts";
 import { GoogleCalendarApi } from "./calendar-api.ts";
+import { GoogleInboundApi } from "./inbound.ts";
 
 /** Google Calendar v3 with Google's OAuth 2.0 / OpenID Connect (docs/providers/google.md). */
 export const googleDefinition: ProviderDefinition<"google", GoogleConfig> = {
@@ -12,7 +13,7 @@ export const googleDefinition: ProviderDefinition<"google", GoogleConfig> = {
   parseEnv: parseGoogleEnv,
   scopes: (config) => config.scopes,
   capabilities: Object.freeze({
-    inboundSync: false,
+    inboundSync: true,
     batch: false,
     tokenRevocation: true,
     refreshTokenRotation: false,
@@ -23,4 +24,5 @@ export const googleDefinition: ProviderDefinition<"google", GoogleConfig> = {
   callsPerConnection: 2,
   oauthClient: (config, http) => new GoogleOAuth(config, http),
   calendarApi: (config, http) => new GoogleCalendarApi(config, http),
+  inboundApi: (config, http) => new GoogleInboundApi(config, http),
 };

@@ -57,3 +57,45 @@ export function eventIdFor(appointmentId: string, generation = 0): string {
   // Number#toString(32) writes exactly the base32hex alphabet (0-9, a-v).
   return generation === 0 ? out : out + generation.toString(32);
 }
+
+/** A derived id: 26 base32hex characters (the UUID), then the generation without leading zeros. */
+const DERIVED_ID = /^([0-9a-v]{26})([1-9a-v][0-9a-v]*)?$/;
+
+/**
+ * The appointment and generation an event id was derived from by {@link eventIdFor}, or null when it
+ * was not (its shape says so, it is no RFC 9562 UUID, or re-deriving it gives another id). About one
+ * Google-made id in 32 still decodes, so a result is a candidate: the caller confirms it against its
+ * own appointments.
+ *
+ * @param eventId any Google event id.
+ * @returns the appointment id as a lowercase UUID with hyphens, and the generation.
+ */
+export function appointmentOfEventId(
+  eventId: string,
+): { appointmentId: string; eventGeneration: number } | null {
+  const m = DERIVED_ID.exec(eventId);
+  if (!m) return null;
+  const generation = m[2] === undefined ? 0 : parseInt(m[2], 32);
+  if (generation > MAX_EVENT_GENERATION) return null;
+  let hex = "";
+  let buffer = 0;
+  let bits = 0;
+  for (const ch of m[1]) {
+    buffer = (buffer << 5) | BASE32HEX.indexOf(ch);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      hex += ((buffer >> bits) & 0xff).toString(16).padStart(2, "0");
+      buffer &= (1 << bits) - 1;
+    }
+  }
+  // 26 characters carry 130 bits: 128 of the UUID and 2 that eventIdFor always leaves zero. An
+  // appointment id is an RFC 9562 UUID (version 1..8, variant 10): that rules out most Google ids.
+  if (hex.length !== 32 || buffer !== 0 || !/^[1-8]$/.test(hex[12]) || !/^[89ab]$/.test(hex[16])) return null;
+  const appointmentId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${
+    hex.slice(20)
+  }`;
+  return eventIdFor(appointmentId, generation) === eventId
+    ? { appointmentId, eventGeneration: generation }
+    : null;
+}

@@ -12,6 +12,12 @@ export {
   GoogleCalendarClient,
   type GoogleEventBody,
 } from "./calendar-client.ts";
-export { eventIdFor, GOOGLE_EVENT_ID } from "./event-id.ts";
+export { appointmentOfEventId, eventIdFor, GOOGLE_EVENT_ID } from "./event-id.ts";
+export {
+  externalEventFromGoogle,
+  GOOGLE_CHANGES_FIELDS,
+  GOOGLE_CHANNEL_MAX_TTL_SECONDS,
+  GoogleInboundApi,
+} from "./inbound.ts";
 export { classifyGoogleResponse, googleErrorReason, isUsageLimitReason } from "./errors.ts";
 export { GOOGLE_CALENDAR_FULL, missingGoogleScopes, scopeSatisfies } from "./scopes.ts";

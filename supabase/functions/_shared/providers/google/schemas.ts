@@ -72,3 +72,46 @@ export const googleEvent = z.object({
   end: eventDateTime.optional(),
 });
 export type GoogleEvent = z.infer<typeof googleEvent>;
+
+/**
+ * events.watch answer (A10): the channel. `expiration` is epoch ms, serialised as a string (int64), and
+ * `resourceId` is opaque and the same for every channel on one calendar.
+ */
+export const googleChannel = z.object({
+  id: z.string().min(1),
+  resourceId: z.string().min(1),
+  expiration: z.union([z.string().regex(/^\d+$/), z.number().int()]).transform(Number).optional(),
+});
+export type GoogleChannel = z.infer<typeof googleChannel>;
+
+/**
+ * An event as inbound sync reads it (A5, A9): only what says when it blocks time, nothing that says
+ * what it is (the listing asks for these fields only; anything else Google sends is dropped here).
+ * A cancelled event may carry nothing but `id`, `etag` and `status`; a cancelled exception of a
+ * recurring series also `recurringEventId` and `originalStartTime`. `attendees` is read for the
+ * account's own answer only (`self`, `responseStatus`): an invitation it declined does not block.
+ */
+export const googleChangedEvent = z.object({
+  id: z.string().min(1),
+  etag: z.string().optional(),
+  status: z.string().optional(),
+  start: eventDateTime.optional(),
+  end: eventDateTime.optional(),
+  transparency: z.string().optional(),
+  recurringEventId: z.string().optional(),
+  attendees: z.array(z.object({ self: z.boolean().optional(), responseStatus: z.string().optional() }))
+    .optional(),
+});
+export type GoogleChangedEvent = z.infer<typeof googleChangedEvent>;
+
+/**
+ * One events.list page (A9): `nextPageToken` on every page but the last, `nextSyncToken` on the last
+ * only; `timeZone` is the calendar's, in which its all-day events lie.
+ */
+export const googleEventsPage = z.object({
+  items: z.array(googleChangedEvent).default([]),
+  nextPageToken: z.string().min(1).optional(),
+  nextSyncToken: z.string().min(1).optional(),
+  timeZone: z.string().optional(),
+});
+export type GoogleEventsPage = z.infer<typeof googleEventsPage>;

@@ -29,13 +29,8 @@ import {
 } from "../../time-ranges.ts";
 import { type BusyInterval, ProviderError } from "../types.ts";
 import { getScheduleResponse, type GraphEvent } from "./schemas.ts";
-import {
-  graphDateTimeToInstant,
-  type GraphDateTimeZone,
-  ianaZoneFor,
-  preferTimeZone,
-  wallTimeToInstant,
-} from "./time-zones.ts";
+import { graphDateTimeToInstant, type GraphDateTimeZone, ianaZoneFor, preferTimeZone } from "./time-zones.ts";
+import { wallTimeToInstant } from "../../wall-time.ts";
 
 /** Schedules (SMTP addresses) per getSchedule call: "up to 20 entities" (B4). */
 export const GET_SCHEDULE_MAX_SCHEDULES = 20;
@@ -336,21 +331,36 @@ export function busyFromEvents(
   timeMax: string,
   staffZone?: string | null,
 ): BusyInterval[] {
-  const dayZone = (staffZone && ianaZoneFor(staffZone)) || "UTC";
   const ranges: { start: number; end: number }[] = [];
   for (const e of events) {
     if (e.isCancelled || !isBusyStatus(e.showAs)) continue;
-    if (!e.start || !e.end) {
-      throw new ProviderError("invalid", "Microsoft Graph calendarView answered an event without times", {
-        reason: "malformed_response",
-      });
-    }
-    ranges.push(
-      e.isAllDay ? { start: allDayBound(e.start, dayZone), end: allDayBound(e.end, dayZone) } : {
-        start: parseInstant(graphDateTimeToInstant(e.start)),
-        end: parseInstant(graphDateTimeToInstant(e.end)),
-      },
-    );
+    ranges.push(graphEventRange(e, staffZone));
   }
   return clipAndMerge(ranges, { start: timeMin, end: timeMax });
+}
+
+/**
+ * Where an event read in UTC lies in time, epoch ms, half-open: timed events by their
+ * `dateTimeTimeZone` (any zone we can map); all-day events on whole days of the staff member's zone
+ * (UTC when unknown), end date exclusive.
+ * @throws ProviderError `invalid` for an event without start/end, a malformed time, or a zone we
+ *   cannot map.
+ */
+export function graphEventRange(
+  e: Pick<GraphEvent, "start" | "end" | "isAllDay">,
+  staffZone?: string | null,
+): { start: number; end: number } {
+  if (!e.start || !e.end) {
+    throw new ProviderError("invalid", "Microsoft Graph answered an event without times", {
+      reason: "malformed_response",
+    });
+  }
+  if (e.isAllDay) {
+    const dayZone = (staffZone && ianaZoneFor(staffZone)) || "UTC";
+    return { start: allDayBound(e.start, dayZone), end: allDayBound(e.end, dayZone) };
+  }
+  return {
+    start: parseInstant(graphDateTimeToInstant(e.start)),
+    end: parseInstant(graphDateTimeToInstant(e.end)),
+  };
 }

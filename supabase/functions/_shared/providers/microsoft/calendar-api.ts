@@ -8,8 +8,7 @@
  * default selection (Google's alias), so `primary` here means the mailbox's default calendar, reached
  * as `/me/calendar`.
  */
-import { type JsonAnswer, requestJson } from "../../http-client/json-request.ts";
-import { type HttpOptions, requireSecureUrl } from "../../http-client/transport.ts";
+import type { HttpOptions } from "../../http-client/transport.ts";
 import { mergeIntervals } from "../../time-ranges.ts";
 import {
   type AppointmentEventRef,
@@ -29,7 +28,7 @@ import {
   planGetSchedule,
 } from "./busy.ts";
 import { calendarSummaryFrom, nextPageUrl } from "./calendars.ts";
-import { classifyGraphResponse } from "./errors.ts";
+import { GraphClient } from "./graph-client.ts";
 import { eventCreateBody, eventPatchBody, type GraphEventCreateBody } from "./event-body.ts";
 import type { MicrosoftConfig } from "./oauth-config.ts";
 import { graphCalendarsPage, type GraphEvent, graphEvent, graphEventsPage } from "./schemas.ts";
@@ -56,8 +55,7 @@ const MAX_EVENT_PAGES = 100;
 
 /** Microsoft Graph v1.0 as a {@link CalendarApi}. Every network method throws {@link ProviderError}. */
 export class MicrosoftCalendarApi implements CalendarApi {
-  readonly #base: string;
-  readonly #http: HttpOptions;
+  readonly #graph: GraphClient;
 
   /**
    * @param config `graphApiBase` (no trailing slash).
@@ -65,36 +63,7 @@ export class MicrosoftCalendarApi implements CalendarApi {
    * @throws ProviderError `invalid` when the Graph base is plain http on a non-loopback host.
    */
   constructor(config: Pick<MicrosoftConfig, "graphApiBase">, options: HttpOptions = {}) {
-    requireSecureUrl(config.graphApiBase, "MICROSOFT_GRAPH_API_BASE");
-    this.#base = config.graphApiBase.replace(/\/+$/, "");
-    this.#http = options;
-  }
-
-  /** One Graph call; a non-2xx answer throws as classified by ./errors.ts. */
-  async #call(
-    token: string,
-    method: "GET" | "POST" | "PATCH" | "DELETE",
-    url: URL,
-    operation: string,
-    opts: { body?: unknown; prefer?: string; resource?: "calendar" | "event" } = {},
-  ): Promise<JsonAnswer> {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-    if (opts.prefer) headers.prefer = opts.prefer;
-    const answer = await requestJson(
-      { method, url, headers, ...(opts.body !== undefined ? { body: opts.body } : {}) },
-      `Microsoft Graph ${operation}`,
-      this.#http,
-    );
-    if (answer.status < 200 || answer.status >= 300) {
-      throw classifyGraphResponse(answer.status, answer.body, answer.headers, operation, {
-        ...(opts.resource ? { resource: opts.resource } : {}),
-      });
-    }
-    return answer;
-  }
-
-  #url(path: string): URL {
-    return new URL(`${this.#base}${path}`);
+    this.#graph = new GraphClient(config.graphApiBase, options);
   }
 
   /** `/me/calendar` for the default (`primary`), else `/me/calendars/{id}`. */
@@ -111,12 +80,12 @@ export class MicrosoftCalendarApi implements CalendarApi {
    */
   async listCalendars(accessToken: string): Promise<CalendarSummary[]> {
     const out: CalendarSummary[] = [];
-    let url: URL | undefined = this.#url(`/me/calendars?$top=${CALENDAR_PAGE_SIZE}`);
+    let url: URL | undefined = this.#graph.url(`/me/calendars?$top=${CALENDAR_PAGE_SIZE}`);
     for (let page = 0; url; page++) {
       if (page >= MAX_CALENDAR_PAGES) {
         throw new ProviderError("invalid", "Microsoft Graph calendars: too many pages");
       }
-      const answer = await this.#call(accessToken, "GET", url, "calendars.list");
+      const answer = await this.#graph.call(accessToken, "GET", url, "calendars.list");
       const parsed = graphCalendarsPage.safeParse(answer.body);
       if (!parsed.success) {
         throw new ProviderError("invalid", "Microsoft Graph calendars.list answered an unexpected body", {
@@ -124,7 +93,7 @@ export class MicrosoftCalendarApi implements CalendarApi {
         });
       }
       out.push(...parsed.data.value.map(calendarSummaryFrom));
-      url = nextPageUrl(parsed.data["@odata.nextLink"], this.#base);
+      url = nextPageUrl(parsed.data["@odata.nextLink"], this.#graph.base);
     }
     return out;
   }
@@ -214,10 +183,10 @@ export class MicrosoftCalendarApi implements CalendarApi {
     );
     const intervals: BusyInterval[] = [];
     for (const call of calls) {
-      const answer = await this.#call(
+      const answer = await this.#graph.call(
         accessToken,
         "POST",
-        this.#url("/me/calendar/getSchedule"),
+        this.#graph.url("/me/calendar/getSchedule"),
         "calendar.getSchedule",
         { body: call.body, prefer: call.prefer },
       );
@@ -238,12 +207,12 @@ export class MicrosoftCalendarApi implements CalendarApi {
     const paths = rangeChecked(() => planCalendarView(calendarId, args.timeMin, args.timeMax));
     const events: GraphEvent[] = [];
     for (const path of paths) {
-      let url: URL | undefined = this.#url(path);
+      let url: URL | undefined = this.#graph.url(path);
       for (let page = 0; url; page++) {
         if (page >= MAX_EVENT_PAGES) {
           throw new ProviderError("invalid", "Microsoft Graph calendarView: too many pages");
         }
-        const answer = await this.#call(accessToken, "GET", url, "calendar.calendarView", {
+        const answer = await this.#graph.call(accessToken, "GET", url, "calendar.calendarView", {
           prefer: CALENDAR_VIEW_PREFER,
           resource: "calendar",
         });
@@ -254,7 +223,7 @@ export class MicrosoftCalendarApi implements CalendarApi {
           });
         }
         events.push(...parsed.data.value);
-        url = nextPageUrl(parsed.data["@odata.nextLink"], this.#base);
+        url = nextPageUrl(parsed.data["@odata.nextLink"], this.#graph.base);
       }
     }
     return busyFromEvents(events, args.timeMin, args.timeMax, args.timeZone);
@@ -262,7 +231,7 @@ export class MicrosoftCalendarApi implements CalendarApi {
 
   /** The mailbox's SMTP address (`GET /me`: `mail`, else `userPrincipalName`). */
   async #ownAddress(accessToken: string): Promise<string> {
-    const answer = await this.#call(accessToken, "GET", this.#url("/me"), "me.get");
+    const answer = await this.#graph.call(accessToken, "GET", this.#graph.url("/me"), "me.get");
     const me = answer.body as { mail?: unknown; userPrincipalName?: unknown } | undefined;
     const address = typeof me?.mail === "string" && me.mail
       ? me.mail
@@ -292,10 +261,10 @@ export class MicrosoftCalendarApi implements CalendarApi {
     if (write.eventId) {
       const body = eventPatchBody(write);
       try {
-        const answer = await this.#call(
+        const answer = await this.#graph.call(
           accessToken,
           "PATCH",
-          this.#url(`/me/events/${encodeURIComponent(write.eventId)}`),
+          this.#graph.url(`/me/events/${encodeURIComponent(write.eventId)}`),
           "events.update",
           { body, resource: "event" },
         );
@@ -316,10 +285,10 @@ export class MicrosoftCalendarApi implements CalendarApi {
     if (showsBody(event, body)) return result(event, "created");
     // A create repeating an earlier one's transactionId (whose answer was lost) answers the event
     // that one made, unchanged: the appointment has changed since, so bring the event up to date.
-    const answer = await this.#call(
+    const answer = await this.#graph.call(
       accessToken,
       "PATCH",
-      this.#url(`/me/events/${encodeURIComponent(event.id)}`),
+      this.#graph.url(`/me/events/${encodeURIComponent(event.id)}`),
       "events.update",
       { body: eventPatchBody(write), resource: "event" },
     );
@@ -333,10 +302,10 @@ export class MicrosoftCalendarApi implements CalendarApi {
   ): Promise<{ event: GraphEvent; body: GraphEventCreateBody }> {
     const body = eventCreateBody(write);
     try {
-      const answer = await this.#call(
+      const answer = await this.#graph.call(
         accessToken,
         "POST",
-        this.#url(`${this.#calendarPath(write.calendarId)}/events`),
+        this.#graph.url(`${this.#calendarPath(write.calendarId)}/events`),
         "events.create",
         { body, resource: "calendar" },
       );
@@ -355,10 +324,10 @@ export class MicrosoftCalendarApi implements CalendarApi {
   async findAppointmentEvent(accessToken: string, ref: AppointmentEventRef): Promise<string | null> {
     if (!ref.eventId) return null;
     try {
-      const answer = await this.#call(
+      const answer = await this.#graph.call(
         accessToken,
         "GET",
-        this.#url(`/me/events/${encodeURIComponent(ref.eventId)}`),
+        this.#graph.url(`/me/events/${encodeURIComponent(ref.eventId)}`),
         "events.get",
         { resource: "event" },
       );
@@ -402,10 +371,10 @@ export class MicrosoftCalendarApi implements CalendarApi {
   /** `DELETE /me/events/{id}`; 404 (`ErrorItemNotFound`) and 410 are success: the event is gone. */
   async deleteEvent(accessToken: string, args: { calendarId: string; eventId: string }): Promise<void> {
     try {
-      await this.#call(
+      await this.#graph.call(
         accessToken,
         "DELETE",
-        this.#url(`/me/events/${encodeURIComponent(args.eventId)}`),
+        this.#graph.url(`/me/events/${encodeURIComponent(args.eventId)}`),
         "events.delete",
         { resource: "event" },
       );

@@ -2,6 +2,7 @@
 import { ConfigError } from "../../errors/config-error.ts";
 import type { ProviderDefinition } from "../definition.ts";
 import { MicrosoftCalendarApi } from "./calendar-api.ts";
+import { MicrosoftInboundApi } from "./inbound.ts";
 import { MicrosoftOAuth } from "./oauth.ts";
 import { type MicrosoftConfig, microsoftEnvSchema, parseMicrosoftConfig } from "./oauth-config.ts";
 
@@ -38,7 +39,7 @@ export const microsoftDefinition: ProviderDefinition<"microsoft", MicrosoftConfi
   parseEnv: parseMicrosoftEnv,
   scopes: (config) => config.scopes,
   capabilities: Object.freeze({
-    inboundSync: false,
+    inboundSync: true,
     batch: false,
     tokenRevocation: false,
     refreshTokenRotation: true,
@@ -51,4 +52,5 @@ export const microsoftDefinition: ProviderDefinition<"microsoft", MicrosoftConfi
   callsPerConnection: 3,
   oauthClient: (config, http) => new MicrosoftOAuth(config, http),
   calendarApi: (config, http) => new MicrosoftCalendarApi(config, http),
+  inboundApi: (config, http) => new MicrosoftInboundApi(config, http),
 };

@@ -57,7 +57,7 @@ function throttleReason(code: string | undefined, message: string | undefined): 
 /** Codes that mean the grant lacks a permission for this call (B2.1): reconnect with consent. */
 const ACCESS_DENIED = new Set(["ErrorAccessDenied", "accessDenied", "Authorization_RequestDenied"]);
 
-/** Codes of a sync state Graph no longer has (B8): start again without the token. */
+/** Codes of a sync state Graph no longer has (B8): start again with the window (`cursor_expired`). */
 const SYNC_STATE_GONE = new Set([
   "SyncStateNotFound",
   "syncStateNotFound",
@@ -85,7 +85,8 @@ const is = (...statuses: number[]) => (s: number) => statuses.includes(s);
  * | 404 | `MailboxNotEnabledForRESTAPI` (no Exchange Online mailbox) | `invalid` |
  * | 404 | other (`ErrorItemNotFound`, `itemNotFound`) | `not_found` |
  * | 409, 412 (`ErrorIrresolvableConflict`) | any | `conflict` |
- * | 410 | any (`SyncStateNotFound`, `resyncRequired`) | `gone` |
+ * | 410 | `SyncStateNotFound`, `syncStateNotFound`, `resyncRequired`, `SyncStateInvalid` | `cursor_expired` |
+ * | 410 | other | `gone` |
  * | 408, 500, 502, 503, 504, 509 and other 5xx | any | `transient` |
  * | other 4xx | any (`ErrorInvalidParameter`, `ErrorTimeIntervalTooBig`, `TimeZoneNotSupportedException`) | `invalid` |
  */
@@ -101,6 +102,7 @@ const GRAPH_TABLE: readonly GraphRow[] = [
   { status: is(404), code: (c) => c === "MailboxNotEnabledForRESTAPI", kind: "invalid" },
   { status: is(404), kind: "not_found" },
   { status: is(409, 412), kind: "conflict" },
+  { status: is(410), code: (c) => SYNC_STATE_GONE.has(c ?? ""), kind: "cursor_expired" },
   { status: is(410), kind: "gone" },
   { status: (s) => s === 408 || s >= 500, kind: "transient" },
 ];
@@ -138,11 +140,6 @@ export function classifyGraphResponse(
     ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     ...(kind === "not_found" && options.resource ? { resource: options.resource } : {}),
   });
-}
-
-/** True for a 410 whose code says the delta state is gone (B8), as opposed to another 410. */
-export function isSyncStateGone(err: ProviderError): boolean {
-  return err.kind === "gone" && SYNC_STATE_GONE.has(err.details.reason ?? "");
 }
 
 /** True when Graph refused a request for the per-mailbox concurrency limit (4 in flight, B2.2). */

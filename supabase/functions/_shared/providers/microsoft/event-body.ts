@@ -11,7 +11,8 @@
 import { createHash } from "node:crypto";
 import { eventInstants } from "../event-instants.ts";
 import { type EventWrite, ProviderError } from "../types.ts";
-import { eventTimeZone, type GraphDateTimeZone, instantToWallTime } from "./time-zones.ts";
+import { instantToWallTime } from "../../wall-time.ts";
+import { eventTimeZone, type GraphDateTimeZone } from "./time-zones.ts";
 
 /** Namespace of our transaction ids (RFC 9562 name-based UUIDs); fixed forever: changing it would
  * make every retry after an upgrade a new event. */

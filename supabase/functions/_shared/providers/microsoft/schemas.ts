@@ -154,3 +154,44 @@ export const graphEventsPage = z.object({
   "@odata.nextLink": z.url().optional(),
 });
 export type GraphEventsPage = z.infer<typeof graphEventsPage>;
+
+/**
+ * A subscription as `POST /subscriptions` and `PATCH /subscriptions/{id}` answer it (B9.1, B9.6):
+ * its id and when it expires (ISO 8601 UTC, seven fractional digits).
+ */
+export const graphSubscription = z.object({
+  id: z.string().min(1),
+  expirationDateTime: z.string().min(1),
+});
+export type GraphSubscription = z.infer<typeof graphSubscription>;
+
+/**
+ * An item of a `calendarView/delta` page (B8): an event (an occurrence or exception of a series
+ * carries `seriesMasterId`), or `{id, "@removed": {reason}}` for one deleted or moved out of the
+ * window. Only the fields inbound sync reads are kept; Graph sends the whole event (delta takes no
+ * `$select`) and everything else is dropped here.
+ */
+export const graphDeltaItem = graphEvent.pick({
+  id: true,
+  "@odata.etag": true,
+  changeKey: true,
+  transactionId: true,
+  showAs: true,
+  isAllDay: true,
+  isCancelled: true,
+  start: true,
+  end: true,
+}).extend({
+  type: z.string().optional(),
+  seriesMasterId: z.string().nullish(),
+  "@removed": z.object({ reason: z.string().optional() }).optional(),
+});
+export type GraphDeltaItem = z.infer<typeof graphDeltaItem>;
+
+/** One `calendarView/delta` page (B8): `@odata.nextLink` while the round has pages, else `@odata.deltaLink`. */
+export const graphDeltaPage = z.object({
+  value: z.array(graphDeltaItem),
+  "@odata.nextLink": z.url().optional(),
+  "@odata.deltaLink": z.url().optional(),
+});
+export type GraphDeltaPage = z.infer<typeof graphDeltaPage>;
