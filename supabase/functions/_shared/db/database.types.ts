@@ -244,6 +244,7 @@ export type Database = {
           "sync_status": string;
           "tenant_id": string;
           "updated_at": string;
+          "write_unresolved": boolean;
         };
         ComputedFields: never;
         Insert: {
@@ -274,6 +275,7 @@ export type Database = {
           "sync_status"?: string;
           "tenant_id": string;
           "updated_at"?: string;
+          "write_unresolved"?: boolean;
         };
         Update: {
           "appointment_id"?: string | null;
@@ -303,6 +305,7 @@ export type Database = {
           "sync_status"?: string;
           "tenant_id"?: string;
           "updated_at"?: string;
+          "write_unresolved"?: boolean;
         };
         Relationships: [
           {
