@@ -24,6 +24,7 @@
 import assert from "node:assert/strict";
 import { seededRandom } from "../../dev/sandbox/random.ts";
 import { compareWithAppointments, formatReport } from "../support/calendar-projection.ts";
+import { explainOrphans, installOutboxAudit } from "../support/outbox-audit.ts";
 import { waitFor } from "../support/poll.ts";
 import { startTestStack, type TestStaff } from "../support/stack.ts";
 import { spawnWorkers, type WorkerProcess } from "../support/workers.ts";
@@ -122,10 +123,15 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
       return [new Date(start).toISOString(), new Date(start + pick([30, 45, 50, 60]) * 60_000).toISOString()];
     };
 
+    // Every outbox change is audited, so an orphan found at the end can be explained.
+    await installOutboxAudit(stack.sql);
+    /** Every appointment ever created (deleted ones too), to trace an orphan's transactionId. */
+    const everCreated: string[] = [];
     const ids: string[] = [];
     for (let i = 0; i < INITIAL; i++) {
       const [startsAt, endsAt] = randomSlot();
       ids.push(await stack.createAppointment({ tenantId, staffId: pick(staff).id, startsAt, endsAt }));
+      everCreated.push(ids[ids.length - 1]);
     }
 
     await startWorkers();
@@ -248,9 +254,11 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
           const text = await res.text();
           assert.equal(res.status, 200, `${text}\n${stack.gatewayLogs().slice(-20).join("\n")}`);
           count(`disconnect:${t.staff.provider}`);
+          console.log(`${new Date().toISOString()} operation ${i}: ${t.staff.email} disconnected`);
         } else {
           await stack.connect(t.staff, { provider: t.staff.provider });
           count(`connect:${t.staff.provider}`);
+          console.log(`${new Date().toISOString()} operation ${i}: ${t.staff.email} connected`);
         }
         t.connected = !t.connected;
       }
@@ -269,6 +277,7 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
         case "create": {
           const [startsAt, endsAt] = randomSlot();
           ids.push(await stack.createAppointment({ tenantId, staffId: pick(staff).id, startsAt, endsAt }));
+          everCreated.push(ids[ids.length - 1]);
           break;
         }
         case "move": {
@@ -417,6 +426,7 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
         perProvider("microsoft"),
         "calendars compared with the appointments table:",
         formatReport(report),
+        ...await explainOrphans(stack.sql, stack.sandbox, report, everCreated),
       ].join("\n"),
     );
     assert.equal(rows.failed, 0, `no dead letters: ${JSON.stringify(failed)}`);

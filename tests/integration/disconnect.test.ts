@@ -254,3 +254,103 @@ Deno.test("a disconnect never forgets an event a lost answer left on the calenda
     await stack.close();
   }
 });
+
+Deno.test("a disconnect keeps a row whose write is unresolved even after a park cleared its error (Google and Microsoft)", async (t) => {
+  // The chain the convergence test met under load: an attempt leaves an event the row does not name
+  // (a lost create answer; Microsoft: a delete that found its event by creating with the same
+  // transactionId, then failed to delete it), the next attempt is parked because the grant died (a
+  // park clears the failure columns), the staff member disconnects and connects again. The event
+  // must still be deleted, not left on the calendar with no row or ledger entry naming it.
+  const stack = await startTestStack({ env: { CALENDAR_PROVIDER_TIMEOUT_MS: "1000" } });
+  try {
+    const tenantId = await stack.createTenant("Unresolved write clinic");
+    const cases = [
+      { provider: "google", leftBy: "lost create answer" },
+      { provider: "microsoft", leftBy: "lost create answer" },
+      { provider: "microsoft", leftBy: "delete that found its event, then 503" },
+    ] as const;
+    for (const [n, { provider, leftBy }] of cases.entries()) {
+      await t.step(
+        `${provider}: ${leftBy}, grant dies (park), disconnect, reconnect: the event is deleted`,
+        async () => {
+          const staff = await stack.createStaff({ tenantId });
+          await stack.connect(staff, { provider });
+          const live = async () =>
+            provider === "google"
+              ? (await stack.sandbox.events(staff.email)).filter((e) => e.status !== "cancelled")
+              : await stack.sandbox.msEvents(staff.email);
+          const start = new Date(Date.now() + 2 * 86_400_000);
+          start.setUTCHours(9 + n, 0, 0, 0);
+          const id = await stack.createAppointment({
+            tenantId,
+            staffId: staff.id,
+            startsAt: start.toISOString(),
+            endsAt: new Date(start.getTime() + 3_600_000).toISOString(),
+          });
+          const sync = async () => {
+            const res = await stack.invoke("calendar-sync-appointment", {
+              jwt: stack.serviceRoleJwt,
+              body: { appointment_id: id },
+            });
+            return { status: res.status, body: await json(res) };
+          };
+          const row = async () =>
+            (await stack.sql<
+              { event_id: string | null; first_failure_at: Date | null; last_error_code: string }[]
+            >`
+            select event_id, first_failure_at, last_error_code from public.calendar_sync_log
+            where appointment_key = ${id} and staff_id = ${staff.id}`)[0];
+
+          if (leftBy === "lost create answer") {
+            await stack.sandbox.fault({
+              match: { endpoint: provider === "google" ? "events.insert" : "microsoft.events.create" },
+              response: { timeout: true, hangMs: 5000, executed: true },
+            });
+            const first = await sync();
+            assert.notEqual(first.status, 200, JSON.stringify(first.body));
+            await stack.sql`update public.appointments set status = 'cancelled' where id = ${id}`;
+          } else {
+            // Cancelled before it was ever written: the delete has no event id and finds the event
+            // by creating with the row's transactionId; that create is carried out, the DELETE is not.
+            await stack.sql`update public.appointments set status = 'cancelled' where id = ${id}`;
+            await stack.sandbox.fault({
+              match: { endpoint: "microsoft.events.delete" },
+              response: { status: 503 },
+            });
+            const first = await sync();
+            assert.notEqual(first.status, 200, JSON.stringify(first.body));
+          }
+          assert.equal((await live()).length, 1, `${leftBy}: an event exists that the row does not name`);
+          assert.equal((await row()).event_id, null);
+          assert.ok((await row()).first_failure_at, "the failed attempt is recorded");
+
+          // The grant dies at the provider and the stored access token is due: the next attempt
+          // refreshes, is refused, and parks the row (the park clears first_failure_at).
+          await stack.sandbox.admin(
+            "POST",
+            provider === "google" ? "/_admin/grants/revoke" : "/_admin/microsoft/grants/revoke",
+            { email: staff.email },
+          );
+          await stack.sql`update public.staff_calendar_connections set token_expires_at = now()
+          where staff_id = ${staff.id} and connection_status = 'connected'`;
+          await sync();
+          const parked = await row();
+          assert.equal(parked.last_error_code, "needs_reconnect", JSON.stringify(parked));
+          assert.equal(parked.first_failure_at, null, "a park starts a fresh retry budget");
+
+          const res = await stack.invoke("calendar-disconnect", { jwt: staff.jwt, body: {} });
+          assert.equal(res.status, 200, await res.text());
+          assert.ok(await row(), "the row whose write is unresolved survives the disconnect");
+          await stack.connect(staff, { provider });
+
+          const again = await sync();
+          assert.equal(again.status, 200, JSON.stringify(again.body));
+          assert.equal(again.body.sync_status, "synced");
+          assert.deepEqual(await live(), [], "the event the unresolved write left is gone");
+        },
+      );
+    }
+  } finally {
+    await stack.close();
+  }
+});

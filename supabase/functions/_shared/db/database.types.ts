@@ -555,6 +555,7 @@ export type Database = {
           "sync_status": string;
           "tenant_id": string;
           "updated_at": string;
+          "write_unresolved": boolean;
         };
         ComputedFields: never;
         Insert: {
@@ -585,6 +586,7 @@ export type Database = {
           "sync_status"?: string;
           "tenant_id": string;
           "updated_at"?: string;
+          "write_unresolved"?: boolean;
         };
         Update: {
           "appointment_id"?: string | null;
@@ -614,6 +616,7 @@ export type Database = {
           "sync_status"?: string;
           "tenant_id"?: string;
           "updated_at"?: string;
+          "write_unresolved"?: boolean;
         };
         Relationships: [
           {

@@ -11,7 +11,7 @@
  * the grant at the provider (best effort: a failure is reported as `revoked: false`, not an error),
  * forget both tokens, mark the connection `disconnected`, and delete the staff member's
  * `calendar_sync_log` rows for that provider (the mappings), except rows a worker holds and rows
- * whose event may exist unrecorded (no event id after a failed or unrecorded write). Events already
+ * whose last write is unresolved (`write_unresolved`: an event may exist that no row records). Events already
  * on the calendar are left alone. Connecting again later starts from a clean slate and backfills.
  *
  * Output 200: `{status: "disconnected", revoked: boolean}` (`revoked` true when every grant was
@@ -115,14 +115,16 @@ export async function disconnectStaff(
         where id = ${id}`;
       // A row a worker holds right now stays until its call ends (the worker records it under its
       // lease); dropping it would let a quick reconnect queue a second row for the same event while
-      // that call is in flight. So does a row without an event id whose write failed or was never
-      // recorded (a timeout after the provider carried out the create, a worker that died): an
-      // event may exist that neither the row nor the ledger knows, and dropping the row would leave
-      // it on the calendar for good. The reconnect's backfill reconciles whatever stays.
+      // that call is in flight. So does a row whose last write is unresolved (write_unresolved: a
+      // timeout after the provider carried out the create, a Microsoft delete that found its event
+      // by transactionId but failed to delete it, a worker that died), whatever parks or re-queues
+      // did to its error columns since: an event may exist that neither the row nor the ledger
+      // knows, and dropping the row would leave it on the calendar for good. The reconnect's
+      // backfill reconciles whatever stays.
       const mappings = await tx`delete from public.calendar_sync_log
         where tenant_id = ${row.tenant_id} and staff_id = ${row.staff_id} and provider = ${row.provider}
           and (lease_expires_at is null or lease_expires_at <= now())
-          and not (event_id is null and (first_failure_at is not null or lease_owner is not null))`;
+          and not write_unresolved`;
       log("calendar_disconnected", {
         connection_id: id,
         staff_id: row.staff_id,

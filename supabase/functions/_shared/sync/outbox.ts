@@ -124,7 +124,9 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
     claimed as (
       update public.calendar_sync_log l
       set lease_owner = ${req.owner},
-        lease_expires_at = now() + ${Math.ceil(req.leaseMs)}::integer * interval '1 millisecond'
+        lease_expires_at = now() + ${Math.ceil(req.leaseMs)}::integer * interval '1 millisecond',
+        -- Until a success is recorded, this attempt may leave an event the row does not name.
+        write_unresolved = true
       from due where l.id = due.id
       returning l.*
     )
@@ -224,6 +226,7 @@ export async function recordSuccess(
         pending_since = case when l.queue_version = ${row.queue_version}::bigint then null
                              else l.pending_since end,
         retry_count = case when l.queue_version = ${row.queue_version}::bigint then 0 else l.retry_count end,
+        write_unresolved = false,
         lease_owner = null,
         lease_expires_at = null
       where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}
