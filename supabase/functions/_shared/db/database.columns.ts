@@ -31,6 +31,8 @@ export type PostgresJsColumns = {
     "updated_at": Date;
   };
   "calendar_channels": {
+    "cache_window_end": Date;
+    "cache_window_start": Date;
     "created_at": Date;
     "expires_at": Date;
     "last_error_at": Date;

@@ -228,6 +228,8 @@ export type Database = {
       };
       "calendar_channels": {
         Row: {
+          "cache_window_end": string | null;
+          "cache_window_start": string | null;
           "calendar_id": string;
           "connection_id": string;
           "created_at": string;
@@ -259,6 +261,8 @@ export type Database = {
         };
         ComputedFields: never;
         Insert: {
+          "cache_window_end"?: string | null;
+          "cache_window_start"?: string | null;
           "calendar_id": string;
           "connection_id": string;
           "created_at"?: string;
@@ -289,6 +293,8 @@ export type Database = {
           "updated_at"?: string;
         };
         Update: {
+          "cache_window_end"?: string | null;
+          "cache_window_start"?: string | null;
           "calendar_id"?: string;
           "connection_id"?: string;
           "created_at"?: string;
