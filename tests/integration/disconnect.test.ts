@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { assertEnvelope, json } from "../support/assertions.ts";
+import { waitFor } from "../support/poll.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
 
 interface Grant {
@@ -261,7 +262,9 @@ Deno.test("a disconnect keeps a row whose write is unresolved even after a park 
   // transactionId, then failed to delete it), the next attempt is parked because the grant died (a
   // park clears the failure columns), the staff member disconnects and connects again. The event
   // must still be deleted, not left on the calendar with no row or ledger entry naming it.
-  const stack = await startTestStack({ env: { CALENDAR_PROVIDER_TIMEOUT_MS: "1000" } });
+  // The provider timeout leaves a loaded machine time to deliver the create before the client gives up
+  // (a create that never reached the sandbox would not be carried out); the sandbox holds the answer longer.
+  const stack = await startTestStack({ env: { CALENDAR_PROVIDER_TIMEOUT_MS: "3000" } });
   try {
     const tenantId = await stack.createTenant("Unresolved write clinic");
     const cases = [
@@ -304,7 +307,7 @@ Deno.test("a disconnect keeps a row whose write is unresolved even after a park 
           if (leftBy === "lost create answer") {
             await stack.sandbox.fault({
               match: { endpoint: provider === "google" ? "events.insert" : "microsoft.events.create" },
-              response: { timeout: true, hangMs: 5000, executed: true },
+              response: { timeout: true, hangMs: 15_000, executed: true },
             });
             const first = await sync();
             assert.notEqual(first.status, 200, JSON.stringify(first.body));
@@ -320,7 +323,10 @@ Deno.test("a disconnect keeps a row whose write is unresolved even after a park 
             const first = await sync();
             assert.notEqual(first.status, 200, JSON.stringify(first.body));
           }
-          assert.equal((await live()).length, 1, `${leftBy}: an event exists that the row does not name`);
+          // The create is carried out when it reaches the sandbox, which may be just after the call gave up.
+          await waitFor(`${leftBy}: an event the row does not name`, live, (events) => events.length === 1, {
+            timeoutMs: 10_000,
+          });
           assert.equal((await row()).event_id, null);
           assert.ok((await row()).first_failure_at, "the failed attempt is recorded");
 
