@@ -57,17 +57,19 @@ export async function applyBusyChanges(
   const free = [...byId.values()].filter((e) => !isCachedBusy(e.event, window)).map((e) => e.event.id);
   let upserted = 0;
   let deleted = 0;
-  // Empty arrays are never sent: postgres.js serialises [] as '' when it has not looked up the array
-  // type (through a transaction pooler), which PostgreSQL refuses.
+  // Arrays go as text[] (flags as 'true'/'false'), and empty ones are never sent: postgres.js
+  // serialises an array by the type it looked up, or as '' for [] when it has not (through a
+  // transaction pooler), which PostgreSQL refuses.
   if (busy.length > 0) {
     const result = await tx`
       insert into public.calendar_busy_blocks as b
         (tenant_id, staff_id, connection_id, event_key, starts_at, ends_at, all_day, ours, seen_at)
       select ${owner.tenant_id}, ${owner.staff_id}, ${owner.connection_id},
-        sha256(convert_to(u.id, 'UTF8')), u.starts_at::timestamptz, u.ends_at::timestamptz, u.all_day, u.ours, now()
+        sha256(convert_to(u.id, 'UTF8')), u.starts_at::timestamptz, u.ends_at::timestamptz, u.all_day::boolean,
+        u.ours::boolean, now()
       from unnest(${busy.map((e) => e.event.id)}::text[], ${busy.map((e) => e.event.start!)}::text[],
-        ${busy.map((e) => e.event.end!)}::text[], ${busy.map((e) => e.event.allDay)}::boolean[],
-        ${busy.map((e) => e.ours)}::boolean[]) as u(id, starts_at, ends_at, all_day, ours)
+        ${busy.map((e) => e.event.end!)}::text[], ${busy.map((e) => String(e.event.allDay))}::text[],
+        ${busy.map((e) => String(e.ours))}::text[]) as u(id, starts_at, ends_at, all_day, ours)
       on conflict (connection_id, event_key) do update set
         starts_at = excluded.starts_at, ends_at = excluded.ends_at, all_day = excluded.all_day,
         ours = excluded.ours, seen_at = excluded.seen_at`;
