@@ -20,7 +20,8 @@
  *   to something we do not write or cannot see (colour, reminders, the title: we never read titles).
  *   Benign: nothing is written. Either way the event agrees with the appointment, so the
  *   appointment's open external-edit conflicts are resolved.
- * - Confirmed at other times (moved, resized, made all-day): an edit; cancelled or removed: a delete.
+ * - Confirmed at other times (moved, resized, made all-day): an edit; cancelled or removed: a delete
+ *   (Graph reports an event moved out of the window as removed too; restoring it moves it back).
  *   With CALENDAR_INBOUND_EXTERNAL_EDITS=restore the appointment's sync row is re-queued
  *   (sync/outbox.ts requeueMapping) and the worker writes the appointment back, one write (a deleted
  *   event takes the engine's "event vanished" path: a fresh id), and a conflict
@@ -59,7 +60,7 @@ export type OurRow =
 
 /** What a page's events are to us. */
 export interface OurEvents {
-  /** Sync rows by the event id they store (the events we judge). */
+  /** Sync rows by the event id they store, locked for the transaction (the events we judge). */
   byEventId: Map<string, OurRow>;
   /** Ids of the page's events that are ours, judged or not (their busy blocks are `ours`). */
   ours: Set<string>;
@@ -72,7 +73,8 @@ export interface RestoreScope extends ConflictScope {
 
 /**
  * Find the page's events that are ours (see the module doc) and lock the sync rows that store their
- * ids (`for update`: the worker's claim skips them until the page is applied).
+ * ids (`for update skip locked`: the worker's claim skips them until the page is applied; a row
+ * locked elsewhere is not judged).
  */
 export async function findOurEvents(
   tx: TransactionSql,
@@ -83,6 +85,15 @@ export async function findOurEvents(
   const byEventId = new Map<string, OurRow>();
   const ours = new Set<string>();
   if (events.length === 0) return { byEventId, ours };
+  const ids = events.map((e) => e.id);
+  const stored = await tx<{ event_id: string }[]>`
+    select l.event_id from public.calendar_sync_log l
+    where l.tenant_id = ${scope.tenant_id} and l.staff_id = ${scope.staff_id} and l.provider = ${scope.provider}
+      and l.event_id = any(${ids}::text[])`;
+  for (const r of stored) ours.add(r.event_id);
+  // The rows to judge, locked without waiting: a row another transaction holds (the worker recording
+  // a write, the app re-queuing it) has work in flight and is not judged now. Never waiting also
+  // means never deadlocking with the app's multi-row statements.
   const rows = await tx<Record<string, unknown>[]>`
     select l.id, l.tenant_id, l.appointment_key, l.staff_id, l.provider, l.event_id, l.event_generation,
       l.event_etag, l.sync_status, coalesce(l.lease_expires_at > now(), false) as leased, l.last_synced_at,
@@ -91,12 +102,11 @@ export async function findOurEvents(
     left join public.appointments a on a.id = l.appointment_id
     left join public.staff s on s.id = a.staff_id
     where l.tenant_id = ${scope.tenant_id} and l.staff_id = ${scope.staff_id} and l.provider = ${scope.provider}
-      and l.event_id = any(${events.map((e) => e.id)}::text[])
-    for update of l`;
+      and l.event_id = any(${ids}::text[])
+    for update of l skip locked`;
   for (const r of rows) {
     const row = { ...r, appointment: appointmentFromPrefixed(r) } as unknown as OurRow;
     byEventId.set(row.event_id!, row);
-    ours.add(row.event_id!);
   }
   // Ours without a stored id: Google names the appointment in the id; Graph keeps our key.
   const named = events.filter((e) => !ours.has(e.id) && e.ourAppointment);
