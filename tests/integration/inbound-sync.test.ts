@@ -474,6 +474,17 @@ Deno.test("inbound sync of a channel: paged full sync, busy cache, restore or re
           assert.equal(now.stage, "incremental");
           assert.equal((await run(channel)).resynced, false, "the new cursor works");
         });
+
+        await t.step("a stopped channel reads nothing", async () => {
+          await sql`update public.calendar_channels set sync_stage = 'stopped' where id = ${channel}`;
+          await fixture.addBusy(stack.sandbox, staff.email, { start: iso(at(7, 9)), end: iso(at(7, 10)) });
+          await stack.sandbox.resetCalls();
+          const before = await blocks(sql, connA);
+          const r = await run(channel);
+          assert.deepEqual({ pages: r.pages, complete: r.complete }, { pages: 0, complete: true });
+          assert.equal((await stack.sandbox.calls()).total, 0, "no provider call");
+          assert.deepEqual(await blocks(sql, connA), before);
+        });
       });
     }
   } finally {
