@@ -81,6 +81,15 @@ const envSchema = z.object({
    * without the provider route (default `${SUPABASE_URL}/functions/v1/calendar-webhook`).
    */
   CALENDAR_WEBHOOK_URL: z.url().optional(),
+  /** Inbound sync's window on a full sync: days before now (the busy cache covers from there). */
+  CALENDAR_INBOUND_PAST_DAYS: z.coerce.number().int().min(0).max(365).default(1),
+  /** Days after now a full sync reads (the busy cache covers up to there). */
+  CALENDAR_INBOUND_FUTURE_DAYS: z.coerce.number().int().min(1).max(1825).default(180),
+  /**
+   * Our event edited or deleted outside the product: `restore` (default) writes the appointment back
+   * and records a conflict; `report` records the conflict only.
+   */
+  CALENDAR_INBOUND_EXTERNAL_EDITS: z.enum(["restore", "report"]).default("restore"),
   /** Shared secret pg_cron / the dispatcher present to calendar-sync-worker (besides a service-role JWT). */
   CALENDAR_WORKER_SECRET: z.string().min(32).optional(),
 
@@ -146,6 +155,11 @@ export interface Config extends ProviderConfigs {
    * `${webhookUrl}/google`, `${webhookUrl}/microsoft` and `${webhookUrl}/microsoft/lifecycle`.
    */
   webhookUrl: string;
+  /**
+   * Inbound sync: a full sync reads [now - pastDays, now + futureDays] (days of 24 h); our events
+   * changed outside the product are restored or only reported (docs/architecture.md, Inbound sync).
+   */
+  inbound: { pastDays: number; futureDays: number; externalEdits: "restore" | "report" };
   stateSigningSecret: string;
   encryption: {
     currentKeyId: string;
@@ -320,6 +334,11 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
       "",
     ),
     ...providers,
+    inbound: {
+      pastDays: e.CALENDAR_INBOUND_PAST_DAYS,
+      futureDays: e.CALENDAR_INBOUND_FUTURE_DAYS,
+      externalEdits: e.CALENDAR_INBOUND_EXTERNAL_EDITS,
+    },
     stateSigningSecret: e.OAUTH_STATE_SIGNING_SECRET,
     encryption: { currentKeyId: e.TOKEN_ENCRYPTION_KEY_ID, keys },
     allowedReturnOrigins: origins.map((o) => o.replace(/\/$/, "")),
