@@ -25,6 +25,12 @@
 -- as_of is the channel's last_synced_at when usable: the busy times are as the provider showed them
 -- then (up to p_max_lag_seconds of notified changes may still be on their way).
 --
+-- PL/pgSQL, not SQL: the functions' client sends unnamed statements (prepare: false, for transaction
+-- poolers), so the server plans every statement it receives; a SQL function would be inlined into the
+-- caller's statement and planned again on every request (about 1 ms here), while PL/pgSQL keeps its
+-- statement's plan for the server session. It is called once per request, never per row, so nothing
+-- is lost by not inlining it.
+--
 -- The blocks are read by connection and start; calendar_busy_blocks_connection_window_idx serves the
 -- range query (starts_at < time_max and ends_at > time_min) inside one connection's blocks, both
 -- bounds checked in the index.
@@ -38,10 +44,13 @@ create or replace function calendar_private.busy_cache_state(
   p_max_age_seconds integer
 )
 returns table (connection_id uuid, channel_id uuid, usable boolean, reason text, as_of timestamptz)
-language sql
+language plpgsql
 stable
 rows 1
 as $$
+#variable_conflict use_column
+begin
+  return query
   select s.connection_id, s.channel_id, s.reason is null, s.reason,
     case when s.reason is null then s.last_synced_at end
   from (
@@ -70,7 +79,8 @@ as $$
         and calendar_private.channel_is_live(ch.sync_stage)
     ) ch on true
     left join public.calendar_channel_jobs j on j.channel_id = ch.id and j.kind = 'sync'
-  ) s
+  ) s;
+end
 $$;
 
 comment on function calendar_private.busy_cache_state(uuid, uuid, timestamptz, timestamptz, integer, integer) is

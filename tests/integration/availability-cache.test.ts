@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { assertEnvelope, json } from "../support/assertions.ts";
+import { busyBlock, healthyChannel } from "../support/busy-cache.ts";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
 
 const FN = "calendar-get-availability";
@@ -28,57 +29,23 @@ interface Answer {
   as_of: string;
 }
 
-/** The staff member's active connection: its id and selected calendar. */
-async function connectionOf(stack: TestStack, staff: TestStaff): Promise<{ id: string; calendar: string }> {
-  const [c] = await stack.sql<{ id: string; calendar: string }[]>`
-    select id, selected_calendar_id as calendar from public.staff_calendar_connections
-    where staff_id = ${staff.id} and connection_status = 'connected'`;
-  assert.ok(c, `${staff.email} has no connected connection`);
-  return c;
-}
-
-/**
- * Make the staff member's cache usable, as a finished full sync leaves it: a live incremental channel
- * on the selected calendar (replacing whatever live one is there), expiring in 6 days, synced 5 s ago,
- * covering now - 1 day .. now + 30 days, no lifecycle flag, no sync job. @returns the channel id and
- * its last_synced_at (whole milliseconds, as the answer's as_of shows it).
- */
+/** Make the staff member's cache usable ({@link healthyChannel}); @returns the channel id and its sync time. */
 async function healthyCache(
   stack: TestStack,
   staff: TestStaff,
 ): Promise<{ channelId: string; syncedAt: Date }> {
-  const conn = await connectionOf(stack, staff);
-  const [ch] = await stack.sql<{ id: string; last_synced_at: Date }[]>`
-    insert into public.calendar_channels as ch (tenant_id, staff_id, connection_id, provider, calendar_id,
-      provider_channel_id, resource_id, secret_hash, sync_stage, expires_at, last_synced_at,
-      cache_window_start, cache_window_end)
-    select ${staff.tenantId}, ${staff.id}, c.id, c.provider, c.selected_calendar_id, ${crypto.randomUUID()},
-      'res-test', sha256(convert_to(${crypto.randomUUID()}, 'UTF8')), 'incremental', now() + interval '6 days',
-      date_trunc('milliseconds', now()) - interval '5 seconds', now() - interval '1 day', now() + interval '30 days'
-    from public.staff_calendar_connections c where c.id = ${conn.id}
-    on conflict (connection_id, calendar_id) where calendar_private.channel_is_live(sync_stage) do update set
-      sync_stage = 'incremental', expires_at = excluded.expires_at, last_synced_at = excluded.last_synced_at,
-      cache_window_start = excluded.cache_window_start, cache_window_end = excluded.cache_window_end,
-      subscription_removed_at = null, missed_at = null
-    returning ch.id, ch.last_synced_at`;
-  await stack.sql`delete from public.calendar_channel_jobs where channel_id = ${ch.id}`;
-  return { channelId: ch.id, syncedAt: ch.last_synced_at };
+  const ch = await healthyChannel(stack.sql, staff);
+  return { channelId: ch.id, syncedAt: ch.syncedAt };
 }
 
-/** A busy block in the staff member's cache (on their active connection unless `connectionId`). */
-async function block(
+/** A busy block in the staff member's cache ({@link busyBlock}). */
+const block = (
   stack: TestStack,
   staff: TestStaff,
   start: number,
   end: number,
   o: { allDay?: boolean; connectionId?: string } = {},
-): Promise<void> {
-  const connectionId = o.connectionId ?? (await connectionOf(stack, staff)).id;
-  await stack.sql`
-    insert into public.calendar_busy_blocks (tenant_id, staff_id, connection_id, event_key, starts_at, ends_at, all_day)
-    values (${staff.tenantId}, ${staff.id}, ${connectionId}, sha256(convert_to(${crypto.randomUUID()}, 'UTF8')),
-      ${new Date(start)}, ${new Date(end)}, ${o.allDay ?? false})`;
-}
+) => busyBlock(stack.sql, staff, start, end, o);
 
 async function sandboxEvent(stack: TestStack, staff: TestStaff, start: number, end: number): Promise<void> {
   await stack.sandbox.admin(
