@@ -118,6 +118,10 @@ const envSchema = z.object({
   CALENDAR_AUTH_START_BURST: z.coerce.number().int().min(1).max(1000).default(10),
   /** Seconds after which one more start is allowed once the burst is used up. */
   CALENDAR_AUTH_START_REFILL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
+  /** Seconds a notified change may wait for its sync before availability stops trusting the busy cache. */
+  CALENDAR_BUSY_CACHE_MAX_LAG_SECONDS: z.coerce.number().int().min(1).max(86_400).default(120),
+  /** Seconds since the last sync after which the busy cache is too old to answer; 0 = always live. */
+  CALENDAR_BUSY_CACHE_MAX_AGE_SECONDS: z.coerce.number().int().min(0).max(604_800).default(3600),
 });
 
 /**
@@ -178,6 +182,12 @@ export interface Config extends ProviderConfigs {
   consentConfirmation: "app" | "none";
   /** auth-start's per-staff token bucket: `burst` starts at once, one more every `refillSeconds` s. */
   authStart: { burst: number; refillSeconds: number };
+  /**
+   * When availability may answer from the busy cache (calendar_private.busy_cache_state): a pending
+   * sync job older than `maxLagSeconds`, or a last sync older than `maxAgeSeconds`, sends it live;
+   * `maxAgeSeconds` 0 turns the cache off.
+   */
+  busyCache: { maxLagSeconds: number; maxAgeSeconds: number };
 }
 
 export { ConfigError } from "./errors/config-error.ts";
@@ -349,6 +359,10 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     allowedEmailDomains: emailDomains(e.CALENDAR_ALLOWED_EMAIL_DOMAINS),
     consentConfirmation: e.CALENDAR_CONSENT_CONFIRMATION,
     authStart: { burst: e.CALENDAR_AUTH_START_BURST, refillSeconds: e.CALENDAR_AUTH_START_REFILL_SECONDS },
+    busyCache: {
+      maxLagSeconds: e.CALENDAR_BUSY_CACHE_MAX_LAG_SECONDS,
+      maxAgeSeconds: e.CALENDAR_BUSY_CACHE_MAX_AGE_SECONDS,
+    },
   };
 }
 
