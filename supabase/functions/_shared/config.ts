@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./errors/config-error.ts";
+import { isLoopbackHttp } from "./http-client/transport.ts";
 import { configuredProviders, parseProviderEnvs, type ProviderConfigs } from "./providers/registry.ts";
 
 const csv = (v: string) => v.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
@@ -81,6 +82,11 @@ const envSchema = z.object({
    * without the provider route (default `${SUPABASE_URL}/functions/v1/calendar-webhook`).
    */
   CALENDAR_WEBHOOK_URL: z.url().optional(),
+  /**
+   * Inbound sync (push channels, the busy cache): `on` or `off`. Default: on when the webhook URL is
+   * https, or plain http on a loopback host (local development); providers refuse anything else.
+   */
+  CALENDAR_INBOUND_SYNC: z.enum(["on", "off"]).optional(),
   /** Shared secret pg_cron / the dispatcher present to calendar-sync-worker (besides a service-role JWT). */
   CALENDAR_WORKER_SECRET: z.string().min(32).optional(),
 
@@ -146,6 +152,11 @@ export interface Config extends ProviderConfigs {
    * `${webhookUrl}/google`, `${webhookUrl}/microsoft` and `${webhookUrl}/microsoft/lifecycle`.
    */
   webhookUrl: string;
+  /**
+   * Whether push channels are opened and inbound sync runs (CALENDAR_INBOUND_SYNC, default on when
+   * {@link webhookUrl} is https or loopback http). Off: the worker stops the channels it meets.
+   */
+  inboundSync: boolean;
   stateSigningSecret: string;
   encryption: {
     currentKeyId: string;
@@ -304,6 +315,10 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
       );
     }
   }
+  const webhookUrl = (e.CALENDAR_WEBHOOK_URL ?? `${supabaseUrl}/functions/v1/calendar-webhook`).replace(
+    /\/+$/,
+    "",
+  );
   return {
     supabaseUrl,
     databaseUrl: (e.CALENDAR_DB_URL ?? e.SUPABASE_DB_URL)!,
@@ -315,10 +330,10 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     jwtAudiences: audiences,
     jwtIssuers: issuers,
     workerSecret: e.CALENDAR_WORKER_SECRET,
-    webhookUrl: (e.CALENDAR_WEBHOOK_URL ?? `${supabaseUrl}/functions/v1/calendar-webhook`).replace(
-      /\/+$/,
-      "",
-    ),
+    webhookUrl,
+    inboundSync: e.CALENDAR_INBOUND_SYNC
+      ? e.CALENDAR_INBOUND_SYNC === "on"
+      : new URL(webhookUrl).protocol === "https:" || isLoopbackHttp(webhookUrl),
     ...providers,
     stateSigningSecret: e.OAUTH_STATE_SIGNING_SECRET,
     encryption: { currentKeyId: e.TOKEN_ENCRYPTION_KEY_ID, keys },
