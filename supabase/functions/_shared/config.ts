@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./errors/config-error.ts";
+import { isLoopbackHttp } from "./http-client/transport.ts";
 import { configuredProviders, parseProviderEnvs, type ProviderConfigs } from "./providers/registry.ts";
 
 const csv = (v: string) => v.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
@@ -90,6 +91,11 @@ const envSchema = z.object({
    * and records a conflict; `report` records the conflict only.
    */
   CALENDAR_INBOUND_EXTERNAL_EDITS: z.enum(["restore", "report"]).default("restore"),
+  /**
+   * Inbound sync (push channels, the busy cache): `on` or `off`. Default: on when the webhook URL is
+   * https, or plain http on a loopback host (local development); providers refuse anything else.
+   */
+  CALENDAR_INBOUND_SYNC: z.enum(["on", "off"]).optional(),
   /** Shared secret pg_cron / the dispatcher present to calendar-sync-worker (besides a service-role JWT). */
   CALENDAR_WORKER_SECRET: z.string().min(32).optional(),
 
@@ -164,6 +170,11 @@ export interface Config extends ProviderConfigs {
    * changed outside the product are restored or only reported (docs/architecture.md, Inbound sync).
    */
   inbound: { pastDays: number; futureDays: number; externalEdits: "restore" | "report" };
+  /**
+   * Whether push channels are opened and inbound sync runs (CALENDAR_INBOUND_SYNC, default on when
+   * {@link webhookUrl} is https or loopback http). Off: the worker stops the channels it meets.
+   */
+  inboundSync: boolean;
   stateSigningSecret: string;
   encryption: {
     currentKeyId: string;
@@ -328,6 +339,10 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
       );
     }
   }
+  const webhookUrl = (e.CALENDAR_WEBHOOK_URL ?? `${supabaseUrl}/functions/v1/calendar-webhook`).replace(
+    /\/+$/,
+    "",
+  );
   return {
     supabaseUrl,
     databaseUrl: (e.CALENDAR_DB_URL ?? e.SUPABASE_DB_URL)!,
@@ -339,10 +354,10 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     jwtAudiences: audiences,
     jwtIssuers: issuers,
     workerSecret: e.CALENDAR_WORKER_SECRET,
-    webhookUrl: (e.CALENDAR_WEBHOOK_URL ?? `${supabaseUrl}/functions/v1/calendar-webhook`).replace(
-      /\/+$/,
-      "",
-    ),
+    webhookUrl,
+    inboundSync: e.CALENDAR_INBOUND_SYNC
+      ? e.CALENDAR_INBOUND_SYNC === "on"
+      : new URL(webhookUrl).protocol === "https:" || isLoopbackHttp(webhookUrl),
     ...providers,
     inbound: {
       pastDays: e.CALENDAR_INBOUND_PAST_DAYS,
