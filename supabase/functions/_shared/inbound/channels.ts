@@ -15,7 +15,8 @@
  *   channel's provider stop is a `stop` job.
  * - stop: the provider stop (404 = done) of a channel already marked stopped.
  * - sync: Graph lifecycle flags first (subscriptionRemoved: open a new channel; reauthorizationRequired:
- *   renew; missed: the sync below catches up), then inbound/sync.ts syncChannel.
+ *   renew; missed: the cursors are dropped, so the sync below is a full resync), then inbound/sync.ts
+ *   syncChannel.
  * With inbound sync off (CALENDAR_INBOUND_SYNC) a create, renew or sync job retires its channel instead.
  */
 import type { Config } from "../config.ts";
@@ -311,8 +312,8 @@ async function stopChannel(
 /**
  * Graph lifecycle events recorded on the channel by the webhook. subscriptionRemoved: a new channel
  * (full sync) replaces this one, and true is returned (nothing more to do here); reauthorizationRequired:
- * renewed now; missed: the sync that follows catches up. Each flag is cleared only if no newer event
- * set it again meanwhile.
+ * renewed now; missed: the cursors are dropped, so the sync that follows is a full resync (Graph's
+ * advice for dropped notifications).
  */
 async function applyLifecycle(
   deps: OpDeps,
@@ -334,8 +335,14 @@ async function applyLifecycle(
     if (!row?.live) return true;
   }
   if (channel.missed_at) {
-    await sql`update public.calendar_channels set missed_at = null
-      where id = ${channel.id} and missed_at = ${channel.missed_at}`;
+    // Graph dropped notifications (its throttling): a full delta resync, as Graph asks. The cursors
+    // go, so syncChannel starts a full sync over a fresh window whose sweep also removes the blocks of
+    // events deleted meanwhile. One statement reads and clears the flag (a missed event arriving after
+    // it sets the flag again and the next sync resyncs again); the database compares the time, which
+    // a JS Date would truncate to milliseconds.
+    await sql`update public.calendar_channels set missed_at = null, sync_stage = 'full_sync',
+        sync_cursor = null, page_cursor = null, full_sync_started_at = null
+      where id = ${channel.id} and missed_at is not null and calendar_private.channel_is_live(sync_stage)`;
   }
   return false;
 }
