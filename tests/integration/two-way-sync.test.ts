@@ -19,7 +19,6 @@ const DAY = 86_400_000;
 const BASE = Math.floor(Date.now() / DAY) * DAY + 3 * DAY;
 const at = (day: number, hour: number, minute = 0) => BASE + day * DAY + (hour * 60 + minute) * 60_000;
 const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z");
-const enc = encodeURIComponent;
 const STORM = 200;
 
 interface Answer {
@@ -95,6 +94,18 @@ Deno.test("two-way sync end to end: sandbox push -> webhook -> channel job -> wo
       await t.step(p, async (t) => {
         const tenantId = await stack.createTenant(`${p} two-way clinic`);
         const staff: TestStaff = await stack.createStaff({ tenantId, email: fixture.email(`twoway-${p}`) });
+        const second = p === "google" ? "second@group.calendar.google.com" : "second";
+        if (p === "google") {
+          await stack.sandbox.admin("POST", "/_admin/accounts", {
+            email: staff.email,
+            calendars: [{ id: second, summary: "Second", accessRole: "owner" }],
+          });
+        } else {
+          await stack.sandbox.admin("POST", "/_admin/microsoft/accounts", {
+            email: staff.email,
+            calendars: [{ id: second, name: "Second", canEdit: true }],
+          });
+        }
         assert.match((await stack.connect(staff, { provider: p })).location, /calendar_status=connected/);
         const day = { staff_id: staff.id, time_min: iso(at(0, 0)), time_max: iso(at(1, 0)) };
         const ask = async (): Promise<Answer> => {
@@ -306,6 +317,27 @@ Deno.test("two-way sync end to end: sandbox push -> webhook -> channel job -> wo
             where appointment_id = ${appointmentId} and kind = 'overlap' and resolved_at is not null`;
           assert.equal(resolved.n, 1);
         });
+
+        await t.step(
+          "after choosing another calendar the old calendar's blocks are never served",
+          async () => {
+            await settle();
+            const res = await stack.invoke("calendar-select-calendar", {
+              jwt: staff.jwt,
+              body: { calendar_id: second },
+            });
+            assert.equal(res.status, 200, await res.text());
+            // The new calendar's channel has not synced yet: the answer is live, not the old blocks.
+            const meanwhile = await ask();
+            assert.equal(meanwhile.source, "live");
+            const answer = await pollAnswer(
+              "the new calendar through the cache",
+              (a) => a.source === "cache",
+            );
+            // Only our appointment's event, which the outbox moved to the new calendar.
+            assert.deepEqual(spans(answer), [[at(0, 14), at(0, 15)]]);
+          },
+        );
       });
     }
   } finally {
