@@ -140,25 +140,29 @@ Deno.test("channel jobs: done unless requested again, backoff, retry budget, dea
         and sync_stage in ('pending', 'full_sync', 'incremental')`;
       assert.deepEqual(
         await sweepChannels(sql, config),
-        { opened: 0, retired: 0, renewals: 0 },
+        { opened: 0, retired: 0, renewals: 0, syncs: 0 },
         "not while its calendar's channel failed within the hour",
       );
       await stack.sql`update public.calendar_channels set sync_stage = 'stopped' where staff_id = ${staff.id}
         and sync_stage = 'failed'`;
-      assert.deepEqual(await sweepChannels(sql, config), { opened: 1, retired: 0, renewals: 0 });
+      assert.deepEqual(await sweepChannels(sql, config), { opened: 1, retired: 0, renewals: 0, syncs: 0 });
       const rows = await stack.sql`select sync_stage from public.calendar_channels
         where staff_id = ${staff.id} and sync_stage = 'pending'`;
       assert.equal(rows.length, 1);
-      assert.deepEqual(await sweepChannels(sql, config), { opened: 0, retired: 0, renewals: 0 }, "once");
+      assert.deepEqual(
+        await sweepChannels(sql, config),
+        { opened: 0, retired: 0, renewals: 0, syncs: 0 },
+        "once",
+      );
     });
 
     await t.step("with inbound sync off the sweep retires live channels and opens none", async () => {
       const off = { ...config, inboundSync: false };
-      assert.deepEqual(await sweepChannels(sql, off), { opened: 0, retired: 1, renewals: 0 });
+      assert.deepEqual(await sweepChannels(sql, off), { opened: 0, retired: 1, renewals: 0, syncs: 0 });
       const live = await stack.sql`select 1 from public.calendar_channels where staff_id = ${staff.id}
         and calendar_private.channel_is_live(sync_stage)`;
       assert.equal(live.length, 0);
-      assert.deepEqual(await sweepChannels(sql, off), { opened: 0, retired: 0, renewals: 0 });
+      assert.deepEqual(await sweepChannels(sql, off), { opened: 0, retired: 0, renewals: 0, syncs: 0 });
     });
   } finally {
     await stack.close();

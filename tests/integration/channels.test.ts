@@ -3,8 +3,9 @@
  * channel at the sandbox (Graph's validation handshake answered by the stack's real calendar-webhook),
  * choosing another calendar moves it, a channel near its expiry is renewed (Google: replaced; Graph:
  * PATCHed), Graph lifecycle events are acted on, a notification kicks the worker and its `sync` job is
- * claimed, and a disconnect stops the channel at the sandbox. The worker runs through
- * calendar-sync-worker. The `sync` job's own work is not asserted here (it belongs to inbound/sync.ts).
+ * claimed and runs (the channel's sync completes), and a disconnect stops the channel at the sandbox.
+ * The worker runs through calendar-sync-worker. What the `sync` job reads and caches is asserted in
+ * inbound-sync.test.ts and two-way-sync.test.ts.
  */
 import assert from "node:assert/strict";
 import { startTestStack, type TestStack, type TestStaff } from "../support/stack.ts";
@@ -18,13 +19,14 @@ interface ChannelRow {
   sync_stage: string;
   expires_at: Date | null;
   renewed_at: Date | null;
+  sync_cursor: string | null;
 }
 
 const enc = encodeURIComponent;
 
 async function channels(stack: TestStack, staff: TestStaff): Promise<ChannelRow[]> {
   return await stack.sql<ChannelRow[]>`
-    select id, calendar_id, provider_channel_id, sync_stage, expires_at, renewed_at
+    select id, calendar_id, provider_channel_id, sync_stage, expires_at, renewed_at, sync_cursor
     from public.calendar_channels where staff_id = ${staff.id} order by created_at, id`;
 }
 
@@ -84,6 +86,16 @@ Deno.test("channels: created, moved, renewed, lifecycle, kicked and stopped at t
     }
     assert.fail("channel jobs still pending after 6 runs");
   };
+  /** Run the worker until no channel job at all is pending: every channel's sync has completed. */
+  const settleAll = async () => {
+    for (let i = 0; i < 10; i++) {
+      await worker();
+      const [row] = await stack.sql<{ n: number }[]>`
+        select count(*)::int as n from public.calendar_channel_jobs where status = 'pending'`;
+      if (row.n === 0) return;
+    }
+    assert.fail("channel jobs still pending after 10 runs");
+  };
 
   try {
     for (const provider of ["google", "microsoft"] as const) {
@@ -112,7 +124,8 @@ Deno.test("channels: created, moved, renewed, lifecycle, kicked and stopped at t
         await settle();
         const [ch] = await live(stack, staff);
         assert.equal(ch.id, pending.id);
-        assert.equal(ch.sync_stage, "full_sync");
+        // The full sync the create requested may already have run in the same worker run.
+        assert.ok(["full_sync", "incremental"].includes(ch.sync_stage), ch.sync_stage);
         assert.ok(ch.expires_at && ch.expires_at.getTime() > Date.now() + 6 * 86_400_000, "about 7 days");
         const remote = (await atSandbox(stack, provider, staff.email)).get(ch.provider_channel_id!);
         assert.equal(remote?.state, "active");
@@ -168,7 +181,11 @@ Deno.test("channels: created, moved, renewed, lifecycle, kicked and stopped at t
         const run = await worker();
         assert.ok(run.channel_jobs.claimed >= 1);
         const sync = await job(stack, ch.id, "sync");
-        assert.ok(sync && sync.retry_count >= 1, "the sync job was claimed and ran");
+        assert.deepEqual(sync, { status: "done", retry_count: 0, last_error_code: null }, "claimed and ran");
+        const [synced] = await stack.sql<{ sync_stage: string; last_synced_at: Date | null }[]>`
+          select sync_stage, last_synced_at from public.calendar_channels where id = ${ch.id}`;
+        assert.equal(synced.sync_stage, "incremental", "the channel's sync completed");
+        assert.ok(synced.last_synced_at);
       });
 
       await t.step(
@@ -193,7 +210,9 @@ Deno.test("channels: created, moved, renewed, lifecycle, kicked and stopped at t
       );
 
       await t.step(`${provider}: a channel within a day of its expiry is renewed`, async () => {
+        await settleAll();
         const [ch] = await live(stack, staff);
+        assert.equal(ch.sync_stage, "incremental");
         // Six days later: the channel expires in an hour.
         await stack
           .sql`update public.calendar_channels set expires_at = now() + interval '1 hour' where id = ${ch.id}`;
@@ -206,6 +225,7 @@ Deno.test("channels: created, moved, renewed, lifecycle, kicked and stopped at t
         if (provider === "google") {
           assert.notEqual(after.id, ch.id, "replaced by a new channel");
           assert.equal(after.sync_stage, ch.sync_stage, "the new channel carries the stage on");
+          assert.equal(after.sync_cursor, ch.sync_cursor, "and the cursor: no full sync again");
           assert.equal(remote.get(after.provider_channel_id!)?.state, "active");
           assert.equal(remote.get(ch.provider_channel_id!)?.state, "stopped", "the old channel was stopped");
         } else {
@@ -236,6 +256,37 @@ Deno.test("channels: created, moved, renewed, lifecycle, kicked and stopped at t
           assert.deepEqual({ ...row }, { reauthorization_required_at: null, renewed: true });
         });
 
+        await t.step("microsoft: missed resyncs the calendar in full", async () => {
+          await settleAll();
+          const [ch] = await live(stack, staff);
+          assert.equal(ch.sync_stage, "incremental");
+          // A block of an event deleted while notifications were dropped: no delta round reports it,
+          // only a full resync's sweep removes it.
+          await stack.sql`
+            insert into public.calendar_busy_blocks (tenant_id, staff_id, connection_id, event_key, starts_at, ends_at)
+            select tenant_id, staff_id, connection_id, sha256(convert_to('dropped', 'UTF8')),
+              now() + interval '2 days', now() + interval '2 days 1 hour'
+            from public.calendar_channels where id = ${ch.id}`;
+          await stack.sandbox.admin(
+            "POST",
+            `/_admin/microsoft/subscriptions/${enc(ch.provider_channel_id!)}/lifecycle`,
+            { lifecycleEvent: "missed" },
+          );
+          await stack.sandbox.admin("POST", "/_admin/push/flush");
+          assert.equal(
+            (await job(stack, ch.id, "sync"))?.status,
+            "pending",
+            "the missed event asks for a sync",
+          );
+          await settleAll();
+          const [row] = await stack.sql<{ missed: boolean; sync_stage: string; stale: number }[]>`
+            select ch.missed_at is not null as missed, ch.sync_stage,
+              (select count(*)::int from public.calendar_busy_blocks b where b.connection_id = ch.connection_id
+                and b.event_key = sha256(convert_to('dropped', 'UTF8'))) as stale
+            from public.calendar_channels ch where ch.id = ${ch.id}`;
+          assert.deepEqual({ ...row }, { missed: false, sync_stage: "incremental", stale: 0 });
+        });
+
         await t.step("microsoft: subscriptionRemoved opens a new subscription", async () => {
           const [ch] = await live(stack, staff);
           await stack.sandbox.admin(
@@ -252,7 +303,8 @@ Deno.test("channels: created, moved, renewed, lifecycle, kicked and stopped at t
           assert.equal((await channels(stack, staff)).find((c) => c.id === ch.id)?.sync_stage, "stopped");
           await settle();
           const [created] = await live(stack, staff);
-          assert.equal(created.sync_stage, "full_sync", "a full sync follows");
+          assert.ok(["full_sync", "incremental"].includes(created.sync_stage), "a full sync follows");
+          assert.ok(await job(stack, created.id, "sync"), "its sync was requested");
           assert.equal(
             (await atSandbox(stack, provider, staff.email)).get(created.provider_channel_id!)?.state,
             "active",

@@ -1,7 +1,7 @@
 /**
  * Inbound sync of one channel (supabase/functions/_shared/inbound/sync.ts) against the sandbox, for
- * Google and Microsoft: the channel row is inserted with SQL (syncChannel needs no live push
- * subscription), syncChannel is called directly, and the outbox worker runs in this process (drain).
+ * Google and Microsoft: the channel is the one the connect opened, its jobs closed (syncChannel needs
+ * no live push subscription), syncChannel is called directly, and the outbox worker runs in this process (drain).
  * Users' changes are made through the sandbox's admin API (tests/contract/fixtures.ts), as a clinician
  * would in the provider's own app. Pages are two events long so the full sync spans several runs.
  *
@@ -115,16 +115,22 @@ Deno.test("inbound sync of a channel: paged full sync, busy cache, restore or re
         const connectionOf = async (s: TestStaff) =>
           (await sql<{ id: string }[]>`
             select id from calendar_private.active_connection(${s.tenantId}::uuid, ${s.id}::uuid)`)[0].id;
+        // The channel the connect opened (calendar_private.open_channel, stage pending, on 'primary').
+        // This test drives syncChannel itself, so the channel's queued jobs are closed: the drain below
+        // then runs only the outbox, and no watch is made (no notification can request a job).
         const channelFor = async (s: TestStaff) => {
           const [row] = await sql<{ id: string }[]>`
-            insert into public.calendar_channels (tenant_id, staff_id, connection_id, provider, calendar_id,
-              provider_channel_id, secret_hash)
-            values (${s.tenantId}, ${s.id}, ${await connectionOf(s)}, ${p}, 'primary', ${crypto.randomUUID()},
-              sha256(convert_to(${crypto.randomUUID()}, 'UTF8')))
-            returning id`;
+            select id from public.calendar_channels
+            where connection_id = ${await connectionOf(s)} and calendar_private.channel_is_live(sync_stage)`;
+          assert.ok(row, `the connect opened a channel for ${s.email}`);
+          await sql`update public.calendar_channel_jobs set status = 'done', next_attempt_at = null,
+              pending_since = null
+            where channel_id = ${row.id}`;
           return row.id;
         };
         const connA = await connectionOf(staff);
+        const channel = await channelFor(staff);
+        const channelB = await channelFor(other);
         const keyOf = async (eventId: string) =>
           (await sql<{ key: string }[]>`select encode(sha256(convert_to(${eventId}, 'UTF8')), 'hex') as key`)[
             0
@@ -174,8 +180,6 @@ Deno.test("inbound sync of a channel: paged full sync, busy cache, restore or re
 
         const externalKey = await keyOf(external.id);
         const staleKey = await keyOf("stale");
-        const channel = await channelFor(staff);
-        const channelB = await channelFor(other);
         // A block left from before (an event deleted while no cursor could say so): the full sync sweeps it.
         await sql`
           insert into public.calendar_busy_blocks (tenant_id, staff_id, connection_id, event_key, starts_at, ends_at)

@@ -15,7 +15,8 @@
  *   channel's provider stop is a `stop` job.
  * - stop: the provider stop (404 = done) of a channel already marked stopped.
  * - sync: Graph lifecycle flags first (subscriptionRemoved: open a new channel; reauthorizationRequired:
- *   renew; missed: the sync below catches up), then inbound/sync.ts syncChannel.
+ *   renew; missed: the cursors are dropped, so the sync below is a full resync), then inbound/sync.ts
+ *   syncChannel.
  * With inbound sync off (CALENDAR_INBOUND_SYNC) a create, renew or sync job retires its channel instead.
  */
 import type { Config } from "../config.ts";
@@ -91,17 +92,21 @@ export async function requestChannel(
 /**
  * The periodic sweep's channel part (self-healing): open a channel for every workable connection of
  * an inbound provider whose selected calendar has no live channel (and none that failed within the
- * last hour), and plan renewals (calendar_private.plan_channel_renewals). At most `limit` channels are
- * opened per call. With inbound sync off it retires live channels instead.
- * @returns channels opened, retired, and renewals requested.
+ * last hour), plan renewals (calendar_private.plan_channel_renewals), and request a `sync` of every
+ * incremental channel whose last sync is older than {@link periodicSyncSeconds}: a notification can be
+ * lost without a trace (Graph's `missed` is the only one that is announced), and the busy cache answers
+ * only while the last sync is younger than CALENDAR_BUSY_CACHE_MAX_AGE_SECONDS. At most `limit`
+ * channels are opened, and `limit` syncs requested, per call. With inbound sync off it retires live
+ * channels instead.
+ * @returns channels opened, retired, renewals and periodic syncs requested.
  */
 export async function sweepChannels(
   sql: Sql,
   config: Config,
   limit = 50,
-): Promise<{ opened: number; retired: number; renewals: number }> {
+): Promise<{ opened: number; retired: number; renewals: number; syncs: number }> {
   const providers = inboundProviders(config);
-  const [row] = await sql<{ opened: number; retired: number; renewals: number }[]>`
+  const [row] = await sql<{ opened: number; retired: number; renewals: number; syncs: number }[]>`
     with missing as (
       select c.id from public.staff_calendar_connections c
       where calendar_private.connection_is_workable(c) and c.selected_calendar_id is not null
@@ -118,11 +123,34 @@ export async function sweepChannels(
     off as (
       select calendar_private.retire_channel(ch.id) from public.calendar_channels ch
       where calendar_private.channel_is_live(ch.sync_stage) and ch.provider <> all(${providers}::text[])
+    ),
+    stale as (
+      select calendar_private.request_channel_job(ch.id, 'sync') from public.calendar_channels ch
+      where ch.sync_stage = 'incremental' and ch.provider = any(${providers}::text[])
+        and (ch.last_synced_at is null
+          or ch.last_synced_at <= now() - ${periodicSyncSeconds(config)}::int * interval '1 second')
+        and exists (select 1 from calendar_private.workable_connection(ch.tenant_id, ch.staff_id, ch.provider) c
+          where c.id = ch.connection_id)
+        and not exists (select 1 from public.calendar_channel_jobs j
+          where j.channel_id = ch.id and j.kind = 'sync' and j.status = 'pending')
+      order by ch.last_synced_at nulls first
+      limit ${limit}
     )
     select (select count(*) from opened where id is not null)::int as opened,
       (select count(*) from off)::int as retired,
+      (select count(*) from stale)::int as syncs,
       calendar_private.plan_channel_renewals(${RENEWAL_MARGIN_HOURS}::int * interval '1 hour') as renewals`;
   return row;
+}
+
+/**
+ * How old a channel's last sync may grow before the sweep requests one: half of
+ * CALENDAR_BUSY_CACHE_MAX_AGE_SECONDS, so a quiet calendar's cache stays usable between sweeps (at
+ * least a minute; 30 minutes when the cache is off). Seconds.
+ */
+export function periodicSyncSeconds(config: Config): number {
+  const maxAge = config.busyCache.maxAgeSeconds;
+  return maxAge > 0 ? Math.max(60, Math.floor(maxAge / 2)) : 1800;
 }
 
 /** The channel row as it is now, or null. */
@@ -311,8 +339,8 @@ async function stopChannel(
 /**
  * Graph lifecycle events recorded on the channel by the webhook. subscriptionRemoved: a new channel
  * (full sync) replaces this one, and true is returned (nothing more to do here); reauthorizationRequired:
- * renewed now; missed: the sync that follows catches up. Each flag is cleared only if no newer event
- * set it again meanwhile.
+ * renewed now; missed: the cursors are dropped, so the sync that follows is a full resync (Graph's
+ * advice for dropped notifications).
  */
 async function applyLifecycle(
   deps: OpDeps,
@@ -334,8 +362,14 @@ async function applyLifecycle(
     if (!row?.live) return true;
   }
   if (channel.missed_at) {
-    await sql`update public.calendar_channels set missed_at = null
-      where id = ${channel.id} and missed_at = ${channel.missed_at}`;
+    // Graph dropped notifications (its throttling): a full delta resync, as Graph asks. The cursors
+    // go, so syncChannel starts a full sync over a fresh window whose sweep also removes the blocks of
+    // events deleted meanwhile. One statement reads and clears the flag (a missed event arriving after
+    // it sets the flag again and the next sync resyncs again); the database compares the time, which
+    // a JS Date would truncate to milliseconds.
+    await sql`update public.calendar_channels set missed_at = null, sync_stage = 'full_sync',
+        sync_cursor = null, page_cursor = null, full_sync_started_at = null
+      where id = ${channel.id} and missed_at is not null and calendar_private.channel_is_live(sync_stage)`;
   }
   return false;
 }

@@ -294,6 +294,10 @@ async function applyPage(
   readAt: Date,
 ): Promise<AppliedPage | null> {
   return await deps.sql.begin(async (tx) => {
+    // Locks in the order calendar-disconnect takes them: the connection, then the channel. The page's
+    // busy blocks reference the connection, so their foreign-key check takes a key-share lock on it;
+    // taken after the channel's lock it would deadlock with a disconnect holding the connection.
+    await tx`select 1 from public.staff_calendar_connections where id = ${read.connection_id} for key share`;
     const channel = await loadChannel(tx, read.id, true);
     if (!channel || !unchanged(channel, read)) return null;
     const scope: RestoreScope = {
