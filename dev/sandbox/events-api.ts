@@ -261,12 +261,14 @@ export function eventsList(ctx: ApiContext): Response {
       continue;
     }
     if (sinceSeq === undefined && s.resource.status === "cancelled") continue;
-    listed.push(...generatedInstances(
-      s,
-      cal,
-      timeMin ?? -Infinity,
-      timeMax ?? seriesHorizon(s.resource, cal),
-    ).map((i) => ({ ...i, resource: { ...i.resource, status: s.resource.status } })));
+    listed.push(
+      ...generatedInstances(
+        s,
+        cal,
+        timeMin ?? -Infinity,
+        timeMax ?? seriesHorizon(s.resource, cal),
+      ).map((i) => ({ ...i, resource: { ...i.resource, status: s.resource.status } })),
+    );
   }
   let items = listed.filter(matches);
 

@@ -17,10 +17,10 @@ import {
 } from "./ms-errors.ts";
 import {
   graphTimestamp,
+  type MicrosoftStore,
   type MsAccount,
   type MsCalendar,
   type MsEvent,
-  type MicrosoftStore,
   newChangeKey,
   newOutlookId,
 } from "./ms-state.ts";

@@ -270,7 +270,8 @@ export function expand(
   untilMs: number,
 ): Occurrence[] {
   const out: Occurrence[] = [];
-  const instant = (date: string) => eventInstant({ dateTime: `${date}T${time ?? "00:00:00"}`, timeZone: zone }, zone)!;
+  const instant = (date: string) =>
+    eventInstant({ dateTime: `${date}T${time ?? "00:00:00"}`, timeZone: zone }, zone)!;
   for (const date of occurrenceDates(rule, startDate, (d) => instant(d) < untilMs)) {
     const startMs = instant(date);
     if (rule.untilMs !== undefined && startMs > rule.untilMs) break;
