@@ -267,7 +267,7 @@ export function eventsList(ctx: ApiContext): Response {
         cal,
         timeMin ?? -Infinity,
         timeMax ?? seriesHorizon(s.resource, cal),
-      ).map((i) => ({ ...i, resource: { ...i.resource, status: s.resource.status } })),
+      ),
     );
   }
   let items = listed.filter(matches);
