@@ -55,6 +55,8 @@ const eventBody = z.strictObject({
   transparency: z.enum(["opaque", "transparent"]).optional(),
   status: z.enum(["confirmed", "tentative"]).optional(),
   id: z.string().optional(),
+  /** RRULE / EXDATE lines: a recurring series (google-series.ts). */
+  recurrence: z.array(z.string()).optional(),
 });
 
 const emailBody = z.strictObject({ email });

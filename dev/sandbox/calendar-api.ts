@@ -12,6 +12,7 @@ import {
   SCOPES,
 } from "./api-context.ts";
 import { GoogleApiError, invalid, jsonResponse } from "./errors.ts";
+import { generatedInstances, isSeries } from "./google-series.ts";
 import { eventSpan } from "./event-model.ts";
 import { eventsDelete, eventsGet, eventsInsert, eventsList, eventsWrite } from "./events-api.ts";
 import type { EndpointName } from "./faults.ts";
@@ -246,7 +247,11 @@ function busyIntervals(
   tMax: number,
 ): Array<{ start: string; end: string }> {
   const spans: Array<[number, number]> = [];
-  for (const { resource: ev } of Object.values(cal.events)) {
+  // A series counts through its instances (exceptions are stored events of their own).
+  const events = Object.values(cal.events).flatMap((s) =>
+    isSeries(s.resource) ? generatedInstances(s, cal, tMin, tMax) : [s]
+  );
+  for (const { resource: ev } of events) {
     if (ev.status === "cancelled" || ev.transparency === "transparent") continue;
     const { start, end } = eventSpan(ev, cal);
     if (start < tMax && end > tMin && end > start) spans.push([Math.max(start, tMin), Math.min(end, tMax)]);

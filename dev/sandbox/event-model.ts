@@ -2,12 +2,13 @@
  * Google Calendar event resources: request-body validation, insert/patch/update/delete semantics and
  * the resource shape Google returns (docs/providers/google.md A5-A8, Part E items 4-6, 8).
  *
- * Not emulated: recurrence expansion (`recurrence` is stored and returned, never expanded into
- * instances), attendee notifications, conference data creation.
+ * Recurring series and their instances: google-series.ts. Not emulated: attendee notifications,
+ * conference data creation.
  */
 import { z } from "zod";
 import { badRequest, GoogleApiError, invalid } from "./errors.ts";
 import { base64url, CLIENT_EVENT_ID, randomBase32hex, rfc3339 } from "./ids.ts";
+import { checkSeries, exceptionsOf, isSeries } from "./google-series.ts";
 import type { CalendarRecord, EventDateTime, EventResource, SandboxState, StoredEvent } from "./state.ts";
 import { eventInstant, hasOffset, isDate, isLocalDateTime, isValidTimeZone } from "./time.ts";
 
@@ -246,6 +247,7 @@ export function insertEvent(
     eventType: "default",
   };
   applyWritable(ev, body, false);
+  checkSeries(ev as EventResource, cal);
   return store(state, cal, ev as EventResource).resource;
 }
 
@@ -304,6 +306,8 @@ export function writeEvent(
         "iCalUID",
         "sequence",
         "eventType",
+        "recurringEventId",
+        "originalStartTime",
       ]
     ) {
       next[k] = structuredClone(old[k]);
@@ -313,6 +317,7 @@ export function writeEvent(
     applyWritable(next, body, false);
   }
   checkTimes(next as { start?: EventDateTime; end?: EventDateTime }, cal);
+  checkSeries(next as EventResource, cal);
   const timesChanged = JSON.stringify([old.start, old.end]) !== JSON.stringify([next.start, next.end]);
   if (body.sequence === undefined) next.sequence = old.sequence + (timesChanged ? 1 : 0);
   next.etag = state.nextEtag();
@@ -320,9 +325,22 @@ export function writeEvent(
   return store(state, cal, next as EventResource).resource;
 }
 
-/** events.delete (A8): the event becomes a cancelled tombstone; deleting a tombstone is 410 deleted. */
+/**
+ * events.delete (A8): the event becomes a cancelled tombstone; deleting a tombstone is 410 deleted.
+ * Deleting an instance stores it as a cancelled exception; deleting a series also cancels its
+ * exceptions.
+ */
 export function deleteEvent(state: SandboxState, cal: CalendarRecord, stored: StoredEvent): void {
   if (stored.resource.status === "cancelled") throw new GoogleApiError(410, "deleted");
+  if (isSeries(stored.resource)) {
+    for (const ex of exceptionsOf(cal, stored.resource.id)) {
+      if (ex.resource.status !== "cancelled") cancel(state, cal, ex);
+    }
+  }
+  cancel(state, cal, stored);
+}
+
+function cancel(state: SandboxState, cal: CalendarRecord, stored: StoredEvent): void {
   const next = structuredClone(stored.resource);
   next.status = "cancelled";
   next.sequence += 1;

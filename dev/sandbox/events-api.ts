@@ -19,14 +19,23 @@ import {
   tombstoneView,
   writeEvent,
 } from "./event-model.ts";
+import {
+  cancelledInstanceView,
+  findInstance,
+  generatedInstances,
+  isSeries,
+  seriesEnd,
+  seriesHorizon,
+} from "./google-series.ts";
 import { base64url, fromBase64url, sha256Hex } from "./ids.ts";
 import type { CalendarRecord, EventResource, StoredEvent } from "./state.ts";
 import { parseRfc3339 } from "./time.ts";
 
 const eventResponse = (ev: EventResource) => jsonResponse(ev, 200, { etag: ev.etag });
 
+/** A stored event, or an instance of a series (written, it becomes an exception stored under its id). */
 function storedEvent(cal: CalendarRecord, eventId: string): StoredEvent {
-  const stored = cal.events[eventId];
+  const stored = cal.events[eventId] ?? findInstance(cal, eventId);
   if (!stored) throw new GoogleApiError(404, "notFound");
   return stored;
 }
@@ -121,10 +130,8 @@ interface SyncToken {
 interface PageToken {
   f: string;
   s: number;
-  /** Cursor: last change seq returned (default/updated order) ... */
-  a?: number;
-  /** ... or last [startMs, id] returned (startTime order). */
-  t?: [number, string];
+  /** Cursor: the last [change seq, id] returned (default order) or [startMs, id] (startTime order). */
+  a?: [number, string];
 }
 
 const encodeToken = (v: unknown) => base64url(JSON.stringify(v));
@@ -211,25 +218,26 @@ export function eventsList(ctx: ApiContext): Response {
   // The calendar's own latest change, so an unchanged calendar answers with the same sync token
   // (docs/providers/google.md A9) whatever happens in other calendars.
   let snapshot = Object.values(cal.events).reduce((m, s) => Math.max(m, s.changeSeq), sinceSeq ?? 0);
-  let after = 0;
-  let afterStart: [number, string] | undefined;
+  let after: [number, string] | undefined;
   if (q.pageToken !== undefined) {
     const pt = decodeToken<PageToken>(q.pageToken);
     if (!pt || pt.f !== fp || typeof pt.s !== "number") {
       throw invalid("Invalid page token value.", "pageToken");
     }
     snapshot = pt.s;
-    after = pt.a ?? 0;
-    afterStart = pt.t;
+    after = pt.a;
   }
 
   const needle = q.q?.toLowerCase();
-  let items = Object.values(cal.events).filter((s) => {
+  const matches = (s: StoredEvent): boolean => {
     const ev = s.resource;
     if (eventTypes.length && !eventTypes.includes(String(ev.eventType ?? "default"))) return false;
-    if (sinceSeq !== undefined) return s.changeSeq > sinceSeq;
-    if (ev.status === "cancelled" && !q.showDeleted) return false;
+    if (sinceSeq !== undefined) return true;
+    // Cancelled instances of a live series are listed without showDeleted unless singleEvents (A9).
+    const cancelledInstance = ev.status === "cancelled" && ev.recurringEventId !== undefined;
+    if (ev.status === "cancelled" && !q.showDeleted && !(cancelledInstance && !q.singleEvents)) return false;
     const span = eventSpan(ev, cal);
+    if (!q.singleEvents && isSeries(ev)) span.end = seriesEnd(s, cal);
     if (timeMin !== undefined && !(span.end > timeMin)) return false;
     if (timeMax !== undefined && !(span.start < timeMax)) return false;
     if (updatedMin !== undefined && Date.parse(ev.updated) < updatedMin) return false;
@@ -242,27 +250,39 @@ export function eventsList(ctx: ApiContext): Response {
     }
     const ext = ev.extendedProperties as { private?: unknown; shared?: unknown } | undefined;
     return propertyFilter(priv, ext?.private) && propertyFilter(shared, ext?.shared);
-  });
+  };
+  // singleEvents=true lists instances in place of series (google-series.ts): within the window for a
+  // full listing; every instance up to the series horizon when an incremental round reports a master.
+  const listed: StoredEvent[] = [];
+  for (const s of Object.values(cal.events)) {
+    if (sinceSeq !== undefined && s.changeSeq <= sinceSeq) continue;
+    if (!q.singleEvents || !isSeries(s.resource)) {
+      listed.push(s);
+      continue;
+    }
+    if (sinceSeq === undefined && s.resource.status === "cancelled") continue;
+    listed.push(
+      ...generatedInstances(
+        s,
+        cal,
+        timeMin ?? -Infinity,
+        timeMax ?? seriesHorizon(s.resource, cal),
+      ),
+    );
+  }
+  let items = listed.filter(matches);
 
   const maxResults = Math.min(q.maxResults ?? 250, 2500);
-  let page: StoredEvent[];
-  let more: boolean;
-  let cursor: Pick<PageToken, "a" | "t">;
-  if (q.orderBy === "startTime") {
-    const key = (s: StoredEvent): [number, string] => [eventSpan(s.resource, cal).start, s.resource.id];
-    const cmp = (x: [number, string], y: [number, string]) =>
-      x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0);
-    items.sort((x, y) => cmp(key(x), key(y)));
-    if (afterStart) items = items.filter((s) => cmp(key(s), afterStart) > 0);
-    page = items.slice(0, maxResults);
-    more = items.length > maxResults;
-    cursor = { t: page.length ? key(page[page.length - 1]) : afterStart };
-  } else {
-    items = items.filter((s) => s.changeSeq > after).sort((x, y) => x.changeSeq - y.changeSeq);
-    page = items.slice(0, maxResults);
-    more = items.length > maxResults;
-    cursor = { a: page.length ? page[page.length - 1].changeSeq : after };
-  }
+  const cmp = (x: [number, string], y: [number, string]) =>
+    x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0);
+  const key = q.orderBy === "startTime"
+    ? (s: StoredEvent): [number, string] => [eventSpan(s.resource, cal).start, s.resource.id]
+    : (s: StoredEvent): [number, string] => [s.changeSeq, s.resource.id];
+  items.sort((x, y) => cmp(key(x), key(y)));
+  if (after) items = items.filter((s) => cmp(key(s), after) > 0);
+  const page = items.slice(0, maxResults);
+  const more = items.length > maxResults;
+  const cursor: Pick<PageToken, "a"> = { a: page.length ? key(page[page.length - 1]) : after };
 
   const lastUpdated = Object.values(cal.events).reduce(
     (m, s) => (s.resource.updated > m ? s.resource.updated : m),
@@ -282,8 +302,11 @@ export function eventsList(ctx: ApiContext): Response {
   else {body.nextSyncToken = encodeToken(
       { c: calendarKey(email, cal), g: cal.syncGeneration, s: snapshot } satisfies SyncToken,
     );}
-  body.items = page.map((s) =>
-    sinceSeq !== undefined && s.resource.status === "cancelled" ? tombstoneView(s.resource) : s.resource
-  );
+  body.items = page.map((s) => {
+    const ev = s.resource;
+    if (ev.status !== "cancelled") return ev;
+    if (ev.recurringEventId !== undefined) return cancelledInstanceView(ev);
+    return sinceSeq !== undefined ? tombstoneView(ev) : ev;
+  });
   return jsonResponse(body);
 }

@@ -8,8 +8,10 @@ import { z } from "zod";
 import { readJson } from "./admin-api.ts";
 import { AdminError, GoogleApiError, jsonResponse } from "./errors.ts";
 import { deleteEvent, parseEventBody, writeEvent } from "./event-model.ts";
+import { findInstance } from "./google-series.ts";
 import { GraphError } from "./ms-errors.ts";
-import { applyBody, eventView } from "./ms-graph.ts";
+import { applyBody, deleteMsEvent, eventView } from "./ms-graph.ts";
+import { findOccurrence, storeOccurrence } from "./ms-series.ts";
 import { graphTimestamp, newChangeKey } from "./ms-state.ts";
 import { LIFECYCLE_EVENTS } from "./ms-subscriptions.ts";
 import type { SandboxRuntime } from "./runtime.ts";
@@ -112,7 +114,8 @@ export async function handleMsInboundAdmin(
   };
   const eventOf = () => {
     const cal = calendarOf();
-    const ev = cal.events[seg[5]];
+    // An occurrence of a series is addressed by its occurrence id; it is stored once edited or deleted.
+    const ev = cal.events[seg[5]] ?? findOccurrence(cal, seg[5]);
     if (!ev || ev.deletedAt) {
       throw new AdminError(404, "not_found", `Calendar ${cal.id} has no live event ${seg[5]}`);
     }
@@ -133,13 +136,13 @@ export async function handleMsInboundAdmin(
         changeKey: newChangeKey(),
         lastModifiedDateTime: graphTimestamp(Date.now()),
       });
+      storeOccurrence(cal, ev);
       ms.eventChanged(cal, ev, "updated");
       return ok(eventView(ev, undefined, url.origin));
     }
     case "DELETE accounts/*/calendars/*/events/*": {
       const { cal, ev } = eventOf();
-      ev.deletedAt = new Date().toISOString();
-      ms.eventChanged(cal, ev, "deleted");
+      deleteMsEvent(ms, cal, ev);
       return ok();
     }
     case "POST accounts/*/calendars/*/delta/expire": {
@@ -188,7 +191,8 @@ function googleCalendar(sb: SandboxRuntime, email: string, calendarId: string) {
 
 function googleEvent(sb: SandboxRuntime, seg: string[]) {
   const cal = googleCalendar(sb, seg[1], seg[3]);
-  const stored = cal.events[seg[5]];
+  // An instance of a series is addressed by its instance id; writing it makes it an exception.
+  const stored = cal.events[seg[5]] ?? findInstance(cal, seg[5]);
   if (!stored) throw new AdminError(404, "not_found", `Calendar ${cal.id} has no event ${seg[5]}`);
   return { cal, stored };
 }

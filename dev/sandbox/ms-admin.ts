@@ -53,6 +53,8 @@ const eventBody = z.strictObject({
   isAllDay: z.boolean().optional(),
   showAs: z.enum(["free", "tentative", "busy", "oof", "workingElsewhere", "unknown"]).optional(),
   isCancelled: z.boolean().optional(),
+  /** Graph's recurrence resource: a series master (ms-series.ts). */
+  recurrence: z.unknown().optional(),
 });
 const revokeBody = z.strictObject({
   email,

@@ -16,6 +16,7 @@ import { base64url, fromBase64url } from "./ids.ts";
 import { GraphError } from "./ms-errors.ts";
 import { CAL_READ, eventView, type GraphContext, graphJson, META, preferredZone } from "./ms-graph.ts";
 import { accessDenied, itemNotFound } from "./ms-errors.ts";
+import { expandedEvents } from "./ms-series.ts";
 import type { MsCalendar, MsEvent } from "./ms-state.ts";
 import { parseRfc3339 } from "./time.ts";
 
@@ -136,7 +137,8 @@ function delta(ctx: GraphContext): Response {
 
   const stop = tok.n ?? ms.changeSeq();
   const inWindow = (ev: MsEvent) => ev.startMs < tok.w[1] && ev.endMs > tok.w[0];
-  const candidates = Object.values(cal.events).filter((ev) => {
+  // Series come as their occurrences (ms-series.ts), never as masters.
+  const candidates = expandedEvents(cal, tok.w[0], tok.w[1]).filter((ev) => {
     const seq = seqOf(ev);
     if (seq > stop) return false;
     if (tok.i) return !ev.deletedAt && inWindow(ev);

@@ -17,12 +17,22 @@ import {
 } from "./ms-errors.ts";
 import {
   graphTimestamp,
+  type MicrosoftStore,
   type MsAccount,
   type MsCalendar,
   type MsEvent,
   newChangeKey,
   newOutlookId,
 } from "./ms-state.ts";
+import {
+  applyRecurrence,
+  exceptionsOf,
+  expandedEvents,
+  findOccurrence,
+  isMaster,
+  seriesView,
+  storeOccurrence,
+} from "./ms-series.ts";
 import { type GraphZone, resolveZone, UTC_ZONE } from "./ms-zones.ts";
 import type { SandboxRuntime } from "./runtime.ts";
 import { eventInstant, isDate, isLocalDateTime, parseRfc3339, wallClock } from "./time.ts";
@@ -314,15 +324,13 @@ export function eventView(ev: MsEvent, zone: GraphZone | undefined, origin: stri
     isDraft: false,
     isOrganizer: true,
     responseRequested: true,
-    seriesMasterId: null,
     showAs: ev.showAs,
-    type: "singleInstance",
+    ...seriesView(ev),
     webLink: `${origin}/microsoft/owa/?itemid=${encodeURIComponent(ev.id)}&exvsurl=1&path=/calendar/item`,
     onlineMeetingUrl: null,
     isOnlineMeeting: false,
     onlineMeetingProvider: "unknown",
     onlineMeeting: null,
-    recurrence: null,
     responseStatus: { response: "organizer", time: "0001-01-01T00:00:00Z" },
     body: ev.body,
     start: timeIn(ev, "start", startZone),
@@ -367,8 +375,11 @@ const WRITABLE = new Set([
   "isReminderOn",
   "reminderMinutesBeforeStart",
   "attendees",
+  "recurrence",
 ]);
 const READ_ONLY = new Set([
+  "seriesMasterId",
+  "originalStart",
   "@odata.etag",
   "@odata.type",
   "id",
@@ -449,6 +460,7 @@ export function applyBody(ev: MsEvent, body: Record<string, unknown>, creating: 
     ev.reminderMinutesBeforeStart = body.reminderMinutesBeforeStart;
   }
   if (Array.isArray(body.attendees)) ev.attendees = body.attendees;
+  if (body.recurrence !== undefined) applyRecurrence(ev, body.recurrence);
   if (creating && (body.start === undefined || body.end === undefined)) {
     throw invalidRequest("Your request can't be completed. The start and end of an event are required.");
   }
@@ -555,8 +567,11 @@ function createEvent(ctx: GraphContext): Response {
   );
 }
 
+/** The caller's live event by id: stored, or a computed occurrence of a series (ms-series.ts). */
 function findOwnEvent(ctx: GraphContext): MsEvent {
-  const ev = ctx.sb.state.microsoft.findEvent(ctx.caller.account, ctx.params.eventId);
+  const a = ctx.caller.account;
+  const ev = ctx.sb.state.microsoft.findEvent(a, ctx.params.eventId) ??
+    Object.values(a.calendars).map((c) => findOccurrence(c, ctx.params.eventId)).find((o) => o);
   if (!ev || (ctx.params.calendarId && ev.calendarId !== ctx.params.calendarId)) throw itemNotFound();
   return ev;
 }
@@ -601,6 +616,7 @@ function patchEvent(ctx: GraphContext): Response {
   const draft: MsEvent = structuredClone(ev);
   applyBody(draft, body, false);
   Object.assign(ev, draft, { changeKey: newChangeKey(), lastModifiedDateTime: graphTimestamp(Date.now()) });
+  storeOccurrence(cal, ev); // an edited occurrence becomes an exception
   ctx.sb.state.microsoft.eventChanged(cal, ev, "updated");
   return graphJson(ctx, {
     "@odata.context": `${META}#users('${ctx.caller.account.oid}')/events/$entity`,
@@ -614,8 +630,7 @@ function deleteEvent(ctx: GraphContext): Response {
   const ev = findOwnEvent(ctx);
   const cal = ctx.caller.account.calendars[ev.calendarId];
   if (!cal.canEdit) throw accessDenied();
-  ev.deletedAt = new Date().toISOString();
-  ctx.sb.state.microsoft.eventChanged(cal, ev, "deleted");
+  deleteMsEvent(ctx.sb.state.microsoft, cal, ev);
   return new Response(null, {
     status: 204,
     headers: graphHeaders(
@@ -712,7 +727,7 @@ function getSchedule(ctx: GraphContext): Response {
       };
     }
     const own = target.email === caller.email;
-    const events = Object.values(ms.defaultCalendar(target).events)
+    const events = expandedEvents(ms.defaultCalendar(target), start.ms, end.ms)
       .filter((ev) => !ev.deletedAt)
       .map((ev) => ({ ev, span: spanIn(ev, zone) }))
       .filter(({ span }) => span[0] < end.ms && span[1] > start.ms)
@@ -829,7 +844,7 @@ function calendarViewList(ctx: GraphContext): Response {
   const pageSize = Math.min(asked, ctx.sb.state.microsoft.calendarViewMaxPageSize ?? asked);
   const cal = targetCalendar(ctx);
   const select = q.get("$select")?.split(",").map((p) => p.trim()).filter(Boolean);
-  const matching = Object.values(cal.events)
+  const matching = expandedEvents(cal, start, end)
     .filter((ev) => !ev.deletedAt)
     .map((ev) => ({ ev, span: spanIn(ev, zone) }))
     .filter(({ span }) => span[0] < end && span[1] > start)
@@ -911,6 +926,24 @@ export function adminInsertEvent(
   cal.events[ev.id] = ev;
   sb.state.microsoft.eventChanged(cal, ev, "created");
   return ev;
+}
+
+/**
+ * Delete an event: a stored one gets `deletedAt`, an occurrence is stored deleted, and a series
+ * master takes its stored exceptions with it (its occurrences follow it, being computed).
+ */
+export function deleteMsEvent(ms: MicrosoftStore, cal: MsCalendar, ev: MsEvent): void {
+  const at = new Date().toISOString();
+  if (isMaster(ev)) {
+    for (const ex of exceptionsOf(cal, ev.id)) {
+      if (ex.deletedAt) continue;
+      ex.deletedAt = at;
+      ms.eventChanged(cal, ex, "deleted");
+    }
+  }
+  storeOccurrence(cal, ev);
+  ev.deletedAt = at;
+  ms.eventChanged(cal, ev, "deleted");
 }
 
 /** True for a `yyyy-mm-dd` string (admin input). */

@@ -58,6 +58,15 @@ export interface MsEvent {
   changeSeq?: number;
   /** Value of the change counter when the event was created. */
   createdSeq?: number;
+  /** A series master's recurrence (ms-series.ts). */
+  recurrence?: {
+    pattern: { type: string; interval: number; [k: string]: unknown };
+    range: { type: string; startDate: string; recurrenceTimeZone?: string; [k: string]: unknown };
+  };
+  /** For an occurrence or exception: its master's id, its original start (epoch ms) and its kind. */
+  seriesMasterId?: string;
+  originalStartMs?: number;
+  occurrenceType?: "occurrence" | "exception";
 }
 
 /** A Graph change notification's `changeType`. */

@@ -147,3 +147,12 @@ export function wallClock(utcMs: number, timeZone: string): string {
   const local = new Date(utcMs + zoneOffsetMs(utcMs, timeZone));
   return local.toISOString().slice(0, 19);
 }
+
+/** RFC 3339 with the offset `timeZone` has at instant `utcMs` (`2026-03-09T09:00:00-04:00`), as Google answers. */
+export function offsetDateTime(utcMs: number, timeZone: string): string {
+  const off = Math.round(zoneOffsetMs(utcMs, timeZone) / 60_000);
+  const sign = off < 0 ? "-" : "+";
+  const abs = Math.abs(off);
+  const hhmm = `${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
+  return `${wallClock(utcMs, timeZone)}${off === 0 && timeZone === "UTC" ? "Z" : `${sign}${hhmm}`}`;
+}

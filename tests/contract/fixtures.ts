@@ -56,6 +56,16 @@ export interface ProviderFixture {
   asksOfflineAccess(url: URL): boolean;
   /** Add an item to the account's default calendar. */
   addBusy(sb: SandboxClient, email: string, item: BusyItem): Promise<void>;
+  /**
+   * Add a weekly recurring busy series to the default calendar as its user would: `count` occurrences
+   * on the weekday of `firstStart` (a wall-clock time in IANA `zone`), each `minutes` long. Its
+   * instances are then edited and deleted by id with {@link editEvent} / {@link deleteEvent}.
+   */
+  addWeeklySeries(
+    sb: SandboxClient,
+    email: string,
+    series: { firstStart: string; zone: string; minutes: number; count: number },
+  ): Promise<void>;
   /** Make reading the default calendar's busy times fail per calendar/schedule (or clear that). */
   setBusyError(sb: SandboxClient, email: string, failing: boolean): Promise<void>;
   /** The kind the injected busy error is classified as. */
@@ -118,6 +128,14 @@ export const googleFixture: ProviderFixture = {
       ? { start: { date: item.allDay.from }, end: { date: item.allDay.to } }
       : { start: item.start, end: item.end, ...(item.free ? { transparency: "transparent" } : {}) };
     await sb.admin("POST", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events`, body);
+  },
+  async addWeeklySeries(sb, email, { firstStart, zone, minutes, count }) {
+    const end = new Date(Date.parse(`${firstStart}Z`) + minutes * 60_000).toISOString().slice(0, 19);
+    await sb.admin("POST", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events`, {
+      start: { dateTime: firstStart, timeZone: zone },
+      end: { dateTime: end, timeZone: zone },
+      recurrence: [`RRULE:FREQ=WEEKLY;COUNT=${count}`],
+    });
   },
   async setBusyError(sb, email, failing) {
     await sb.admin("PATCH", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}`, {
@@ -247,6 +265,19 @@ export const microsoftFixture: ProviderFixture = {
       }
       : { start: at(item.start), end: at(item.end), showAs: item.free ? "free" : "busy" };
     await sb.admin("POST", `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events`, body);
+  },
+  async addWeeklySeries(sb, email, { firstStart, zone, minutes, count }) {
+    const end = new Date(Date.parse(`${firstStart}Z`) + minutes * 60_000).toISOString().slice(0, 19);
+    const day = new Date(`${firstStart.slice(0, 10)}T00:00:00Z`).getUTCDay();
+    const days = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+    await sb.admin("POST", `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events`, {
+      start: { dateTime: firstStart, timeZone: zone },
+      end: { dateTime: end, timeZone: zone },
+      recurrence: {
+        pattern: { type: "weekly", interval: 1, daysOfWeek: [days[day]] },
+        range: { type: "numbered", startDate: firstStart.slice(0, 10), numberOfOccurrences: count },
+      },
+    });
   },
   // A mailbox with no Exchange calendar: getSchedule's per-schedule 5016, and calendarView (which the
   // default calendar falls back to when getSchedule refuses a mailbox) 404 MailboxNotEnabledForRESTAPI.
