@@ -603,7 +603,8 @@ for (const f of FIXTURES) {
           assert.deepEqual(Object.keys(e).sort(), EXTERNAL_EVENT_KEYS, "nothing but the neutral fields");
           assert.equal(e.status, "confirmed");
           assert.ok(e.version, "a version to recognise echoes by");
-          assert.equal(e.ourAppointment, null);
+          // No `ourAppointment` check here: about one Google-made id in 32 decodes as a derived id, so
+          // it is only a candidate, which the engine confirms against its sync rows (inbound/restore.ts).
         }
         const byStart = (iso: string) => first.events.find((e) => e.start === iso)!;
         assert.equal(byStart("2026-06-10T09:00:00Z").busy, false, "free time is not busy");
