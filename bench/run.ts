@@ -15,11 +15,16 @@
  * Prints a table of the runs (with the MailboxConcurrency 429s), the provider calls per appointment
  * change, and then the goals side by side with the figures: the 1-process throughput ratio (>= 8x),
  * its slot utilisation (>= 0.9), database round trips per row (<= 3) and the claim time at a 100k
- * backlog queued by one statement (<= 5 ms). Not a test: nothing is asserted, so the numbers can be
- * compared across machines. Runtime about 2 minutes (dominated by the baseline: 1,000 x 50 ms).
+ * backlog queued by one statement (<= 5 ms). Before the worker runs, the inbound side at the same
+ * latency (bench/inbound.ts): calendar-get-availability answered from the busy cache vs live (median and
+ * p95, the ratio >= 10x, and the cached median within 10 ms of a bare database read of the same blocks),
+ * and calendar-webhook's acknowledgement of a Google notification (median, < 100 ms: "tens of
+ * milliseconds"). Not a test: nothing is asserted, so the numbers can be compared across machines.
+ * Runtime about 2 minutes (dominated by the baseline: 1,000 x 50 ms).
  * Needs PostgreSQL like the tests (TEST_DATABASE_URL, DATABASE_URL or
  * postgres://postgres@127.0.0.1:5432/postgres).
  */
+import { type InboundFigures, measureInbound, POSTS, REQUESTS } from "./inbound.ts";
 import { MAX_CALLS_PER_CONNECTION } from "../supabase/functions/_shared/providers/registry.ts";
 import { DEFAULT_WORKER_OPTIONS } from "../supabase/functions/_shared/sync/options.ts";
 import { createSql } from "../supabase/functions/_shared/db/client.ts";
@@ -40,6 +45,11 @@ const RATIO_GOAL = 8;
 const UTILISATION_GOAL = 0.9;
 /** Database round trips per processed row, at most (claim share, connection, record). */
 const ROUND_TRIP_GOAL = 3;
+/** Cached availability vs live, at least (median); cached minus a bare database read, at most (ms). */
+const CACHE_RATIO_GOAL = 10;
+const CACHE_OVERHEAD_GOAL_MS = 10;
+/** Webhook acknowledgement, median, below (ms): "tens of milliseconds". */
+const WEBHOOK_GOAL_MS = 100;
 
 /** One measured run. */
 interface RunResult {
@@ -212,6 +222,9 @@ async function main(): Promise<void> {
       `calendar sync benchmark: ${CHANGES} appointment changes per run, ${LATENCY_MS} ms sandbox latency ` +
         `per provider call, ${STAFF} staff calendars (${STAFF / 2} Google, ${STAFF / 2} Microsoft)`,
     );
+    // Inbound first: no appointment has reached the calendars yet, and no worker runs meanwhile.
+    const inbound = await measureInbound(stack, [staff[0], staff[2], staff[4]], staff[1]);
+    printInbound(inbound);
     results.push(
       await measure(stack, "baseline: 1 worker, 1 call at a time", {
         processes: 1,
@@ -333,6 +346,24 @@ async function main(): Promise<void> {
         `<= ${CLAIM_GOAL_MS} ms`,
         claim.median <= CLAIM_GOAL_MS,
       ],
+      [
+        "availability: live / cached, median",
+        `${(inbound.live.median / inbound.cached.median).toFixed(1)}x`,
+        `>= ${CACHE_RATIO_GOAL}x`,
+        inbound.live.median / inbound.cached.median >= CACHE_RATIO_GOAL,
+      ],
+      [
+        "availability: cached minus a bare read, median",
+        `${(inbound.cached.median - inbound.bareRead.median).toFixed(2)} ms`,
+        `<= ${CACHE_OVERHEAD_GOAL_MS} ms`,
+        inbound.cached.median - inbound.bareRead.median <= CACHE_OVERHEAD_GOAL_MS,
+      ],
+      [
+        "webhook acknowledgement (Google), median",
+        `${inbound.webhook.median.toFixed(2)} ms`,
+        `< ${WEBHOOK_GOAL_MS} ms`,
+        inbound.webhook.median < WEBHOOK_GOAL_MS,
+      ],
     ];
     console.log("");
     console.log(`${pad("goal", 52)}${"measured".padStart(10)}${"goal".padStart(10)}${"met".padStart(5)}`);
@@ -345,6 +376,26 @@ async function main(): Promise<void> {
   } finally {
     await stack.close();
   }
+}
+
+/** The inbound figures side by side: cached vs live availability, the bare read, the webhook. */
+function printInbound(f: InboundFigures): void {
+  const ms = (v: number) => `${v.toFixed(2)} ms`.padStart(11);
+  console.log(
+    `calendar-get-availability, one week with ${f.intervals} busy intervals, ${LATENCY_MS} ms provider latency, ` +
+      `${REQUESTS} sequential requests per source through the gateway:`,
+  );
+  console.log(`  ${"".padEnd(44)}${"median".padStart(11)}${"p95".padStart(11)}`);
+  console.log(`  ${"cache (source: cache)".padEnd(44)}${ms(f.cached.median)}${ms(f.cached.p95)}`);
+  console.log(`  ${"provider (source: live)".padEnd(44)}${ms(f.live.median)}${ms(f.live.p95)}`);
+  console.log(
+    `  ${"bare database read of the same blocks".padEnd(44)}${ms(f.bareRead.median)}${ms(f.bareRead.p95)}`,
+  );
+  console.log(
+    `calendar-webhook/google acknowledgement, ${POSTS} sequential notifications: median ` +
+      `${f.webhook.median.toFixed(2)} ms, p95 ${f.webhook.p95.toFixed(2)} ms`,
+  );
+  console.log("");
 }
 
 if (import.meta.main) await main();

@@ -12,6 +12,7 @@
  */
 import postgres from "postgres";
 // The worker's answer (handlers/sync-worker.ts).
+import { needsFollowUp } from "../../supabase/functions/_shared/sync/follow-up.ts";
 import type { DrainSummary } from "../../supabase/functions/_shared/sync/worker.ts";
 
 /** What {@link startDispatcher} needs. */
@@ -103,10 +104,12 @@ export async function startDispatcher(opts: DispatcherOptions): Promise<Dispatch
       // A failed run is not repeated by itself (the next kick or sweep retries), but a kick that
       // arrived during it still gets its follow-up run.
       if (summary) {
-        if (summary.claimed > 0 || summary.remaining > 0) say("worker_run", { reason, ...summary });
+        if (summary.claimed > 0 || summary.remaining > 0 || summary.channel_jobs?.claimed > 0) {
+          say("worker_run", { reason, ...summary });
+        }
         // `remaining` counts rows due now; claimed 0 with rows remaining means another worker holds
         // them or they are rate limited: the next kick or sweep comes back for them.
-        if (summary.remaining > 0 && summary.claimed > 0) again = true;
+        if (needsFollowUp(summary)) again = true;
       }
       reason = "follow_up";
     } while (again && !closed && ++repeats < MAX_REPEATS);

@@ -88,7 +88,10 @@ Deno.test("calendar-get-availability: busy intervals only, chunked, tenant-check
         const text = await res.text();
         assert.equal(res.status, 200, text);
         const body = JSON.parse(text);
-        assert.deepEqual(Object.keys(body), ["busy"]);
+        // The seed's {busy}, plus where the answer came from: no channel here, so the provider, now.
+        assert.deepEqual(Object.keys(body).sort(), ["as_of", "busy", "source"]);
+        assert.equal(body.source, "live");
+        assert.match(body.as_of, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/);
         assert.deepEqual(body.busy, [
           { start: iso(at(10)), end: iso(at(12)) },
           { start: iso(at(14)), end: iso(at(15)) },

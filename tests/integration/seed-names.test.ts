@@ -154,9 +154,11 @@ Deno.test("seed function names: deployable entries, seed verify_jwt values, and 
           body: { staff_id: alice.id, time_min: iso(DAY0), time_max: iso(DAY0 + DAY) },
         });
         assert.equal(res.status, 200);
-        assert.deepEqual(await res.json(), {
-          busy: [{ start: iso(DAY0 + 9 * HOUR), end: iso(DAY0 + 10 * HOUR) }],
-        });
+        // The seed's {busy}; `source` and `as_of` are additive (docs/api.md).
+        const { busy, source, ...rest } = await res.json();
+        assert.deepEqual(busy, [{ start: iso(DAY0 + 9 * HOUR), end: iso(DAY0 + 10 * HOUR) }]);
+        assert.equal(source, "live");
+        assert.deepEqual(Object.keys(rest), ["as_of"]);
       },
     );
 

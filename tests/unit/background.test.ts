@@ -72,17 +72,24 @@ Deno.test("settle gives up after its timeout and says so", async () => {
 });
 
 Deno.test("a run follows itself only when rows are due now and it made progress", () => {
-  const run = (claimed: number, remaining: number): DrainSummary => ({
+  const run = (claimed: number, remaining: number, jobs = { claimed: 0, remaining: 0 }): DrainSummary => ({
     claimed,
     synced: claimed,
     retried: 0,
     failed: 0,
     parked: 0,
     remaining,
+    channel_jobs: { ...jobs, done: jobs.claimed, retried: 0, failed: 0, parked: 0 },
   });
   assert.equal(needsFollowUp(run(100, 250)), true, "a backlog beyond the row bound");
   assert.equal(needsFollowUp(run(3, 0)), false, "nothing due now (rows due later are not counted)");
   assert.equal(needsFollowUp(run(0, 0)), false);
+  assert.equal(needsFollowUp(run(0, 0, { claimed: 4, remaining: 2 })), true, "channel jobs left over");
+  assert.equal(
+    needsFollowUp(run(0, 0, { claimed: 0, remaining: 2 })),
+    false,
+    "channel jobs nobody could claim",
+  );
   assert.equal(needsFollowUp(run(0, 5)), false, "due rows it could not claim (held or resting): no spin");
 });
 

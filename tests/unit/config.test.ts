@@ -242,3 +242,21 @@ Deno.test("config: CALENDAR_WEBHOOK_URL defaults to the calendar-webhook functio
   );
   rejects({ CALENDAR_WEBHOOK_URL: "not a url" }, /CALENDAR_WEBHOOK_URL/);
 });
+
+Deno.test("config: CALENDAR_INBOUND_SYNC defaults to on for an https or loopback webhook URL, else off", () => {
+  assert.equal(parseConfig(env()).inboundSync, true, "http on loopback (local development)");
+  assert.equal(
+    parseConfig(env({ CALENDAR_WEBHOOK_URL: "https://hooks.clinic.example/calendar-webhook" })).inboundSync,
+    true,
+  );
+  assert.equal(
+    parseConfig(env({ CALENDAR_WEBHOOK_URL: "http://kong:8000/functions/v1/calendar-webhook" })).inboundSync,
+    false,
+  );
+  assert.equal(parseConfig(env({ CALENDAR_INBOUND_SYNC: "off" })).inboundSync, false);
+  assert.equal(
+    parseConfig(env({ CALENDAR_WEBHOOK_URL: "http://kong:8000/x", CALENDAR_INBOUND_SYNC: "on" })).inboundSync,
+    true,
+  );
+  rejects({ CALENDAR_INBOUND_SYNC: "yes" }, /CALENDAR_INBOUND_SYNC/);
+});

@@ -1,6 +1,7 @@
 /**
- * Busy times of a staff member's selected calendar: range rules, the provider call, and the
- * normalisation of what comes back (clipped to the window, sorted, merged, ISO 8601 UTC).
+ * Busy times of a staff member's selected calendar: range rules, the answer from the busy cache when
+ * it may give one, else the provider call, and the normalisation of either (clipped to the window,
+ * sorted, merged, ISO 8601 UTC).
  *
  * Only busy intervals leave this module; never titles, attendees or any other event detail. A
  * calendar the provider cannot read is an error (ProviderError `not_found` and friends), never an
@@ -94,6 +95,86 @@ export function normaliseBusy(intervals: readonly BusyInterval[], window: Window
     .filter((i) => Number.isFinite(i.start) && Number.isFinite(i.end) && i.end > i.start)
     .map((i) => ({ start: formatInstant(i.start), end: formatInstant(i.end) }));
   return mergeIntervals(clipped);
+}
+
+/** Where an availability answer came from: the busy cache, or the provider just now. */
+export type BusySource = "cache" | "live";
+
+/**
+ * An availability answer. `asOf`: ISO 8601 UTC instant the busy times describe (the cache's last
+ * sync, or when the live read began); `cacheMiss`: why the cache did not answer (a reason of
+ * calendar_private.busy_cache_state, or `disabled`), null when it did.
+ */
+export interface Availability {
+  busy: BusyInterval[];
+  source: BusySource;
+  asOf: string;
+  cacheMiss: string | null;
+}
+
+/**
+ * The busy cache's answer for the staff member's window, in one statement: the cache's state
+ * (calendar_private.busy_cache_state, migration 20261206600000: the one definition of when the cache
+ * may answer) and, when usable, the blocks of the connection that overlap the window, normalised like
+ * a provider's answer. Blocks hold instants only (all-day blocks were placed in the staff member's
+ * zone by the sync), so none needs a time zone here.
+ * @returns `{usable: true, busy, asOf}` or `{usable: false, reason}`.
+ */
+export async function readBusyCache(
+  sql: Sql,
+  owner: ConnectionOwner,
+  window: Window,
+  limits: { maxLagSeconds: number; maxAgeSeconds: number },
+): Promise<{ usable: true; busy: BusyInterval[]; asOf: string } | { usable: false; reason: string }> {
+  const timeMin = new Date(window.startMs);
+  const timeMax = new Date(window.endMs);
+  const rows = await sql<
+    {
+      usable: boolean;
+      reason: string | null;
+      as_of: Date | null;
+      starts_at: Date | null;
+      ends_at: Date | null;
+    }[]
+  >`
+    select s.usable, s.reason, s.as_of, b.starts_at, b.ends_at
+    from calendar_private.busy_cache_state(${owner.tenantId}::uuid, ${owner.staffId}::uuid,
+      ${timeMin}::timestamptz, ${timeMax}::timestamptz, ${limits.maxLagSeconds}::int, ${limits.maxAgeSeconds}::int) s
+    left join lateral (
+      select b.starts_at, b.ends_at from public.calendar_busy_blocks b
+      where s.usable and b.connection_id = s.connection_id
+        and b.starts_at < ${timeMax}::timestamptz and b.ends_at > ${timeMin}::timestamptz
+    ) b on true`;
+  const state = rows[0];
+  if (!state?.usable || !state.as_of) return { usable: false, reason: state?.reason ?? "not_connected" };
+  const blocks = rows.filter((r) => r.starts_at && r.ends_at).map((r) => ({
+    start: formatInstant(r.starts_at!.getTime()),
+    end: formatInstant(r.ends_at!.getTime()),
+  }));
+  return { usable: true, busy: normaliseBusy(blocks, window), asOf: formatInstant(state.as_of.getTime()) };
+}
+
+/**
+ * The staff member's busy times in a window: from the busy cache when it may answer
+ * ({@link readBusyCache}), otherwise live from the provider ({@link readBusy}).
+ * @throws as {@link readBusy} when the answer is live.
+ */
+export async function readAvailability(
+  deps: { sql: Sql; config: Config },
+  owner: ConnectionOwner,
+  window: Window,
+  timeZone?: string | null,
+): Promise<Availability> {
+  let cacheMiss = "disabled";
+  if (deps.config.busyCache.maxAgeSeconds > 0) {
+    const cached = await readBusyCache(deps.sql, owner, window, deps.config.busyCache);
+    if (cached.usable) return { busy: cached.busy, source: "cache", asOf: cached.asOf, cacheMiss: null };
+    cacheMiss = cached.reason;
+  }
+  // Taken before the provider call: what it answers is at least this fresh.
+  const asOf = formatInstant(Date.now());
+  const { busy } = await readBusy(deps, owner, window, timeZone);
+  return { busy, source: "live", asOf, cacheMiss };
 }
 
 /**

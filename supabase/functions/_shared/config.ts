@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./errors/config-error.ts";
+import { isLoopbackHttp } from "./http-client/transport.ts";
 import { configuredProviders, parseProviderEnvs, type ProviderConfigs } from "./providers/registry.ts";
 
 const csv = (v: string) => v.split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
@@ -81,6 +82,20 @@ const envSchema = z.object({
    * without the provider route (default `${SUPABASE_URL}/functions/v1/calendar-webhook`).
    */
   CALENDAR_WEBHOOK_URL: z.url().optional(),
+  /** Inbound sync's window on a full sync: days before now (the busy cache covers from there). */
+  CALENDAR_INBOUND_PAST_DAYS: z.coerce.number().int().min(0).max(365).default(1),
+  /** Days after now a full sync reads (the busy cache covers up to there). */
+  CALENDAR_INBOUND_FUTURE_DAYS: z.coerce.number().int().min(1).max(1825).default(180),
+  /**
+   * Our event edited or deleted outside the product: `restore` (default) writes the appointment back
+   * and records a conflict; `report` records the conflict only.
+   */
+  CALENDAR_INBOUND_EXTERNAL_EDITS: z.enum(["restore", "report"]).default("restore"),
+  /**
+   * Inbound sync (push channels, the busy cache): `on` or `off`. Default: on when the webhook URL is
+   * https, or plain http on a loopback host (local development); providers refuse anything else.
+   */
+  CALENDAR_INBOUND_SYNC: z.enum(["on", "off"]).optional(),
   /** Shared secret pg_cron / the dispatcher present to calendar-sync-worker (besides a service-role JWT). */
   CALENDAR_WORKER_SECRET: z.string().min(32).optional(),
 
@@ -109,6 +124,10 @@ const envSchema = z.object({
   CALENDAR_AUTH_START_BURST: z.coerce.number().int().min(1).max(1000).default(10),
   /** Seconds after which one more start is allowed once the burst is used up. */
   CALENDAR_AUTH_START_REFILL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
+  /** Seconds a notified change may wait for its sync before availability stops trusting the busy cache. */
+  CALENDAR_BUSY_CACHE_MAX_LAG_SECONDS: z.coerce.number().int().min(1).max(86_400).default(120),
+  /** Seconds since the last sync after which the busy cache is too old to answer; 0 = always live. */
+  CALENDAR_BUSY_CACHE_MAX_AGE_SECONDS: z.coerce.number().int().min(0).max(604_800).default(3600),
 });
 
 /**
@@ -146,6 +165,16 @@ export interface Config extends ProviderConfigs {
    * `${webhookUrl}/google`, `${webhookUrl}/microsoft` and `${webhookUrl}/microsoft/lifecycle`.
    */
   webhookUrl: string;
+  /**
+   * Inbound sync: a full sync reads [now - pastDays, now + futureDays] (days of 24 h); our events
+   * changed outside the product are restored or only reported (docs/architecture.md, Inbound sync).
+   */
+  inbound: { pastDays: number; futureDays: number; externalEdits: "restore" | "report" };
+  /**
+   * Whether push channels are opened and inbound sync runs (CALENDAR_INBOUND_SYNC, default on when
+   * {@link webhookUrl} is https or loopback http). Off: the worker stops the channels it meets.
+   */
+  inboundSync: boolean;
   stateSigningSecret: string;
   encryption: {
     currentKeyId: string;
@@ -164,6 +193,12 @@ export interface Config extends ProviderConfigs {
   consentConfirmation: "app" | "none";
   /** auth-start's per-staff token bucket: `burst` starts at once, one more every `refillSeconds` s. */
   authStart: { burst: number; refillSeconds: number };
+  /**
+   * When availability may answer from the busy cache (calendar_private.busy_cache_state): a pending
+   * sync job older than `maxLagSeconds`, or a last sync older than `maxAgeSeconds`, sends it live;
+   * `maxAgeSeconds` 0 turns the cache off.
+   */
+  busyCache: { maxLagSeconds: number; maxAgeSeconds: number };
 }
 
 export { ConfigError } from "./errors/config-error.ts";
@@ -304,6 +339,10 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
       );
     }
   }
+  const webhookUrl = (e.CALENDAR_WEBHOOK_URL ?? `${supabaseUrl}/functions/v1/calendar-webhook`).replace(
+    /\/+$/,
+    "",
+  );
   return {
     supabaseUrl,
     databaseUrl: (e.CALENDAR_DB_URL ?? e.SUPABASE_DB_URL)!,
@@ -315,11 +354,16 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     jwtAudiences: audiences,
     jwtIssuers: issuers,
     workerSecret: e.CALENDAR_WORKER_SECRET,
-    webhookUrl: (e.CALENDAR_WEBHOOK_URL ?? `${supabaseUrl}/functions/v1/calendar-webhook`).replace(
-      /\/+$/,
-      "",
-    ),
+    webhookUrl,
+    inboundSync: e.CALENDAR_INBOUND_SYNC
+      ? e.CALENDAR_INBOUND_SYNC === "on"
+      : new URL(webhookUrl).protocol === "https:" || isLoopbackHttp(webhookUrl),
     ...providers,
+    inbound: {
+      pastDays: e.CALENDAR_INBOUND_PAST_DAYS,
+      futureDays: e.CALENDAR_INBOUND_FUTURE_DAYS,
+      externalEdits: e.CALENDAR_INBOUND_EXTERNAL_EDITS,
+    },
     stateSigningSecret: e.OAUTH_STATE_SIGNING_SECRET,
     encryption: { currentKeyId: e.TOKEN_ENCRYPTION_KEY_ID, keys },
     allowedReturnOrigins: origins.map((o) => o.replace(/\/$/, "")),
@@ -330,6 +374,10 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
     allowedEmailDomains: emailDomains(e.CALENDAR_ALLOWED_EMAIL_DOMAINS),
     consentConfirmation: e.CALENDAR_CONSENT_CONFIRMATION,
     authStart: { burst: e.CALENDAR_AUTH_START_BURST, refillSeconds: e.CALENDAR_AUTH_START_REFILL_SECONDS },
+    busyCache: {
+      maxLagSeconds: e.CALENDAR_BUSY_CACHE_MAX_LAG_SECONDS,
+      maxAgeSeconds: e.CALENDAR_BUSY_CACHE_MAX_AGE_SECONDS,
+    },
   };
 }
 

@@ -14,6 +14,7 @@
 import { timingSafeEqual } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { storeGrant } from "./connections.ts";
+import { requestChannel } from "./inbound/channels.ts";
 import { decryptToken, encryptToken, type TokenBinding } from "./crypto.ts";
 import type { Sql } from "./db/client.ts";
 import { HttpError } from "./http.ts";
@@ -194,6 +195,8 @@ export async function confirmPendingGrant(
           provider: row.provider,
         }, tokens);
         const backfillQueued = await enqueueBackfill(txSql, row.staff_id);
+        // A usable connection gets a fresh push channel (a reconnect replaces the old one).
+        await requestChannel(txSql, config, { connectionId, provider: row.provider, replace: true });
         return {
           kind: "connected" as const,
           connectionId,

@@ -79,21 +79,30 @@ export async function isTenantAdmin(
 
 /**
  * A staff member whose calendar data (busy times) the caller may read: any staff of the caller's own
- * tenant(s), or anyone for the service role.
+ * tenant(s), or anyone for the service role. One statement either way: availability answers from the
+ * busy cache in a few milliseconds, and each round trip is a visible share of that.
  * @throws HttpError 403 `not_staff` (user with no staff row), 404 `staff_not_found`, 403
- *   `forbidden_tenant` (staff of another tenant).
+ *   `forbidden_tenant` (staff of another tenant), checked in that order.
  */
 export async function authorizeTenantRead(sql: Sql, caller: Caller, staffId: string): Promise<StaffRecord> {
   if (caller.kind === "service") return await requireStaff(sql, staffId);
-  const mine = await staffForUser(sql, caller.userId);
-  if (mine.length === 0) {
+  const [row] = await sql<(Partial<StaffRecord> & { caller_is_staff: boolean; same_tenant: boolean })[]>`
+    select t.id, t.tenant_id, t.profile_id, t.time_zone,
+      exists (select 1 from public.staff m where m.profile_id = ${caller.userId}) as caller_is_staff,
+      exists (
+        select 1 from public.staff m where m.profile_id = ${caller.userId} and m.tenant_id = t.tenant_id
+      ) as same_tenant
+    from (select ${staffId}::uuid as id) q
+    left join public.staff t on t.id = q.id`;
+  const { caller_is_staff, same_tenant, ...target } = row;
+  if (!caller_is_staff) {
     throw new HttpError(403, "not_staff", "the signed-in user is not a staff member of any tenant");
   }
-  const target = await requireStaff(sql, staffId);
-  if (!mine.some((s) => s.tenant_id === target.tenant_id)) {
+  if (!target.id) throw new HttpError(404, "staff_not_found", "no staff member has this staff_id");
+  if (!same_tenant) {
     throw new HttpError(403, "forbidden_tenant", "this staff member belongs to another tenant");
   }
-  return target;
+  return target as StaffRecord;
 }
 
 /**

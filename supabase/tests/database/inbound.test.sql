@@ -95,8 +95,8 @@ select ok(not exists (
     where has_table_privilege('authenticated', 'public.' || t, p)),
   'authenticated may only read busy blocks and conflicts');
 select columns_are('public', 'calendar_busy_blocks',
-  array['tenant_id', 'staff_id', 'connection_id', 'event_key', 'starts_at', 'ends_at', 'all_day'],
-  'the busy cache holds times and a digest of the event id, nothing else');
+  array['tenant_id', 'staff_id', 'connection_id', 'event_key', 'starts_at', 'ends_at', 'all_day', 'seen_at', 'ours'],
+  'the busy cache holds times and a digest of the event id (and when sync saw it, whether it is ours), nothing else');
 select ok(not exists (
     select 1 from unnest(array['record_google_notification(text,bytea,text,text,bigint)',
       'record_microsoft_notifications(text[],bytea[],text[])', 'request_channel_job(uuid,text,integer)']) f,

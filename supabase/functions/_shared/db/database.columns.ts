@@ -18,6 +18,7 @@ export type PostgresJsColumns = {
   "calendar_busy_blocks": {
     "ends_at": Date;
     "event_key": Uint8Array;
+    "seen_at": Date;
     "starts_at": Date;
   };
   "calendar_channel_jobs": {
@@ -35,6 +36,7 @@ export type PostgresJsColumns = {
     "cache_window_start": Date;
     "created_at": Date;
     "expires_at": Date;
+    "full_sync_started_at": Date;
     "last_error_at": Date;
     "last_message_number": string;
     "last_notified_at": Date;

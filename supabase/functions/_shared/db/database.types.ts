@@ -93,6 +93,8 @@ export type Database = {
           "connection_id": string;
           "ends_at": string;
           "event_key": string;
+          "ours": boolean;
+          "seen_at": string;
           "staff_id": string;
           "starts_at": string;
           "tenant_id": string;
@@ -103,6 +105,8 @@ export type Database = {
           "connection_id": string;
           "ends_at": string;
           "event_key": string;
+          "ours"?: boolean;
+          "seen_at"?: string;
           "staff_id": string;
           "starts_at": string;
           "tenant_id": string;
@@ -112,6 +116,8 @@ export type Database = {
           "connection_id"?: string;
           "ends_at"?: string;
           "event_key"?: string;
+          "ours"?: boolean;
+          "seen_at"?: string;
           "staff_id"?: string;
           "starts_at"?: string;
           "tenant_id"?: string;
@@ -235,6 +241,7 @@ export type Database = {
           "created_at": string;
           "error_count": number;
           "expires_at": string | null;
+          "full_sync_started_at": string | null;
           "id": string;
           "last_error_at": string | null;
           "last_error_code": string | null;
@@ -268,6 +275,7 @@ export type Database = {
           "created_at"?: string;
           "error_count"?: number;
           "expires_at"?: string | null;
+          "full_sync_started_at"?: string | null;
           "id"?: string;
           "last_error_at"?: string | null;
           "last_error_code"?: string | null;
@@ -300,6 +308,7 @@ export type Database = {
           "created_at"?: string;
           "error_count"?: number;
           "expires_at"?: string | null;
+          "full_sync_started_at"?: string | null;
           "id"?: string;
           "last_error_at"?: string | null;
           "last_error_code"?: string | null;

@@ -38,6 +38,7 @@
  */
 import type { Config } from "../config.ts";
 import { storeGrant } from "../connections.ts";
+import { requestChannel } from "../inbound/channels.ts";
 import { getSql, type Sql } from "../db/client.ts";
 import { HttpError, requireMethod } from "../http.ts";
 import { emailDomainAllowed } from "../id-token.ts";
@@ -209,6 +210,8 @@ async function storeAndBackfill(sql: Sql, config: Config, flow: ConsumedAuthStat
       provider: flow.provider,
     }, tokens);
     const queued = await enqueueBackfill(txSql, flow.staffId);
+    // A usable connection gets a fresh push channel (a reconnect replaces the old one).
+    await requestChannel(txSql, config, { connectionId, provider: flow.provider, replace: true });
     return { connectionId, queued };
   });
 }

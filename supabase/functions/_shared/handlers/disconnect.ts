@@ -7,7 +7,9 @@
  * Input, POST JSON (unknown fields refused): `{staff_id?: uuid}`; omitted = the caller's own.
  *
  * For each of the staff member's connections that is not already disconnected, in one transaction
- * holding the connection row lock (so a concurrent token refresh cannot write tokens back): revoke
+ * holding the connection row lock (so a concurrent token refresh cannot write tokens back): stop its
+ * push channels at the provider with its token (best effort; inbound/channels.ts
+ * stopChannelsOnDisconnect: the channel rows are stopped and their jobs closed either way), revoke
  * the grant at the provider (best effort: a failure is reported as `revoked: false`, not an error),
  * forget both tokens, mark the connection `disconnected`, and delete the staff member's
  * `calendar_sync_log` rows for that provider (the mappings), except rows a worker holds and rows
@@ -29,6 +31,7 @@ import type { ConnectionOwner, ConnectionRow } from "../connections.ts";
 import { connectionTokenBinding, decryptToken } from "../crypto.ts";
 import { getSql, type Sql } from "../db/client.ts";
 import { HttpError, json, type RequestContext, requireMethod } from "../http.ts";
+import { stopChannelsOnDisconnect } from "../inbound/channels.ts";
 import { providerFor } from "../providers/registry.ts";
 import { ProviderError } from "../providers/types.ts";
 import { NO_STORE, readQueryOrJson } from "../request-input.ts";
@@ -43,7 +46,13 @@ const inputSchema = z.strictObject({
 type LockedRow =
   & Pick<
     ConnectionRow,
-    "id" | "tenant_id" | "staff_id" | "provider" | "access_token_encrypted" | "refresh_token_encrypted"
+    | "id"
+    | "tenant_id"
+    | "staff_id"
+    | "provider"
+    | "access_token_encrypted"
+    | "refresh_token_encrypted"
+    | "token_expires_at"
   >
   & { active: boolean };
 
@@ -104,10 +113,12 @@ export async function disconnectStaff(
     const done = await sql.begin(async (tx) => {
       const [row] = await tx<LockedRow[]>`
         select id, tenant_id, staff_id, provider, access_token_encrypted, refresh_token_encrypted,
-          calendar_private.connection_is_active(connection_status) as active
+          token_expires_at, calendar_private.connection_is_active(connection_status) as active
         from public.staff_calendar_connections where id = ${id} for update`;
       // Another request disconnected it while we waited for the lock.
       if (!row?.active) return null;
+      // Push channels are stopped while a token still exists (best effort; the rows stop regardless).
+      const channels = await stopChannelsOnDisconnect(tx, config, row, log);
       const ok = await revokeGrant(config, row, log);
       await tx`update public.staff_calendar_connections set
           access_token_encrypted = null, refresh_token_encrypted = null, token_expires_at = null,
@@ -131,6 +142,8 @@ export async function disconnectStaff(
         provider: row.provider,
         revoked: ok,
         mappings_deleted: mappings.count,
+        channels_stopped: channels.stopped,
+        channel_stops_failed: channels.failed,
       });
       return ok;
     });

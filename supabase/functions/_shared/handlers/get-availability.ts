@@ -11,8 +11,11 @@
  * `{staff_id: uuid, time_min: ISO 8601 with offset, time_max: ISO 8601 with offset}`; time_max after
  * time_min; at most 62 days; starting at most 366 days ago and ending at most 732 days ahead.
  *
- * Output 200: `{busy: [{start, end}]}`: half-open intervals in ISO 8601 UTC (`...Z`), clipped to the
- * window, sorted and merged. Nothing else about events is ever returned.
+ * Output 200: `{busy: [{start, end}], source: "cache" | "live", as_of}`: half-open intervals in ISO
+ * 8601 UTC (`...Z`), clipped to the window, sorted and merged. Nothing else about events is ever
+ * returned. `source` says whether the busy cache answered (its channel healthy and current, the window
+ * inside what it covers: calendar_private.busy_cache_state) or the provider did; `as_of` (ISO 8601
+ * UTC) is the cache's last sync, or when the live read began. Both are additive to the seed's `{busy}`.
  *
  * Errors: 401 `missing_authorization` / `invalid_token`; 403 `forbidden_role` (anon key),
  * `not_staff`, `forbidden_tenant`; 404 `staff_not_found`; 409 `not_connected`, `needs_reconnect`,
@@ -23,7 +26,7 @@
  */
 import { z } from "zod";
 import { authenticate } from "../auth.ts";
-import { checkWindow, readBusy } from "../availability.ts";
+import { checkWindow, readAvailability } from "../availability.ts";
 import { getSql } from "../db/client.ts";
 import { json, requireMethod } from "../http.ts";
 import { NO_STORE, readQueryOrJson } from "../request-input.ts";
@@ -46,12 +49,18 @@ export const getAvailability: FunctionHandler = async (req, ctx) => {
   const window = checkWindow(input.time_min, input.time_max);
   const sql = getSql(config);
   const staff = await authorizeTenantRead(sql, caller, input.staff_id);
-  const { busy } = await readBusy(
+  const { busy, source, asOf, cacheMiss } = await readAvailability(
     { sql, config },
     { tenantId: staff.tenant_id, staffId: staff.id },
     window,
     staff.time_zone,
   );
-  ctx.log("availability_read", { staff_id: staff.id, caller: caller.kind, intervals: busy.length });
-  return json({ busy }, 200, NO_STORE);
+  ctx.log("availability_read", {
+    staff_id: staff.id,
+    caller: caller.kind,
+    intervals: busy.length,
+    source,
+    cache_miss: cacheMiss,
+  });
+  return json({ busy, source, as_of: asOf }, 200, NO_STORE);
 };

@@ -12,7 +12,8 @@
  * Gateway verify_jwt is on, and the JWT is verified here again. The connection is the caller's own
  * (staff.profile_id = sub); no request field can name another staff member. Choosing another
  * calendar re-queues the staff member's work by the connection trigger (events move to the new
- * calendar; rows dead-lettered with `calendar_not_found` run again).
+ * calendar; rows dead-lettered with `calendar_not_found` run again), and the push channel moves with
+ * it: a new channel on the chosen calendar, the old one stopped (channel jobs, inbound/channels.ts).
  *
  * Input: POST JSON `{calendar_id: string}` (1-1024 characters, no control characters; `primary`
  * names the account's own calendar and is stored as given). Unknown fields, and query parameters on
@@ -32,6 +33,7 @@ import { z } from "zod";
 import { authenticateUser } from "../auth.ts";
 import { requireConnection, withAccessToken } from "../connections.ts";
 import { getSql } from "../db/client.ts";
+import { requestChannel } from "../inbound/channels.ts";
 import { HttpError, json, requireMethod } from "../http.ts";
 import { providerFor } from "../providers/registry.ts";
 import { type CalendarDetails, ProviderError, WRITABLE_ACCESS_ROLES } from "../providers/types.ts";
@@ -95,6 +97,12 @@ export const selectCalendar: FunctionHandler = async (req, ctx) => {
     throw new HttpError(409, "not_connected", "the calendar connection changed meanwhile; connect it again");
   }
   const changed = connection.selected_calendar_id !== calendarId;
+  // The push channel follows the calendar: one on the new calendar, the old one stopped (a job each).
+  await requestChannel(sql, config, {
+    connectionId: connection.id,
+    provider: connection.provider,
+    replace: false,
+  });
   ctx.log("calendar_selected", { staff_id: staff.id, access_role: calendar.access_role, changed });
   return json(
     {

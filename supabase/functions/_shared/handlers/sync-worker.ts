@@ -13,7 +13,9 @@
  * with `Preference-Applied: respond-async` at once; the drain runs in the background, logs
  * `sync_worker_run` with its summary, and kicks the next run itself while due rows remain
  * (sync/follow-up.ts). A pg_net kick therefore never waits for a run, whatever its length.
- * Otherwise 200: `{claimed, synced, retried, failed, parked, remaining}` (row counts; see DrainSummary).
+ * Otherwise 200: `{claimed, synced, retried, failed, parked, remaining, channel_jobs}` (row counts, and
+ * channel job counts `{claimed, done, retried, failed, parked, remaining}`; see DrainSummary). Before
+ * draining, at most once a minute, the channel sweep opens missing channels and plans renewals.
  * Errors: 401 `missing_authorization` / `invalid_token`, 403 `forbidden_role` (a valid JWT that is
  * not the service role), 400 `invalid_json` / `invalid_request`, 405, 413, 415; 500
  * `server_misconfigured` for a malformed CALENDAR_SYNC_* variable.
@@ -28,6 +30,7 @@ import { HttpError, json, readJson, requireMethod } from "../http.ts";
 import { NO_STORE } from "../request-input.ts";
 import type { FunctionContext, FunctionHandler } from "../serve.ts";
 import { kickFollowUp, needsFollowUp } from "../sync/follow-up.ts";
+import { sweepChannels } from "../inbound/channels.ts";
 import { getWorkerOptions } from "../sync/options.ts";
 import { drain } from "../sync/worker.ts";
 
@@ -59,6 +62,7 @@ function forbidden(): HttpError {
 async function backgroundRun(ctx: FunctionContext): Promise<void> {
   const sql = getSql(ctx.config);
   try {
+    await sweepChannelsSometimes(ctx);
     const summary = await drain({ sql, config: ctx.config, options: getWorkerOptions() });
     await revokeAbandonedGrants(ctx);
     const followUp = needsFollowUp(summary);
@@ -69,6 +73,26 @@ async function backgroundRun(ctx: FunctionContext): Promise<void> {
       background: true,
       code: (err as { code?: string })?.code ?? (err as Error)?.name ?? "Error",
     });
+  }
+}
+
+/** How often one isolate runs the channel sweep (at most), in ms. */
+const CHANNEL_SWEEP_INTERVAL_MS = 60_000;
+let lastChannelSweep = 0;
+
+/**
+ * The channel sweep (inbound/channels.ts sweepChannels: channels for workable connections without
+ * one, renewals near expiry, retirements when inbound sync is off), at most once a minute per
+ * isolate, before a drain runs the jobs it requests. Best effort: a failure is logged with its code.
+ */
+async function sweepChannelsSometimes(ctx: FunctionContext): Promise<void> {
+  if (Date.now() - lastChannelSweep < CHANNEL_SWEEP_INTERVAL_MS) return;
+  lastChannelSweep = Date.now();
+  try {
+    const swept = await sweepChannels(getSql(ctx.config), ctx.config);
+    if (swept.opened + swept.retired + swept.renewals > 0) ctx.log("channel_sweep", swept);
+  } catch (err) {
+    ctx.log("channel_sweep_failed", { code: (err as { code?: string })?.code ?? (err as Error)?.name });
   }
 }
 
@@ -98,6 +122,7 @@ export const syncWorker: FunctionHandler = async (req, ctx) => {
     waitUntil(backgroundRun(ctx));
     return json({ status: "accepted" }, 202, { ...NO_STORE, "preference-applied": "respond-async" });
   }
+  await sweepChannelsSometimes(ctx);
   const summary = await drain({ sql: getSql(config), config, options });
   await revokeAbandonedGrants(ctx);
   ctx.log("sync_worker_run", { ...summary });

@@ -10,14 +10,15 @@ import type { Sql } from "../db/client.ts";
 import type { DrainSummary } from "./worker.ts";
 
 /**
- * Whether another run should follow at once: rows are due now (`remaining` counts only rows that
+ * Whether another run should follow at once: rows (or channel jobs) are due now (`remaining` counts only rows that
  * are due, unleased and whose connection can work) and this run made progress (claimed at least one
- * row). Rows due later (backoff, Retry-After, a future `next_attempt_at`) never count, and a run
+ * row, or job). Rows due later (backoff, Retry-After, a future `next_attempt_at`) never count, and a run
  * that could claim nothing (the due rows are held or resting) does not follow itself, so a chain of
  * runs cannot spin on work that is not ready: the sweep and the next kick pick that up.
  */
 export function needsFollowUp(summary: DrainSummary): boolean {
-  return summary.remaining > 0 && summary.claimed > 0;
+  const jobs = summary.channel_jobs;
+  return (summary.remaining > 0 && summary.claimed > 0) || (jobs.remaining > 0 && jobs.claimed > 0);
 }
 
 /**

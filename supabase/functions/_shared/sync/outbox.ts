@@ -14,7 +14,7 @@
  * lease only decides how soon a dead worker's rows come back.
  */
 import { connectionFromPrefixed, type ConnectionRow, prefixedConnectionColumns } from "../connections.ts";
-import type { Sql } from "../db/client.ts";
+import type { Sql, TransactionSql } from "../db/client.ts";
 import type { Narrow, Row } from "../db/rows.ts";
 import type { ProviderId } from "../providers/types.ts";
 
@@ -66,6 +66,20 @@ export interface AppointmentState {
   wants_event: boolean;
   /** The staff member's IANA zone, for display in the calendar; null when unknown. */
   time_zone: string | null;
+}
+
+/**
+ * Whether the row's event should exist: the appointment exists, is assigned to the row's staff
+ * member, and appointment, staff member and row share one tenant (an appointment naming a staff
+ * member of another tenant never reaches that staff member's calendar), and its status wants an event.
+ */
+export function eventWanted(
+  row: Pick<ClaimedLogRow, "staff_id" | "tenant_id">,
+  appointment: AppointmentState | null,
+): appointment is AppointmentState {
+  return appointment !== null && appointment.staff_id === row.staff_id &&
+    appointment.tenant_id === row.tenant_id && appointment.staff_tenant_id === row.tenant_id &&
+    appointment.wants_event;
 }
 
 /** What a claim may take. */
@@ -139,9 +153,7 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
       -- and runs again.
       coalesce((select x.queue_version from public.calendar_sync_log x where x.id = l.id), -1)::text
         as queue_version,
-      a.id as appt_id, a.tenant_id as appt_tenant_id, a.staff_id as appt_staff_id,
-      s.tenant_id as appt_staff_tenant_id, a.starts_at as appt_starts_at, a.ends_at as appt_ends_at,
-      calendar_private.appointment_wants_event(a.status) as appt_wants_event, s.time_zone as appt_time_zone,
+      ${sql.unsafe(APPOINTMENT_COLUMNS)},
       ${prefixedConnectionColumns(sql, "conn_")}
     from claimed l
     left join public.appointments a on a.id = l.appointment_id
@@ -150,13 +162,20 @@ export async function claimRows(sql: Sql, req: ClaimRequest): Promise<ClaimedRow
   return rows.map(toClaimedRow);
 }
 
-/** A claim's result row (log columns, `appt_*`, `conn_*`) as a {@link ClaimedRow}. */
-function toClaimedRow(r: Record<string, unknown>): ClaimedRow {
-  const log: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(r)) {
-    if (!key.startsWith("appt_") && !key.startsWith("conn_")) log[key] = value;
-  }
-  const appointment: AppointmentState | null = r.appt_id === null ? null : {
+/**
+ * The select list of an {@link AppointmentState} as `appt_*` columns, for a statement that joins a
+ * sync row's appointment as `a` (`left join public.appointments a on a.id = l.appointment_id`) and
+ * its staff member as `s` (`left join public.staff s on s.id = a.staff_id`); read back with
+ * {@link appointmentFromPrefixed}.
+ */
+export const APPOINTMENT_COLUMNS =
+  `a.id as appt_id, a.tenant_id as appt_tenant_id, a.staff_id as appt_staff_id,
+  s.tenant_id as appt_staff_tenant_id, a.starts_at as appt_starts_at, a.ends_at as appt_ends_at,
+  calendar_private.appointment_wants_event(a.status) as appt_wants_event, s.time_zone as appt_time_zone`;
+
+/** The appointment of a row selected with {@link APPOINTMENT_COLUMNS}, or null when it does not exist. */
+export function appointmentFromPrefixed(r: Record<string, unknown>): AppointmentState | null {
+  return r.appt_id === null || r.appt_id === undefined ? null : {
     id: r.appt_id as string,
     tenant_id: r.appt_tenant_id as string,
     staff_id: r.appt_staff_id as string | null,
@@ -166,7 +185,19 @@ function toClaimedRow(r: Record<string, unknown>): ClaimedRow {
     wants_event: r.appt_wants_event as boolean,
     time_zone: r.appt_time_zone as string | null,
   };
-  return { ...(log as ClaimedLogRow), appointment, connection: connectionFromPrefixed(r, "conn_") };
+}
+
+/** A claim's result row (log columns, `appt_*`, `conn_*`) as a {@link ClaimedRow}. */
+function toClaimedRow(r: Record<string, unknown>): ClaimedRow {
+  const log: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(r)) {
+    if (!key.startsWith("appt_") && !key.startsWith("conn_")) log[key] = value;
+  }
+  return {
+    ...(log as ClaimedLogRow),
+    appointment: appointmentFromPrefixed(r),
+    connection: connectionFromPrefixed(r, "conn_"),
+  };
 }
 
 /** Pending rows due now that a worker could claim (calendar_private.count_due: workable connection, no live lease). */
@@ -244,8 +275,15 @@ export async function recordSuccess(
   return rows[0].settled ? "synced" : "requeued";
 }
 
-/** Mark the current row of the claimed row's (appointment, staff, provider) pending again, if any. */
-async function requeueMapping(sql: Sql, row: ClaimedRow): Promise<void> {
+/**
+ * Mark the current row of this (appointment, staff, provider) pending again, if any, with its
+ * queue version raised, so the worker writes the appointment's current state (a write whose lease was
+ * lost; inbound sync restoring an event changed outside the product, inbound/restore.ts).
+ */
+export async function requeueMapping(
+  sql: Sql | TransactionSql,
+  row: Pick<ClaimedLogRow, "appointment_key" | "staff_id" | "provider">,
+): Promise<void> {
   await sql`
     update public.calendar_sync_log l set
       sync_status = 'pending',

@@ -19,8 +19,18 @@
  * (running and waiting in the buffer) is left out of the next claim, so the buffer holds rows other
  * staff can start.
  */
+import type { ConnectionRow } from "../connections.ts";
 import { callsPerConnection } from "../providers/registry.ts";
-import type { ClaimedRow } from "./outbox.ts";
+
+/**
+ * What pacing needs of a unit of work: an outbox row (sync/outbox.ts ClaimedRow) or a channel job
+ * (inbound/jobs.ts ClaimedJob); both go to one mailbox.
+ */
+export interface Paced {
+  provider: string;
+  staff_id: string;
+  connection: Pick<ConnectionRow, "account_email"> | null;
+}
 
 /** Rows in flight per mailbox, and rows held (claimed, not yet recorded) per staff member. */
 export class ConnectionPacer {
@@ -31,18 +41,18 @@ export class ConnectionPacer {
    * The mailbox a row's calls go to: its provider and connected account (the unit of the
    * providers' limits; two staff members sharing one account share it), else its staff member.
    */
-  static mailbox(row: ClaimedRow): string {
+  static mailbox(row: Paced): string {
     const account = row.connection?.account_email;
     return `${row.provider} ${account ? `account:${account.toLowerCase()}` : `staff:${row.staff_id}`}`;
   }
 
   /** Whether the row may start now: fewer than its provider's limit in flight for its mailbox. */
-  canStart(row: ClaimedRow): boolean {
+  canStart(row: Paced): boolean {
     return (this.running.get(ConnectionPacer.mailbox(row)) ?? 0) < callsPerConnection(row.provider);
   }
 
   /** Count a started row; @returns the function to call once when the row is recorded. */
-  start(row: ClaimedRow): () => void {
+  start(row: Paced): () => void {
     const key = ConnectionPacer.mailbox(row);
     this.running.set(key, (this.running.get(key) ?? 0) + 1);
     let done = false;
@@ -59,7 +69,7 @@ export class ConnectionPacer {
    * How many of the waiting rows their mailboxes could run at once (per mailbox, at most its
    * provider's limit): the ones that take the slots their mailbox's running rows free.
    */
-  runnable(waiting: readonly ClaimedRow[]): number {
+  runnable(waiting: readonly Paced[]): number {
     const perMailbox = new Map<string, { rows: number; limit: number }>();
     for (const row of waiting) {
       const key = ConnectionPacer.mailbox(row);
@@ -73,14 +83,14 @@ export class ConnectionPacer {
   }
 
   /** Count a claimed row as held until {@link release}. */
-  hold(row: ClaimedRow): void {
+  hold(row: Paced): void {
     const h = this.held.get(row.staff_id);
     if (h) h.rows++;
     else this.held.set(row.staff_id, { rows: 1, limit: callsPerConnection(row.provider) });
   }
 
   /** The row is recorded (or given back): no longer held. */
-  release(row: ClaimedRow): void {
+  release(row: Paced): void {
     const h = this.held.get(row.staff_id);
     if (!h) return;
     if (--h.rows <= 0) this.held.delete(row.staff_id);

@@ -34,6 +34,7 @@ import type { WorkerOptions } from "./options.ts";
 import {
   type ClaimedRow,
   deferStaff,
+  eventWanted,
   nextEventGeneration,
   recordFailure,
   recordRetry,
@@ -95,11 +96,7 @@ export async function processRow(row: ClaimedRow, deps: ProcessDeps): Promise<Ro
       return { status: "parked", action, code, message };
     }
     const appointment = row.appointment;
-    // The event exists only while appointment, staff member and row share one tenant: an appointment
-    // naming a staff member of another tenant never reaches that staff member's calendar.
-    const wanted = appointment !== null && appointment.staff_id === row.staff_id &&
-      appointment.tenant_id === row.tenant_id && appointment.staff_tenant_id === row.tenant_id &&
-      appointment.wants_event;
+    const wanted = eventWanted(row, appointment);
     action = wanted ? "upsert" : "delete";
     const provider = deps.provider(row.provider);
     let result: SuccessRecord;

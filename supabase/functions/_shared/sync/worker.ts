@@ -19,6 +19,11 @@
  * While rows are in flight their leases are renewed every third of `leaseMs`, so a slow provider
  * never lets another worker take a row this one is still writing; only a stopped worker's leases
  * run out.
+ *
+ * Channel jobs (inbound/jobs.ts: create, renew, stop, sync) share the slots and the per-mailbox
+ * pacing: a run claims at most half its slots' worth of them (at least one) at its start, ahead of
+ * the rows, and they are buffered, paced, leased and renewed like rows. Jobs requested during the run
+ * wait for the next one (the request kicks it).
  */
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/client.ts";
@@ -33,6 +38,14 @@ import {
   releaseRow,
   touchConnections,
 } from "./outbox.ts";
+import {
+  type ClaimedJob,
+  claimJobs,
+  countDueJobs,
+  extendJobLeases,
+  type JobOutcome,
+  processJob,
+} from "../inbound/jobs.ts";
 import { ConnectionPacer } from "./pacing.ts";
 import { type ProcessDeps, processRow, type RowOutcome } from "./process.ts";
 
@@ -50,7 +63,26 @@ export interface DrainSummary {
   parked: number;
   /** Rows still due now after this run (another drain should follow when > 0). */
   remaining: number;
+  /** Channel jobs of this run, and those still due after it. */
+  channel_jobs: ChannelJobSummary;
 }
+
+/** Channel job counts of one drain. */
+export interface ChannelJobSummary {
+  claimed: number;
+  done: number;
+  retried: number;
+  failed: number;
+  parked: number;
+  remaining: number;
+}
+
+/** Channel jobs one run claims at most: half its slots (at least one), so rows keep the other half. */
+export function channelJobsPerRun(options: Pick<WorkerOptions, "concurrency">): number {
+  return Math.max(1, Math.floor(options.concurrency / 2));
+}
+
+const isJob = (item: ClaimedRow | ClaimedJob): item is ClaimedJob => "channel_id" in item;
 
 /** What a drain needs. `provider` defaults to {@link providerFor} with the config. */
 export interface DrainDeps {
@@ -62,6 +94,8 @@ export interface DrainDeps {
   owner?: string;
   /** Called with each row's outcome (tests, logs). */
   onOutcome?: (row: ClaimedRow, outcome: RowOutcome) => void;
+  /** Called with each channel job's outcome (tests, logs). */
+  onJobOutcome?: (job: ClaimedJob, outcome: JobOutcome) => void;
   /** Filled with this run's slot accounting when given (the benchmark's slot utilisation). */
   slots?: SlotStats;
 }
@@ -120,7 +154,15 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
   const { sql, options } = deps;
   const owner = deps.owner ?? `worker:${crypto.randomUUID()}`;
   const deadline = Date.now() + options.maxRunMs;
-  const summary: DrainSummary = { claimed: 0, synced: 0, retried: 0, failed: 0, parked: 0, remaining: 0 };
+  const summary: DrainSummary = {
+    claimed: 0,
+    synced: 0,
+    retried: 0,
+    failed: 0,
+    parked: 0,
+    remaining: 0,
+    channel_jobs: { claimed: 0, done: 0, retried: 0, failed: 0, parked: 0, remaining: 0 },
+  };
   const resting = new Map<string, number>();
   const syncedStaff = new Set<string>();
   const processDeps: ProcessDeps = {
@@ -130,10 +172,12 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
     provider: deps.provider ?? cachedProviders(deps.config),
     onRateLimited: (staffId, until) => resting.set(staffId, until.getTime()),
   };
+  const jobDeps = { ...processDeps, deadline };
   const inFlight = new Set<Promise<void>>();
-  /** Claimed rows waiting for a slot (their leases are renewed with the rows in flight). */
-  const buffer: ClaimedRow[] = [];
+  /** Claimed rows and jobs waiting for a slot (their leases are renewed with those in flight). */
+  const buffer: (ClaimedRow | ClaimedJob)[] = [];
   const held = new Set<string>();
+  const heldJobs = new Set<string>();
   const pacer = new ConnectionPacer();
   let exhausted = false;
   let claimError: unknown;
@@ -142,7 +186,30 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
   let lastDoneAt = startedAt;
   let busyMs = 0;
 
-  const start = (row: ClaimedRow) => {
+  const startJob = (job: ClaimedJob) => {
+    const t0 = Date.now();
+    const leave = pacer.start(job);
+    const p = processJob(job, jobDeps).then((outcome) => {
+      const c = summary.channel_jobs;
+      if (outcome.status === "done") c.done++;
+      else if (outcome.status === "retry") c.retried++;
+      else if (outcome.status === "failed") c.failed++;
+      else c.parked++;
+      deps.onJobOutcome?.(job, outcome);
+    }).finally(() => {
+      leave();
+      pacer.release(job);
+      heldJobs.delete(job.id);
+      inFlight.delete(p);
+      lastDoneAt = Date.now();
+      busyMs += lastDoneAt - t0;
+    });
+    inFlight.add(p);
+  };
+
+  const start = (item: ClaimedRow | ClaimedJob) => {
+    if (isJob(item)) return startJob(item);
+    const row = item;
     const t0 = Date.now();
     const leave = pacer.start(row);
     const until = resting.get(row.staff_id);
@@ -237,13 +304,32 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
   // renewal is harmless (the next one retries; outcomes are only written while the lease is ours).
   let renewal: Promise<unknown> | null = null;
   const renew = setInterval(() => {
-    if (renewal || held.size === 0) return;
-    renewal = extendLeases(sql, owner, [...held], options.leaseMs).catch(() => 0).finally(() => {
+    if (renewal || held.size + heldJobs.size === 0) return;
+    renewal = Promise.all([
+      extendLeases(sql, owner, [...held], options.leaseMs),
+      extendJobLeases(sql, owner, [...heldJobs], options.leaseMs),
+    ]).catch(() => 0).finally(() => {
       renewal = null;
     });
   }, Math.max(100, Math.floor(options.leaseMs / 3)));
 
   try {
+    // Channel jobs first: one bounded claim per run (see the module doc).
+    try {
+      const jobs = await claimJobs(sql, {
+        owner,
+        limit: channelJobsPerRun(options),
+        leaseMs: options.leaseMs,
+      });
+      summary.channel_jobs.claimed = jobs.length;
+      for (const job of jobs) {
+        heldJobs.add(job.id);
+        pacer.hold(job);
+        buffer.push(job);
+      }
+    } catch (err) {
+      claimError = err;
+    }
     await runLoop();
   } finally {
     clearInterval(renew);
@@ -256,6 +342,7 @@ export async function drain(deps: DrainDeps): Promise<DrainSummary> {
   await touchConnections(sql, syncedStaff).catch(() => {});
   if (claimError !== undefined) throw claimError;
   summary.remaining = await countDue(sql);
+  summary.channel_jobs.remaining = await countDueJobs(sql);
   return summary;
 
   async function runLoop(): Promise<void> {
