@@ -5,8 +5,8 @@
  * Users' changes are made through the sandbox's admin API (tests/contract/fixtures.ts), as a clinician
  * would in the provider's own app. Pages are two events long so the full sync spans several runs.
  *
- * Not covered here: recurring series (neither sandbox expands recurrence; the providers' mapping of
- * occurrences is covered by their unit tests).
+ * Recurring series are covered where they are expanded, in tests/contract/recurrence.test.ts (both
+ * sandboxes expand them; each occurrence reaches the busy cache like any other event).
  */
 import assert from "node:assert/strict";
 import { type Config, parseConfig } from "../../supabase/functions/_shared/config.ts";
