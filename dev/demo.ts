@@ -12,55 +12,39 @@
  * 4. create an appointment with a plain INSERT, as the app would: the trigger queues it, the
  *    dispatcher runs the worker, the event appears on the sandbox calendar;
  * 5. move it (UPDATE of starts_at / ends_at), then 6. cancel it (status 'cancelled'), each time
- *    waiting until the sandbox calendar agrees and printing it and the calendar_sync_log row.
+ *    waiting until the sandbox calendar agrees and printing it and the calendar_sync_log row;
+ * 7-10. the inbound side (dev/demo-inbound.ts): the push channel, a block added on the calendar
+ *    answered from the busy cache, our moved event put back, an overlap conflict opening and resolving.
  *
  * Exits 0 when every step passed, 1 naming the failing step otherwise. Safe to run again: it
  * reconnects and uses a fresh appointment each time. Prints no token.
  */
 import postgres from "postgres";
+import {
+  addBusy,
+  atHour,
+  bold,
+  call,
+  covers,
+  getAvailability,
+  jsonOf,
+  LABEL,
+  printCalendar,
+  printLog,
+  type Provider,
+  PROVIDERS,
+  sameInstant,
+  sandboxEvents,
+  StepError,
+  syncLogRow,
+  waitFor,
+  waitForEventAt,
+  type Walk,
+} from "./demo-common.ts";
 import { DEMO_FILE, DEMO_RETURN_TO, type DemoInfo, type DemoStaff } from "./demo-ids.ts";
-import { resolveZone } from "./sandbox/ms-zones.ts";
-import { eventInstant } from "./sandbox/time.ts";
+import { walkInbound } from "./demo-inbound.ts";
 
-const SYNC_DEADLINE_MS = 30_000;
 const BUSY_SUMMARY = "Busy (demo block)";
-
-/** A demo step failed; the message says what was expected and what happened. */
-class StepError extends Error {}
-
-/** The providers the demo walks, in order when no `--provider` is given. */
-const PROVIDERS = ["google", "microsoft"] as const;
-type Provider = typeof PROVIDERS[number];
-const LABEL: Record<Provider, string> = { google: "Google", microsoft: "Microsoft 365" };
-
-/** One provider's walk: who connects, and where their sandbox calendar lives. */
-interface Walk {
-  provider: Provider;
-  staff: DemoStaff;
-  sandboxUrl: string;
-}
-
-/** A sandbox event in Google's shape; Microsoft events are converted (instants as UTC `Z`). */
-interface SandboxEvent {
-  id: string;
-  status?: string;
-  summary?: string;
-  start?: { dateTime?: string; date?: string };
-  end?: { dateTime?: string; date?: string };
-}
-
-interface SyncLogRow {
-  sync_status: string;
-  desired_action: string | null;
-  event_id: string | null;
-  calendar_id: string | null;
-  retry_count: number;
-  error_message: string | null;
-  last_synced_at: Date | null;
-}
-
-const dim = (s: string) => (Deno.stdout.isTerminal() ? `\x1b[2m${s}\x1b[0m` : s);
-const bold = (s: string) => (Deno.stdout.isTerminal() ? `\x1b[1m${s}\x1b[0m` : s);
 
 async function readDemoInfo(): Promise<DemoInfo> {
   let text: string;
@@ -74,154 +58,8 @@ async function readDemoInfo(): Promise<DemoInfo> {
   return JSON.parse(text) as DemoInfo;
 }
 
-/** fetch that turns "connection refused" into a message naming `npm start`. */
-async function call(url: string, init: RequestInit = {}): Promise<Response> {
-  try {
-    return await fetch(url, { redirect: "manual", ...init });
-  } catch (err) {
-    throw new StepError(
-      `nothing answers at ${new URL(url).origin} (${(err as Error).name}): is \`npm start\` running?`,
-    );
-  }
-}
-
-async function jsonOf<T>(res: Response, what: string): Promise<T> {
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new StepError(`${what}: HTTP ${res.status}, not JSON: ${text.slice(0, 200)}`);
-  }
-  if (!res.ok) throw new StepError(`${what}: HTTP ${res.status} ${JSON.stringify(body)}`);
-  return body as T;
-}
-
-function eventTime(t?: { dateTime?: string; date?: string }): string {
-  return t?.dateTime ?? t?.date ?? "?";
-}
-
-interface GraphEvent {
-  id: string;
-  subject?: string;
-  start: { dateTime: string; timeZone: string };
-  end: { dateTime: string; timeZone: string };
-}
-
-/** A Graph dateTimeTimeZone (local wall clock + Windows or IANA zone) as an ISO 8601 UTC instant. */
-function graphInstant(t: { dateTime: string; timeZone: string }): string {
-  const ms = eventInstant(
-    { dateTime: t.dateTime, timeZone: resolveZone(t.timeZone)?.iana ?? t.timeZone },
-    "UTC",
-  );
-  return ms === undefined ? t.dateTime : new Date(ms).toISOString();
-}
-
-/** Admin path of the staff member's sandbox calendar events (Google primary, Microsoft default). */
-function eventsPath(w: Walk): string {
-  const email = encodeURIComponent(w.staff.email);
-  return w.provider === "google"
-    ? `${w.sandboxUrl}/_admin/accounts/${email}/calendars/${email}/events`
-    : `${w.sandboxUrl}/_admin/microsoft/accounts/${email}/calendars/default/events`;
-}
-
-async function sandboxEvents(w: Walk): Promise<SandboxEvent[]> {
-  const res = await call(eventsPath(w));
-  if (w.provider === "google") {
-    const body = await jsonOf<{ items: SandboxEvent[] }>(res, "sandbox calendar");
-    return body.items.filter((e) => e.status !== "cancelled");
-  }
-  // Deleted Graph events are left out unless includeDeleted=true.
-  const body = await jsonOf<{ items: GraphEvent[] }>(res, "sandbox calendar");
-  return body.items.map((e) => ({
-    id: e.id,
-    summary: e.subject,
-    start: { dateTime: graphInstant(e.start) },
-    end: { dateTime: graphInstant(e.end) },
-  }));
-}
-
-/** Put a busy block on the staff member's sandbox calendar, as the person would by hand. */
-async function addBusy(w: Walk, start: Date, end: Date): Promise<void> {
-  const body = w.provider === "google"
-    ? {
-      start: { dateTime: start.toISOString() },
-      end: { dateTime: end.toISOString() },
-      summary: BUSY_SUMMARY,
-    }
-    : {
-      start: { dateTime: start.toISOString().slice(0, 19), timeZone: "UTC" },
-      end: { dateTime: end.toISOString().slice(0, 19), timeZone: "UTC" },
-      subject: BUSY_SUMMARY,
-      showAs: "busy",
-    };
-  await jsonOf(
-    await call(eventsPath(w), {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    }),
-    "sandbox: add a busy event",
-  );
-}
-
-function printCalendar(events: SandboxEvent[], highlight?: string): void {
-  console.log(`  sandbox calendar ${dim("(primary / default)")} now holds ${events.length} event(s):`);
-  for (const e of events) {
-    const mark = e.id === highlight ? "  <- this appointment" : "";
-    console.log(
-      `    - ${eventTime(e.start)} .. ${eventTime(e.end)}  "${e.summary ?? ""}"  id=${e.id}${mark}`,
-    );
-  }
-}
-
-function printLog(row: SyncLogRow | undefined): void {
-  if (!row) {
-    console.log("  calendar_sync_log: no row");
-    return;
-  }
-  console.log(
-    `  calendar_sync_log: sync_status=${row.sync_status} desired_action=${row.desired_action ?? "null"} ` +
-      `event_id=${row.event_id ?? "null"} calendar=${row.calendar_id ?? "null"} ` +
-      `retry_count=${row.retry_count} last_synced_at=${row.last_synced_at?.toISOString() ?? "null"}` +
-      (row.error_message ? ` error="${row.error_message}"` : ""),
-  );
-}
-
-/** Poll until `check` returns a value (not undefined), or fail after the deadline with `what`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + SYNC_DEADLINE_MS;
-  let delay = 100;
-  while (true) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      throw new StepError(
-        `timed out after ${
-          SYNC_DEADLINE_MS / 1000
-        } s waiting for ${what} (is the dispatcher running? see the npm start output)`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 1000);
-  }
-}
-
-/** The instant `days` days from now at hh:00 UTC. */
-function atHour(days: number, hour: number): Date {
-  const d = new Date();
-  d.setUTCDate(d.getUTCDate() + days);
-  d.setUTCHours(hour, 0, 0, 0);
-  return d;
-}
-
-/** Same instant as Google writes it back; compares without caring about the offset notation. */
-function sameInstant(a: string | undefined, b: Date): boolean {
-  return a !== undefined && new Date(a).getTime() === b.getTime();
-}
-
 /**
- * Walk one provider for one staff member: steps 1-6 above. `begin` prints each step's title;
+ * Walk one provider for one staff member: steps 1-10 above. `begin` prints each step's title;
  * `onAppointment` learns the appointment's id so a failure can name it.
  * @throws StepError when a step does not reach the expected state.
  */
@@ -234,11 +72,6 @@ async function walk(
 ): Promise<void> {
   const fn = info.functionsUrl;
   const auth = { authorization: `Bearer ${w.staff.jwt}` };
-  const logRow = async (id: string) =>
-    (await sql<SyncLogRow[]>`
-      select sync_status, desired_action, event_id, calendar_id, retry_count, error_message,
-        last_synced_at
-      from public.calendar_sync_log where appointment_key = ${id} and staff_id = ${w.staff.staffId}`)[0];
 
   begin(1, `Connect the ${LABEL[w.provider]} calendar (OAuth redirect flow)`);
   const startRes = await call(`${fn}/calendar-auth-start`, {
@@ -321,7 +154,7 @@ async function walk(
   const busyEnd = atHour(1, 10);
   const existing = await sandboxEvents(w);
   if (!existing.some((e) => e.summary === BUSY_SUMMARY && sameInstant(e.start?.dateTime, busyStart))) {
-    await addBusy(w, busyStart, busyEnd);
+    await addBusy(w, busyStart, busyEnd, BUSY_SUMMARY);
     console.log(
       `  added a busy block to the sandbox calendar: ${busyStart.toISOString()} .. ${busyEnd.toISOString()}`,
     );
@@ -330,25 +163,17 @@ async function walk(
       `  the sandbox calendar already has the busy block ${busyStart.toISOString()} (earlier run)`,
     );
   }
-  const timeMin = new Date();
-  const timeMax = new Date(timeMin.getTime() + 7 * 24 * 3600 * 1000);
-  const availability = await jsonOf<{ busy: { start: string; end: string }[] }>(
-    await call(`${fn}/calendar-get-availability`, {
-      method: "POST",
-      headers: { ...auth, "content-type": "application/json" },
-      body: JSON.stringify({
-        staff_id: w.staff.staffId,
-        time_min: timeMin.toISOString(),
-        time_max: timeMax.toISOString(),
-      }),
-    }),
-    "calendar-get-availability",
+  // The block reaches the answer at once when it is read live, or once its push notification was
+  // synced when the busy cache answers (a channel opened by the connect above may already serve it).
+  const availability = await waitFor("the busy block in the availability answer", async () => {
+    const a = await getAvailability(fn, w, new Date());
+    return covers(a, busyStart, busyEnd) ? a : undefined;
+  });
+  console.log(
+    `  calendar-get-availability -> source=${availability.source} as_of=${availability.as_of}, ` +
+      `busy intervals (${availability.busy.length}):`,
   );
-  console.log(`  busy intervals (${availability.busy.length}):`);
   for (const b of availability.busy) console.log(`    - ${b.start} .. ${b.end}`);
-  if (!availability.busy.some((b) => new Date(b.start) <= busyStart && new Date(b.end) >= busyEnd)) {
-    throw new StepError("the busy block does not show in the availability answer");
-  }
 
   begin(4, "Create an appointment (INSERT, as the app does) and wait for the calendar");
   const startsAt = atHour(2, 14);
@@ -360,12 +185,14 @@ async function walk(
   onAppointment(appt.id);
   const apptId = appt.id;
   console.log(`  inserted appointment ${apptId}: ${startsAt.toISOString()} .. ${endsAt.toISOString()}`);
-  const created = await waitFor("the event to appear on the sandbox calendar", async () => {
-    const row = await logRow(apptId);
-    if (row?.sync_status !== "synced" || !row.event_id) return undefined;
-    const ev = (await sandboxEvents(w)).find((e) => e.id === row.event_id);
-    return ev && sameInstant(ev.start?.dateTime, startsAt) ? row : undefined;
-  });
+  const created = await waitForEventAt(
+    sql,
+    w,
+    apptId,
+    startsAt,
+    endsAt,
+    "the event to appear on the sandbox calendar",
+  );
   const eventId = created.event_id!;
   printCalendar(await sandboxEvents(w), eventId);
   printLog(created);
@@ -376,27 +203,29 @@ async function walk(
   await sql`update public.appointments set starts_at = ${movedStart}, ends_at = ${movedEnd}, updated_at = now()
       where id = ${apptId}`;
   console.log(`  moved to ${movedStart.toISOString()} .. ${movedEnd.toISOString()}`);
-  const moved = await waitFor("the event to move on the sandbox calendar", async () => {
-    const row = await logRow(apptId);
-    if (row?.sync_status !== "synced") return undefined;
-    const ev = (await sandboxEvents(w)).find((e) => e.id === eventId);
-    return ev && sameInstant(ev.start?.dateTime, movedStart) && sameInstant(ev.end?.dateTime, movedEnd)
-      ? row
-      : undefined;
-  });
+  const moved = await waitForEventAt(
+    sql,
+    w,
+    apptId,
+    movedStart,
+    movedEnd,
+    "the event to move on the sandbox calendar",
+  );
   printCalendar(await sandboxEvents(w), eventId);
   printLog(moved);
 
   begin(6, "Cancel it (status = 'cancelled')");
   await sql`update public.appointments set status = 'cancelled', updated_at = now() where id = ${apptId}`;
   const cancelled = await waitFor("the event to leave the sandbox calendar", async () => {
-    const row = await logRow(apptId);
+    const row = await syncLogRow(sql, w, apptId);
     if (row?.sync_status !== "synced" || row.desired_action !== null) return undefined;
     const still = (await sandboxEvents(w)).some((e) => e.id === eventId);
     return still ? undefined : row;
   });
   printCalendar(await sandboxEvents(w));
   printLog(cancelled);
+
+  await walkInbound(info, w, sql, begin, onAppointment);
 
   const [status] = await sql<
     {
@@ -412,7 +241,10 @@ async function walk(
       `failed=${status?.failed_count} last_synced_at=${status?.last_synced_at?.toISOString() ?? "null"}`,
   );
   console.log(
-    bold(`\n${LABEL[w.provider]}: connect, list, availability, create, move and cancel all worked.`),
+    bold(
+      `\n${LABEL[w.provider]}: connect, list, availability, create, move and cancel, and inbound ` +
+        "(channel, cached availability, restore, overlap) all worked.",
+    ),
   );
 }
 

@@ -61,7 +61,10 @@ export async function startDispatcher(opts: DispatcherOptions): Promise<Dispatch
   let again = false;
 
   const say = (event: string, fields: Record<string, unknown> = {}) => {
-    const parts = Object.entries(fields).map(([k, v]) => `${k}=${v}`);
+    // Nested values (the summary's channel_jobs counts) as JSON, not "[object Object]".
+    const parts = Object.entries(fields).map(([k, v]) =>
+      `${k}=${typeof v === "object" && v !== null ? JSON.stringify(v) : v}`
+    );
     log(`[dispatcher] ${event}${parts.length ? " " + parts.join(" ") : ""}`);
   };
 
