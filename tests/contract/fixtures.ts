@@ -80,6 +80,15 @@ export interface ProviderFixture {
   editEvent(sb: SandboxClient, email: string, eventId: string, start: string, end: string): Promise<void>;
   /** Delete an event of the default calendar as its user would. */
   deleteEvent(sb: SandboxClient, email: string, eventId: string): Promise<void>;
+  /** Retitle an event of the default calendar as its user would (Google `summary`, Graph `subject`). */
+  retitleEvent(sb: SandboxClient, email: string, eventId: string, title: string): Promise<void>;
+  /**
+   * Change what we never write and what does not block time, keeping title and times, as its user
+   * would (Google `colorId`, Graph `location`): a new version all the same.
+   */
+  touchEvent(sb: SandboxClient, email: string, eventId: string): Promise<void>;
+  /** An event's title as the sandbox holds it (the test's own look; the product never reads it so). */
+  titleOf(sb: SandboxClient, email: string, eventId: string): Promise<string | null>;
   /** Make the provider refuse every sync cursor of the default calendar (Google 410, Graph 410). */
   expireCursors(sb: SandboxClient, email: string): Promise<void>;
   /** End a channel / subscription early, as the provider may. */
@@ -216,6 +225,20 @@ export const googleFixture: ProviderFixture = {
   },
   async deleteEvent(sb, email, eventId) {
     await sb.admin("DELETE", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events/${enc(eventId)}`);
+  },
+  async retitleEvent(sb, email, eventId, title) {
+    await sb.admin("PATCH", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events/${enc(eventId)}`, {
+      summary: title,
+    });
+  },
+  async touchEvent(sb, email, eventId) {
+    await sb.admin("PATCH", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events/${enc(eventId)}`, {
+      colorId: "5",
+    });
+  },
+  async titleOf(sb, email, eventId) {
+    const items = await sb.events(email, email, true) as { id: string; summary?: string }[];
+    return items.find((e) => e.id === eventId)?.summary ?? null;
   },
   async expireCursors(sb, email) {
     await sb.admin("POST", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/sync-tokens/invalidate`);
@@ -394,6 +417,24 @@ export const microsoftFixture: ProviderFixture = {
       "DELETE",
       `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events/${enc(eventId)}`,
     );
+  },
+  async retitleEvent(sb, email, eventId, title) {
+    await sb.admin(
+      "PATCH",
+      `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events/${enc(eventId)}`,
+      { subject: title },
+    );
+  },
+  async touchEvent(sb, email, eventId) {
+    await sb.admin(
+      "PATCH",
+      `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events/${enc(eventId)}`,
+      { location: { displayName: "Room 2" } },
+    );
+  },
+  async titleOf(sb, email, eventId) {
+    const items = await sb.msEvents(email, "default", true) as { id: string; subject?: string | null }[];
+    return items.find((e) => e.id === eventId)?.subject ?? null;
   },
   async expireCursors(sb, email) {
     await sb.admin("POST", `/_admin/microsoft/accounts/${enc(email)}/calendars/default/delta/expire`);

@@ -677,6 +677,42 @@ for (const f of FIXTURES) {
   );
 
   Deno.test(
+    name("inbound: our own event's title read alone (retitled, unchanged, deleted -> null, unknown -> null)"),
+    () =>
+      inWorld(f, {}, async (w) => {
+        const inbound = w.provider.inbound!;
+        assert.ok(inbound.readOwnEventTitle, "both providers can read our event's title");
+        const email = f.email("title");
+        await f.createAccount(w.sb, email);
+        const { accessToken } = await w.connect(email);
+        const ours = await w.provider.upsertEvent(accessToken, {
+          calendarId: "primary",
+          appointmentId: crypto.randomUUID(),
+          start: "2026-06-22T09:00:00Z",
+          end: "2026-06-22T10:00:00Z",
+          title: "Appointment",
+        });
+        const read = () =>
+          inbound.readOwnEventTitle!(accessToken, { calendarId: "primary", eventId: ours.eventId });
+        assert.equal(await read(), "Appointment");
+        await f.touchEvent(w.sb, email, ours.eventId);
+        assert.equal(await read(), "Appointment", "a change of something else keeps the title");
+        await f.retitleEvent(w.sb, email, ours.eventId, "Dentist (private)");
+        assert.equal(await read(), "Dentist (private)");
+        await f.deleteEvent(w.sb, email, ours.eventId);
+        assert.equal(await read(), null, "a deleted event has no title");
+        assert.equal(
+          await inbound.readOwnEventTitle!(accessToken, {
+            calendarId: "primary",
+            eventId: "unknown0event1id",
+          }),
+          null,
+          "an unknown event is gone",
+        );
+      }),
+  );
+
+  Deno.test(
     name("inbound renewal: Graph patches the subscription (gone once expired), Google replaces the channel"),
     () =>
       inWorld(f, {}, async (w) => {

@@ -16,10 +16,16 @@
  * - The appointment no longer wants an event: skip (the row's delete is the worker's business).
  * - Confirmed with the version (Google etag, Graph @odata.etag) the worker recorded on its last write:
  *   the echo of our own write. Nothing to do.
- * - Confirmed with another version but the appointment's exact start and end (not all-day): a change
- *   to something we do not write or cannot see (colour, reminders, the title: we never read titles).
- *   Benign: nothing is written. Either way the event agrees with the appointment, so the
- *   appointment's open external-edit conflicts are resolved.
+ * - Confirmed with another version but the appointment's exact start and end (not all-day): either a
+ *   retitle or a change to something we do not write (colour, reminders, categories, a dismissed
+ *   reminder: providers make new versions for those too). The page does not say which (it carries no
+ *   titles), so the event is a title candidate ({@link TitleCandidate}): after the page's transaction
+ *   {@link settleTitleCandidate} reads that one event's title (our own event's, through
+ *   `readOwnEventTitle`; held in memory for the comparison only, never stored or logged: decision
+ *   13) and compares it with the title we write: another title is an edit (restored or reported as
+ *   below, details `{title_changed: true}`, never the title), the same title agrees, and an event gone
+ *   meanwhile is a delete. A provider without `readOwnEventTitle` takes every such change as agreeing.
+ *   When the event agrees with the appointment its open external-edit conflicts are resolved.
  * - Confirmed at other times (moved, resized, made all-day): an edit; cancelled or removed: a delete
  *   (Graph reports an event moved out of the window as removed too; restoring it moves it back).
  *   With CALENDAR_INBOUND_EXTERNAL_EDITS=restore the appointment's sync row is re-queued
@@ -29,7 +35,7 @@
  *   `external_{edit|delete}_reported` is opened; it resolves when the event agrees again (the user
  *   moves it back, or the appointment's next write).
  */
-import type { TransactionSql } from "../db/client.ts";
+import type { Sql, TransactionSql } from "../db/client.ts";
 import type { Json } from "../db/rows.ts";
 import type { ExternalEvent, InboundCalendarCalls } from "../providers/types.ts";
 import {
@@ -91,23 +97,7 @@ export async function findOurEvents(
     where l.tenant_id = ${scope.tenant_id} and l.staff_id = ${scope.staff_id} and l.provider = ${scope.provider}
       and l.event_id = any(${ids}::text[])`;
   for (const r of stored) ours.add(r.event_id);
-  // The rows to judge, locked without waiting: a row another transaction holds (the worker recording
-  // a write, the app re-queuing it) has work in flight and is not judged now. Never waiting also
-  // means never deadlocking with the app's multi-row statements.
-  const rows = await tx<Record<string, unknown>[]>`
-    select l.id, l.tenant_id, l.appointment_key, l.staff_id, l.provider, l.event_id, l.event_generation,
-      l.event_etag, l.sync_status, coalesce(l.lease_expires_at > now(), false) as leased, l.last_synced_at,
-      ${tx.unsafe(APPOINTMENT_COLUMNS)}
-    from public.calendar_sync_log l
-    left join public.appointments a on a.id = l.appointment_id
-    left join public.staff s on s.id = a.staff_id
-    where l.tenant_id = ${scope.tenant_id} and l.staff_id = ${scope.staff_id} and l.provider = ${scope.provider}
-      and l.event_id = any(${ids}::text[])
-    for update of l skip locked`;
-  for (const r of rows) {
-    const row = { ...r, appointment: appointmentFromPrefixed(r) } as unknown as OurRow;
-    byEventId.set(row.event_id!, row);
-  }
+  for (const row of await lockOurRows(tx, scope, ids)) byEventId.set(row.event_id!, row);
   // Ours without a stored id: Google names the appointment in the id; Graph keeps our key.
   const named = events.filter((e) => !ours.has(e.id) && e.ourAppointment);
   if (named.length > 0) {
@@ -140,6 +130,26 @@ export async function findOurEvents(
   return { byEventId, ours };
 }
 
+/**
+ * The sync rows of the scope storing one of `eventIds`, with their appointments, locked without
+ * waiting: a row another transaction holds (the worker recording a write, the app re-queuing it) has
+ * work in flight and is not judged now. Never waiting also means never deadlocking with the app's
+ * multi-row statements.
+ */
+async function lockOurRows(tx: TransactionSql, scope: RestoreScope, eventIds: string[]): Promise<OurRow[]> {
+  const rows = await tx<Record<string, unknown>[]>`
+    select l.id, l.tenant_id, l.appointment_key, l.staff_id, l.provider, l.event_id, l.event_generation,
+      l.event_etag, l.sync_status, coalesce(l.lease_expires_at > now(), false) as leased, l.last_synced_at,
+      ${tx.unsafe(APPOINTMENT_COLUMNS)}
+    from public.calendar_sync_log l
+    left join public.appointments a on a.id = l.appointment_id
+    left join public.staff s on s.id = a.staff_id
+    where l.tenant_id = ${scope.tenant_id} and l.staff_id = ${scope.staff_id} and l.provider = ${scope.provider}
+      and l.event_id = any(${eventIds}::text[])
+    for update of l skip locked`;
+  return rows.map((r) => ({ ...r, appointment: appointmentFromPrefixed(r) } as unknown as OurRow));
+}
+
 /** How a page's events of ours were judged. */
 export interface RestoreOutcome {
   restored: number;
@@ -149,50 +159,121 @@ export interface RestoreOutcome {
 }
 
 /**
+ * One of our events whose version changed while its times agree with the appointment: a retitle or a
+ * benign change, told apart by {@link settleTitleCandidate} after the page's transaction.
+ */
+export interface TitleCandidate {
+  /** The event as the page had it. */
+  event: ExternalEvent;
+  /** The version the sync row stored when the page was judged (`event_etag`): still that one to act. */
+  seenEtag: string | null;
+}
+
+/**
  * Judge each of our events in the page (see the module doc) and act: re-queue and record, record only,
  * or resolve. The last occurrence of an id in the page wins.
  * @param readAt when the page was read (database clock): a row written since is newer than the page.
  * @param mode CALENDAR_INBOUND_EXTERNAL_EDITS.
+ * @param readsTitles whether the provider can read our event's title (`readOwnEventTitle`): if so,
+ *   a new version at the appointment's times is returned as a candidate instead of agreeing.
+ * @returns the outcome, and the title candidates for {@link settleTitleCandidate}.
  */
 export async function judgeOurEvents(
   tx: TransactionSql,
   scope: RestoreScope,
   events: ExternalEvent[],
   found: OurEvents,
-  opts: { readAt: Date; mode: "restore" | "report" },
-): Promise<RestoreOutcome> {
+  opts: { readAt: Date; mode: "restore" | "report"; readsTitles: boolean },
+): Promise<RestoreOutcome & { titleCandidates: TitleCandidate[] }> {
   const outcome: RestoreOutcome = { restored: 0, reported: 0, conflictsOpened: 0, conflictsResolved: 0 };
+  const titleCandidates: TitleCandidate[] = [];
   const latest = new Map<string, ExternalEvent>();
   for (const e of events) if (found.byEventId.has(e.id)) latest.set(e.id, e);
   for (const event of latest.values()) {
     const row = found.byEventId.get(event.id)!;
     const verdict = judge(event, row, opts.readAt);
-    if (verdict === "skip") continue;
-    const appointment = row.appointment!;
-    if (verdict === "agrees") {
-      outcome.conflictsResolved += await resolveConflicts(tx, scope, appointment.id, EXTERNAL_EDIT_KINDS);
+    if (verdict === "title?" && opts.readsTitles) {
+      titleCandidates.push({ event, seenEtag: row.event_etag });
       continue;
     }
-    const details: Record<string, Json> = { provider: scope.provider };
-    if (verdict === "edit") {
-      details.event_start = event.start;
-      details.event_end = event.end;
-      details.all_day = event.allDay;
-    }
-    const kind = `external_${verdict}_${opts.mode === "restore" ? "restored" : "reported"}` as const;
-    if (opts.mode === "restore") {
-      await requeueMapping(tx, row);
-      outcome.restored++;
-    } else {
-      outcome.reported++;
-    }
-    if (await openConflict(tx, scope, appointment.id, kind, details)) outcome.conflictsOpened++;
+    await act(tx, scope, row, verdict === "title?" ? "agrees" : verdict, event, opts.mode, outcome);
   }
+  return { ...outcome, titleCandidates };
+}
+
+/**
+ * Settle one title candidate (module doc): read the event's title with `readTitle` (a provider call,
+ * made outside any transaction: no HTTP while holding row locks), then, in one short transaction,
+ * act only if the sync row is still as the page saw it (synced, not leased, not written since
+ * `readAt`, `event_etag` still `seenEtag`, the appointment still at the event's times). The title is
+ * compared and dropped: never stored, logged or put in the conflict's details.
+ * @param expectedTitle the title we write (CALENDAR_EVENT_TITLE).
+ * @throws whatever `readTitle` throws (ProviderError, DomainError); database errors.
+ */
+export async function settleTitleCandidate(
+  sql: Sql,
+  scope: RestoreScope,
+  candidate: TitleCandidate,
+  readTitle: () => Promise<string | null>,
+  opts: { readAt: Date; mode: "restore" | "report"; expectedTitle: string },
+): Promise<RestoreOutcome> {
+  const outcome: RestoreOutcome = { restored: 0, reported: 0, conflictsOpened: 0, conflictsResolved: 0 };
+  const title = await readTitle();
+  const verdict = title === null ? "delete" : title === opts.expectedTitle ? "agrees" : "retitle";
+  await sql.begin(async (tx) => {
+    const [row] = await lockOurRows(tx, scope, [candidate.event.id]);
+    if (!row || row.event_etag !== candidate.seenEtag) return;
+    if (judge(candidate.event, row, opts.readAt) !== "title?") return;
+    await act(tx, scope, row, verdict, candidate.event, opts.mode, outcome);
+  });
   return outcome;
 }
 
-/** The verdict on one of our events (module doc). */
-function judge(event: ExternalEvent, row: OurRow, readAt: Date): "skip" | "agrees" | "edit" | "delete" {
+/** Act on a verdict (module doc): resolve, or re-queue and record, or record only; counted in `outcome`. */
+async function act(
+  tx: TransactionSql,
+  scope: RestoreScope,
+  row: OurRow,
+  verdict: "skip" | "agrees" | "edit" | "retitle" | "delete",
+  event: ExternalEvent,
+  mode: "restore" | "report",
+  outcome: RestoreOutcome,
+): Promise<void> {
+  if (verdict === "skip") return;
+  const appointment = row.appointment!;
+  if (verdict === "agrees") {
+    outcome.conflictsResolved += await resolveConflicts(tx, scope, appointment.id, EXTERNAL_EDIT_KINDS);
+    return;
+  }
+  const details: Record<string, Json> = { provider: scope.provider };
+  if (verdict === "edit") {
+    details.event_start = event.start;
+    details.event_end = event.end;
+    details.all_day = event.allDay;
+  } else if (verdict === "retitle") {
+    // That it changed, never what it says: a clinician's words may name a patient.
+    details.title_changed = true;
+  }
+  const what = verdict === "delete" ? "delete" : "edit";
+  const kind = `external_${what}_${mode === "restore" ? "restored" : "reported"}` as const;
+  if (mode === "restore") {
+    await requeueMapping(tx, row);
+    outcome.restored++;
+  } else {
+    outcome.reported++;
+  }
+  if (await openConflict(tx, scope, appointment.id, kind, details)) outcome.conflictsOpened++;
+}
+
+/**
+ * The verdict on one of our events (module doc); `title?` is a new version at the appointment's
+ * times, which only the event's title can settle.
+ */
+function judge(
+  event: ExternalEvent,
+  row: OurRow,
+  readAt: Date,
+): "skip" | "agrees" | "edit" | "delete" | "title?" {
   const busyElsewhere = row.sync_status !== "synced" || row.leased ||
     (row.last_synced_at !== null && row.last_synced_at.getTime() >= readAt.getTime());
   if (busyElsewhere || !eventWanted(row, row.appointment)) return "skip";
@@ -202,5 +283,5 @@ function judge(event: ExternalEvent, row: OurRow, readAt: Date): "skip" | "agree
   const sameTimes = !event.allDay && event.start !== null && event.end !== null &&
     parseInstant(event.start) === appointment.starts_at.getTime() &&
     parseInstant(event.end) === appointment.ends_at.getTime();
-  return sameTimes ? "agrees" : "edit";
+  return sameTimes ? "title?" : "edit";
 }

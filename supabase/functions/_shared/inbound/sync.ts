@@ -18,6 +18,12 @@
  * `fullSyncRequired`, Graph 410 `SyncStateNotFound`) starts a new full sync over a fresh window within
  * the same run (`resynced`). Incremental rounds never move the window; a periodic resync that moves it
  * forward as days pass is not done here (the cache covers the window of the last full sync).
+ *
+ * Our events whose version changed at the appointment's times come out of a page's judgement as title
+ * candidates (./restore.ts): after the page's transaction each one's title is read with one provider
+ * call, outside any transaction, and acted on in a short transaction of its own. A failure of that
+ * read fails the run with the page applied: the retitle is then seen again only when the event
+ * changes again or a full sync reads it.
  */
 import type { Config } from "../config.ts";
 import { requireConnection, withAccessToken } from "../connections.ts";
@@ -34,7 +40,14 @@ import {
 import { formatInstant } from "../time-ranges.ts";
 import { applyBusyChanges, type CacheWindow, sweepUnseen } from "./busy-cache.ts";
 import { reconcileOverlaps } from "./conflicts.ts";
-import { findOurEvents, judgeOurEvents, type RestoreScope } from "./restore.ts";
+import {
+  findOurEvents,
+  judgeOurEvents,
+  type RestoreOutcome,
+  type RestoreScope,
+  settleTitleCandidate,
+  type TitleCandidate,
+} from "./restore.ts";
 
 /** What {@link syncChannel} needs. `now` (default the system clock) places a full sync's window. */
 export interface ChannelSyncDeps {
@@ -48,7 +61,8 @@ export interface ChannelSyncDeps {
  * What one run did. `pages` applied and the `events` they held; `complete` false when the round has
  * pages left (run the job again); `resynced` when an expired cursor started a new full sync. Busy
  * blocks upserted and deleted (the sweep of a completed full sync included); our events `restored`
- * (re-queued for the worker) and `reported`; conflict rows of every kind opened and resolved.
+ * (re-queued for the worker) and `reported`, retitles included; conflict rows of every kind opened
+ * and resolved.
  */
 export interface ChannelSyncResult {
   pages: number;
@@ -165,11 +179,35 @@ export async function syncChannel(
     result.events += page.events.length;
     result.busyUpserted += applied.busyUpserted;
     result.busyDeleted += applied.busyDeleted;
-    result.restored += applied.restored;
-    result.reported += applied.reported;
-    result.conflictsOpened += applied.conflictsOpened;
-    result.conflictsResolved += applied.conflictsResolved;
-    if (applied.restored > 0) {
+    let restored = applied.restored;
+    const add = (o: RestoreOutcome) => {
+      result.restored += o.restored;
+      result.reported += o.reported;
+      result.conflictsOpened += o.conflictsOpened;
+      result.conflictsResolved += o.conflictsResolved;
+    };
+    add(applied);
+    for (const candidate of applied.titleCandidates) {
+      const settled = await settleTitleCandidate(
+        sql,
+        scopeOf(channel),
+        candidate,
+        () =>
+          withAccessToken(
+            { sql, config, provider },
+            conn,
+            (token) =>
+              inbound.readOwnEventTitle!(token, {
+                calendarId: channel!.calendar_id,
+                eventId: candidate.event.id,
+              }),
+          ),
+        { readAt, mode: config.inbound.externalEdits, expectedTitle: config.eventTitle },
+      );
+      add(settled);
+      restored += settled.restored;
+    }
+    if (restored > 0) {
       // The re-queued rows bypass the appointments trigger, which is what kicks the worker otherwise.
       await sql`select calendar_private.kick_worker(${"inbound"})`.catch(() => {});
     }
@@ -264,6 +302,17 @@ function changesRequest(channel: ChannelState): ChangesRequest {
   return request;
 }
 
+/** The channel's tenant, staff member, connection, provider and calendar, as restore and conflicts need them. */
+function scopeOf(channel: ChannelState): RestoreScope {
+  return {
+    tenant_id: channel.tenant_id,
+    staff_id: channel.staff_id,
+    connection_id: channel.connection_id,
+    provider: channel.provider,
+    calendar_id: channel.calendar_id,
+  };
+}
+
 /** Whether the locked channel still is the one the page was read for. */
 function unchanged(now: ChannelState, read: ChannelState): boolean {
   return now.live && now.connection_id === read.connection_id && now.sync_cursor === read.sync_cursor &&
@@ -279,6 +328,8 @@ interface AppliedPage {
   reported: number;
   conflictsOpened: number;
   conflictsResolved: number;
+  /** Our events whose title must be read to judge them (after the transaction). */
+  titleCandidates: TitleCandidate[];
 }
 
 /**
@@ -300,13 +351,7 @@ async function applyPage(
     await tx`select 1 from public.staff_calendar_connections where id = ${read.connection_id} for key share`;
     const channel = await loadChannel(tx, read.id, true);
     if (!channel || !unchanged(channel, read)) return null;
-    const scope: RestoreScope = {
-      tenant_id: channel.tenant_id,
-      staff_id: channel.staff_id,
-      connection_id: channel.connection_id,
-      provider: channel.provider,
-      calendar_id: channel.calendar_id,
-    };
+    const scope = scopeOf(channel);
     const window = channel.cache_window_start && channel.cache_window_end
       ? { start: channel.cache_window_start, end: channel.cache_window_end }
       : null;
@@ -320,6 +365,7 @@ async function applyPage(
     const judged = await judgeOurEvents(tx, scope, page.events, ours, {
       readAt,
       mode: deps.config.inbound.externalEdits,
+      readsTitles: typeof inbound.readOwnEventTitle === "function",
     });
     let swept = 0;
     let after: ChannelState;
@@ -350,6 +396,7 @@ async function applyPage(
       reported: judged.reported,
       conflictsOpened: judged.conflictsOpened + overlaps.opened,
       conflictsResolved: judged.conflictsResolved + overlaps.resolved,
+      titleCandidates: judged.titleCandidates,
     };
   });
 }

@@ -328,6 +328,20 @@ export interface InboundCalendarCalls {
    */
   listChanges(accessToken: string, request: ChangesRequest): Promise<ChangesPage>;
   /**
+   * The title of ONE event we wrote (never a clinician's own event): one read of that event's title
+   * alone (Google events.get with `fields=summary,status`; Graph `GET /me/events/{id}?$select=subject,
+   * isCancelled`), so that inbound sync can tell a retitle of our event from a change to something
+   * we do not write (colour, reminders, categories). The caller compares it with the title it writes
+   * and must not store or log it (decision 13).
+   * @returns the title (empty when the event has none), or null when the event is gone (404, 410,
+   *   cancelled).
+   * @throws ProviderError as classified (never for a missing event).
+   */
+  readOwnEventTitle?(
+    accessToken: string,
+    ref: { calendarId: string; eventId: string },
+  ): Promise<string | null>;
+  /**
    * The {@link ExternalEvent.idempotencyKey} our create of this appointment's event carries, or null
    * when the provider keeps none apart from the event id (Google: see `ourAppointment`).
    */

@@ -21,6 +21,8 @@ import {
   googleEvent,
   type GoogleEventsPage,
   googleEventsPage,
+  type GoogleEventTitle,
+  googleEventTitle,
 } from "./schemas.ts";
 
 /** calendarList.list page size: the documented maximum (A3). */
@@ -139,6 +141,17 @@ export class GoogleCalendarClient {
   getEvent(accessToken: string, calendarId: string, eventId: string): Promise<GoogleEvent> {
     return this.#request("events.get", accessToken, "GET", eventPath(calendarId, eventId), {
       schema: googleEvent,
+    });
+  }
+
+  /**
+   * `GET /calendars/{calendarId}/events/{eventId}?fields=summary,status`: an event's title and status
+   * only (partial response, A5). 404 and 410 are thrown as classified.
+   */
+  getEventTitle(accessToken: string, calendarId: string, eventId: string): Promise<GoogleEventTitle> {
+    return this.#request("events.get", accessToken, "GET", eventPath(calendarId, eventId), {
+      query: { fields: "summary,status" },
+      schema: googleEventTitle,
     });
   }
 

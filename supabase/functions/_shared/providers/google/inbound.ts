@@ -162,6 +162,24 @@ export class GoogleInboundApi implements InboundCalendarCalls {
     return { events, nextPageCursor: null, nextSyncCursor: page.nextSyncToken };
   }
 
+  /**
+   * events.get of one of our events with `fields=summary,status` (A5): its title, nothing else.
+   * @returns the title ("" when it has none), or null when the event is deleted (cancelled, 404, 410).
+   * @throws ProviderError as classified otherwise.
+   */
+  async readOwnEventTitle(
+    accessToken: string,
+    ref: { calendarId: string; eventId: string },
+  ): Promise<string | null> {
+    try {
+      const event = await this.#api.getEventTitle(accessToken, ref.calendarId, ref.eventId);
+      return event.status === "cancelled" ? null : event.summary ?? "";
+    } catch (err) {
+      if (err instanceof ProviderError && (err.kind === "not_found" || err.kind === "gone")) return null;
+      throw err;
+    }
+  }
+
   /** Google keeps no key apart from the event id: our events are recognised by it (`ourAppointment`). */
   idempotencyKeyFor(): null {
     return null;

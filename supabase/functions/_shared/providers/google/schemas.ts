@@ -74,6 +74,16 @@ export const googleEvent = z.object({
 export type GoogleEvent = z.infer<typeof googleEvent>;
 
 /**
+ * events.get asked for `fields=summary,status` (A5): the title of one of our own events, read to
+ * detect a retitle (inbound/restore.ts), and whether it was deleted. Google omits an empty summary.
+ */
+export const googleEventTitle = z.object({
+  summary: z.string().optional(),
+  status: z.string().optional(),
+});
+export type GoogleEventTitle = z.infer<typeof googleEventTitle>;
+
+/**
  * events.watch answer (A10): the channel. `expiration` is epoch ms, serialised as a string (int64), and
  * `resourceId` is opaque and the same for every channel on one calendar.
  */

@@ -21,7 +21,7 @@ import { nextPageUrl } from "./calendars.ts";
 import { transactionIdFor } from "./event-body.ts";
 import { GraphClient } from "./graph-client.ts";
 import type { MicrosoftConfig } from "./oauth-config.ts";
-import { type GraphDeltaItem, graphDeltaPage, graphSubscription } from "./schemas.ts";
+import { type GraphDeltaItem, graphDeltaPage, graphEventTitle, graphSubscription } from "./schemas.ts";
 
 /** Longest lifetime of a subscription to Outlook events without resource data: 10 080 minutes (B9.2). */
 export const GRAPH_SUBSCRIPTION_MAX_MINUTES = 10_080;
@@ -267,6 +267,34 @@ export class MicrosoftInboundApi implements InboundCalendarCalls {
       if (event) events.push(event);
     }
     return { events, nextPageCursor: next ?? null, nextSyncCursor: delta ?? null };
+  }
+
+  /**
+   * `GET /me/events/{id}?$select=subject,isCancelled` (B7) of one of our events: its title, nothing
+   * else. Graph event ids are unique to the mailbox, so `calendarId` is not needed.
+   * @returns the subject ("" when it has none), or null when the event is gone (404 / 410, cancelled).
+   * @throws ProviderError as classified otherwise; `invalid` for an unexpected body.
+   */
+  async readOwnEventTitle(
+    accessToken: string,
+    ref: { calendarId: string; eventId: string },
+  ): Promise<string | null> {
+    const url = this.#graph.url(`/me/events/${encodeURIComponent(ref.eventId)}`);
+    url.searchParams.set("$select", "subject,isCancelled");
+    let body: unknown;
+    try {
+      body = (await this.#graph.call(accessToken, "GET", url, "events.get", { resource: "event" })).body;
+    } catch (err) {
+      if (err instanceof ProviderError && (err.kind === "not_found" || err.kind === "gone")) return null;
+      throw err;
+    }
+    const parsed = graphEventTitle.safeParse(body);
+    if (!parsed.success) {
+      throw new ProviderError("invalid", "Microsoft Graph events.get answered an unexpected body", {
+        reason: "malformed_response",
+      });
+    }
+    return parsed.data.isCancelled ? null : parsed.data.subject ?? "";
   }
 
   /** Our create's `transactionId` for the appointment on this calendar (./event-body.ts). */

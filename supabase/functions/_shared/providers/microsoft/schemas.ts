@@ -99,6 +99,13 @@ export const graphEvent = z.object({
 export type GraphEvent = z.infer<typeof graphEvent>;
 
 /**
+ * `GET /me/events/{id}?$select=subject,isCancelled` (B7): the title of one of our own events, read to
+ * detect a retitle (inbound/restore.ts), and whether it was cancelled.
+ */
+export const graphEventTitle = graphEvent.pick({ subject: true, isCancelled: true });
+export type GraphEventTitle = z.infer<typeof graphEventTitle>;
+
+/**
  * Token endpoint answer for a code exchange or a refresh (B1.3, B1.4). `refresh_token` comes with
  * `offline_access`, on every refresh a new one (rotation: store it, drop the old one); `id_token` with
  * `openid`. `scope` is space-separated (the documentation's sample shows it URL-encoded).
