@@ -205,23 +205,41 @@ Deno.test("calendar-webhook: Google and Microsoft notifications through the gate
       },
     );
 
-    await t.step("Google: unknown or stopped channels: 404, nothing written", async () => {
-      await refusedWithoutWrites(
-        () => google(gch, { number: 60, id: crypto.randomUUID() }),
-        404,
-        "unknown_channel",
-      );
-      const [conn] = await stack
-        .sql`select id from public.staff_calendar_connections where staff_id = ${alice.id}`;
-      const stopped = await addChannel(stack, alice, conn.id, "google", "primary", "stopped");
-      await refusedWithoutWrites(() => google(stopped, { number: 2 }), 404, "unknown_channel");
-      // A channel of a disconnected connection is unknown too.
-      const dave = await stack.createStaff({ tenantId: tenant });
-      const daveCh = await channelFor(stack, dave, "google");
-      await stack.sql`update public.staff_calendar_connections set connection_status = 'disconnected'
-        where staff_id = ${dave.id}`;
-      await refusedWithoutWrites(() => google(daveCh, { number: 2 }), 404, "unknown_channel");
-    });
+    await t.step(
+      "Google: an unknown channel is 404; a stopped channel's late message is acknowledged as retired; nothing written",
+      async () => {
+        await refusedWithoutWrites(
+          () => google(gch, { number: 60, id: crypto.randomUUID() }),
+          404,
+          "unknown_channel",
+        );
+        const [conn] = await stack
+          .sql`select id from public.staff_calendar_connections where staff_id = ${alice.id}`;
+        const stopped = await addChannel(stack, alice, conn.id, "google", "primary", "stopped");
+        // Late deliveries of a channel we stopped carry its genuine token: 200, so the provider does not
+        // retry them, and nothing is written.
+        const retired = async (ch: Channel) => {
+          const before = await snapshot(stack);
+          const res = await google(ch, { number: 2 });
+          assert.equal(res.status, 200);
+          assert.deepEqual(await res.json(), { status: "retired" });
+          assert.equal(await snapshot(stack), before, "a retired channel's message wrote nothing");
+        };
+        await retired(stopped);
+        // Without its genuine token a stopped channel is unknown, as an id no channel has.
+        await refusedWithoutWrites(
+          () => google(stopped, { number: 3, token: "not-the-token" }),
+          404,
+          "unknown_channel",
+        );
+        // A channel of a disconnected connection is retired too.
+        const dave = await stack.createStaff({ tenantId: tenant });
+        const daveCh = await channelFor(stack, dave, "google");
+        await stack.sql`update public.staff_calendar_connections set connection_status = 'disconnected'
+          where staff_id = ${dave.id}`;
+        await retired(daveCh);
+      },
+    );
 
     await t.step("Google: malformed headers, other routes and methods are refused", async () => {
       await refusedWithoutWrites(() => google(gch, { number: "ten" }), 400, "invalid_request");
@@ -252,7 +270,7 @@ Deno.test("calendar-webhook: Google and Microsoft notifications through the gate
       const before = await syncJobs(stack, mch.id);
       const res = await graph("microsoft", [change(mch), change(mch, "forged-client-state")]);
       assert.equal(res.status, 202);
-      assert.deepEqual(await res.json(), { accepted: 1, refused: 1 });
+      assert.deepEqual(await res.json(), { accepted: 1, retired: 0, refused: 1 });
       const after = await syncJobs(stack, mch.id);
       assert.deepEqual(after, { rows: 1, pending: 1, requests: before.requests + 1 });
     });
@@ -270,6 +288,24 @@ Deno.test("calendar-webhook: Google and Microsoft notifications through the gate
       );
       await refusedWithoutWrites(
         () => graph("microsoft", [change(mch, mch.secret, crypto.randomUUID())]),
+        404,
+        "unknown_channel",
+      );
+      // A subscription we stopped: its late notifications are retired (202, nothing written); with a
+      // wrong clientState it is unknown.
+      const [mconn] = await stack
+        .sql`select id from public.staff_calendar_connections where staff_id = ${carol.id}`;
+      const mstopped = await addChannel(stack, carol, mconn.id, "microsoft", "primary", "stopped");
+      const before = await snapshot(stack);
+      const late = await graph("microsoft", [
+        change(mstopped, mstopped.secret),
+        change(mstopped, mstopped.secret),
+      ]);
+      assert.equal(late.status, 202);
+      assert.deepEqual(await late.json(), { accepted: 0, retired: 2, refused: 0 });
+      assert.equal(await snapshot(stack), before, "retired notifications wrote nothing");
+      await refusedWithoutWrites(
+        () => graph("microsoft", [change(mstopped, "forged")]),
         404,
         "unknown_channel",
       );
@@ -365,7 +401,7 @@ Deno.test("calendar-webhook: Google and Microsoft notifications through the gate
       );
       for (const res of results) {
         assert.equal(res.status, 202);
-        assert.deepEqual(await res.json(), { accepted: 100, refused: 0 });
+        assert.deepEqual(await res.json(), { accepted: 100, retired: 0, refused: 0 });
       }
       assert.deepEqual(await syncJobs(stack, storm.id), { rows: 1, pending: 1, requests: 1000 });
     });

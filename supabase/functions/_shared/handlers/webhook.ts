@@ -6,15 +6,18 @@
  *
  * Routes (POST):
  * - `/calendar-webhook/google`: a Google push notification (headers only, see webhook/google.ts).
- *   200 `{"status": "sync_requested" | "replayed" | "acknowledged"}` (a `sync` message is only
- *   acknowledged; a repeated or older message number is a replay and writes nothing).
+ *   200 `{"status": "sync_requested" | "replayed" | "acknowledged" | "retired"}` (a `sync` message
+ *   is only acknowledged; a repeated or older message number is a replay and writes nothing; a late
+ *   message of a channel we stopped, with its genuine token, is `retired` and writes nothing).
  * - `/calendar-webhook/microsoft`: Graph change notifications; `/calendar-webhook/microsoft/lifecycle`:
  *   Graph lifecycle notifications (webhook/microsoft.ts). Either answers Graph's validation
  *   handshake (`?validationToken=`) with 200 `text/plain` and the token. A batch answers 202
- *   `{"accepted": n, "refused": m}` when at least one entry is genuine (the refused ones write
- *   nothing).
- * Errors (the envelope; nothing is written): 404 `unknown_channel` (no live channel of an active
- * connection has the id, every entry of a batch unknown), 403 `forged_notification` (the secret
+ *   `{"accepted": n, "retired": r, "refused": m}` when at least one entry is genuine: accepted
+ *   entries request a sync; retired ones (late notifications of a subscription we stopped, genuine
+ *   clientState) and refused ones (unknown, forged) write nothing. Answering late notifications 2xx
+ *   keeps Graph from retrying them and from slowing the endpoint down.
+ * Errors (the envelope; nothing is written): 404 `unknown_channel` (no channel has the id, or a
+ * stopped one without its genuine secret; every entry of a batch unknown), 403 `forged_notification` (the secret
  * or Google's resource id does not match; a batch where no entry is genuine and one is forged),
  * 400 `invalid_request` / `invalid_json` (missing or malformed headers or body), 404 `not_found`
  * (another path), 405, 413 (a batch over 1 MiB), 415.
@@ -68,16 +71,18 @@ async function microsoft(req: Request, ctx: FunctionContext, lifecycle: boolean)
     : (await readJson(req, changeNotifications, { maxBytes: MAX_NOTIFICATION_BYTES })).value;
   const outcomes = await recordMicrosoftNotifications(getSql(ctx.config), entries);
   const accepted = outcomes.filter((o) => o === "accepted").length;
+  const retired = outcomes.filter((o) => o === "retired").length;
   const forged = outcomes.filter((o) => o === "forged").length;
   ctx.log("webhook_notification", {
     provider: "microsoft",
     lifecycle,
     accepted,
+    retired,
     forged,
-    unknown: outcomes.length - accepted - forged,
+    unknown: outcomes.length - accepted - retired - forged,
   });
-  if (accepted === 0) throw forged > 0 ? forgedNotification() : unknownChannel();
-  return json({ accepted, refused: outcomes.length - accepted }, 202, NO_STORE);
+  if (accepted + retired === 0) throw forged > 0 ? forgedNotification() : unknownChannel();
+  return json({ accepted, retired, refused: outcomes.length - accepted - retired }, 202, NO_STORE);
 }
 
 export const webhook: FunctionHandler = async (req, ctx) => {

@@ -6,12 +6,13 @@
 import { HttpError } from "../http.ts";
 
 /** Outcomes of `calendar_private.record_google_notification`. */
-export type GoogleOutcome = "unknown" | "forged" | "acknowledged" | "replayed" | "sync_requested";
+/** `retired`: a channel we stopped, with its genuine token (a late notification: 2xx, nothing written). */
+export type GoogleOutcome = "unknown" | "retired" | "forged" | "acknowledged" | "replayed" | "sync_requested";
 
 /** Outcome of one entry of `calendar_private.record_microsoft_notifications`. */
-export type MicrosoftOutcome = "unknown" | "forged" | "accepted";
+export type MicrosoftOutcome = "unknown" | "retired" | "forged" | "accepted";
 
-/** 404 `unknown_channel`: no live channel of an active connection has this id. */
+/** 404 `unknown_channel`: no channel has this id. */
 export function unknownChannel(): HttpError {
   return new HttpError(404, "unknown_channel", "no live calendar channel has this id");
 }
