@@ -54,8 +54,8 @@ export interface ProviderFixture {
   createAccount(sb: SandboxClient, email: string, extraCalendars?: number): Promise<void>;
   /** Whether the consent URL asks for offline access (a refresh token). */
   asksOfflineAccess(url: URL): boolean;
-  /** Add an item to the account's default calendar. */
-  addBusy(sb: SandboxClient, email: string, item: BusyItem): Promise<void>;
+  /** Add an item to the account's default calendar "as the user". @returns the new event's id. */
+  addBusy(sb: SandboxClient, email: string, item: BusyItem): Promise<string>;
   /** Make reading the default calendar's busy times fail per calendar/schedule (or clear that). */
   setBusyError(sb: SandboxClient, email: string, failing: boolean): Promise<void>;
   /** The kind the injected busy error is classified as. */
@@ -117,7 +117,11 @@ export const googleFixture: ProviderFixture = {
     const body = "allDay" in item
       ? { start: { date: item.allDay.from }, end: { date: item.allDay.to } }
       : { start: item.start, end: item.end, ...(item.free ? { transparency: "transparent" } : {}) };
-    await sb.admin("POST", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events`, body);
+    return (await sb.admin<{ id: string }>(
+      "POST",
+      `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events`,
+      body,
+    )).id;
   },
   async setBusyError(sb, email, failing) {
     await sb.admin("PATCH", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}`, {
@@ -246,7 +250,11 @@ export const microsoftFixture: ProviderFixture = {
         isAllDay: true,
       }
       : { start: at(item.start), end: at(item.end), showAs: item.free ? "free" : "busy" };
-    await sb.admin("POST", `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events`, body);
+    return (await sb.admin<{ id: string }>(
+      "POST",
+      `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events`,
+      body,
+    )).id;
   },
   // A mailbox with no Exchange calendar: getSchedule's per-schedule 5016, and calendarView (which the
   // default calendar falls back to when getSchedule refuses a mailbox) 404 MailboxNotEnabledForRESTAPI.
