@@ -54,8 +54,8 @@ export interface ProviderFixture {
   createAccount(sb: SandboxClient, email: string, extraCalendars?: number): Promise<void>;
   /** Whether the consent URL asks for offline access (a refresh token). */
   asksOfflineAccess(url: URL): boolean;
-  /** Add an item to the account's default calendar. */
-  addBusy(sb: SandboxClient, email: string, item: BusyItem): Promise<void>;
+  /** Add an item to the account's default calendar "as the user". @returns the new event's id. */
+  addBusy(sb: SandboxClient, email: string, item: BusyItem): Promise<string>;
   /**
    * Add a weekly recurring busy series to the default calendar as its user would: `count` occurrences
    * on the weekday of `firstStart` (a wall-clock time in IANA `zone`), each `minutes` long. Its
@@ -136,7 +136,11 @@ export const googleFixture: ProviderFixture = {
     const body = "allDay" in item
       ? { start: { date: item.allDay.from }, end: { date: item.allDay.to } }
       : { start: item.start, end: item.end, ...(item.free ? { transparency: "transparent" } : {}) };
-    await sb.admin("POST", `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events`, body);
+    return (await sb.admin<{ id: string }>(
+      "POST",
+      `/_admin/accounts/${enc(email)}/calendars/${enc(email)}/events`,
+      body,
+    )).id;
   },
   async addWeeklySeries(sb, email, { firstStart, zone, minutes, count }) {
     const end = new Date(Date.parse(`${firstStart}Z`) + minutes * 60_000).toISOString().slice(0, 19);
@@ -287,7 +291,11 @@ export const microsoftFixture: ProviderFixture = {
         isAllDay: true,
       }
       : { start: at(item.start), end: at(item.end), showAs: item.free ? "free" : "busy" };
-    await sb.admin("POST", `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events`, body);
+    return (await sb.admin<{ id: string }>(
+      "POST",
+      `/_admin/microsoft/accounts/${enc(email)}/calendars/default/events`,
+      body,
+    )).id;
   },
   async addWeeklySeries(sb, email, { firstStart, zone, minutes, count }) {
     const end = new Date(Date.parse(`${firstStart}Z`) + minutes * 60_000).toISOString().slice(0, 19);

@@ -84,12 +84,14 @@ function graphInstant(v: Json): number {
 /**
  * Compare the calendars of `staff` (connected ones only; others are skipped) with the
  * appointments table. The selected calendar `primary` is the account's email in the Google sandbox
- * and the default calendar in the Microsoft one.
+ * and the default calendar in the Microsoft one. `userEvents`: ids of events the users made
+ * themselves (busy blocks); they are not ours, so neither compared nor counted.
  */
 export async function compareWithAppointments(
   sql: postgres.Sql,
   sandbox: SandboxClient,
   staff: { id: string; email: string }[],
+  userEvents: ReadonlySet<string> = new Set(),
 ): Promise<ProjectionReport> {
   // Every id an event of ours can carry, for every appointment that exists: generations up to the
   // highest any outbox row reached. An event that maps to none is orphaned.
@@ -124,9 +126,11 @@ export async function compareWithAppointments(
       select id, starts_at, ends_at from public.appointments
       where staff_id = ${s.id} and calendar_private.appointment_wants_event(status)`;
     const expected = new Map(wanted.map((a) => [a.id, a]));
-    const live = google
-      ? (await sandbox.events(s.email, calendarId)).filter((e) => e.status !== "cancelled")
-      : await sandbox.msEvents(s.email, calendarId);
+    const live = (google
+      ? (await sandbox.events(s.email, calendarId)).filter((e) =>
+        e.status !== "cancelled"
+      )
+      : await sandbox.msEvents(s.email, calendarId)).filter((e) => !userEvents.has(e.id));
     const keys = keysFor(conn.provider, selected);
     const seen = new Set<string>();
     const diff: CalendarDiff = {

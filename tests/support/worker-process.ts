@@ -14,8 +14,8 @@
  *   WORKER_COUNT_ROUND_TRIPS  "1": count database round trips (the benchmark), see below
  *
  * stdout, one JSON object per line: `{"event":"ready","owner":...}` once, then
- * `{"event":"drain", claimed, synced, retried, failed, parked, remaining}` for every drain that
- * claimed something (with `slot_busy_ms` and `slot_capacity_ms`: sync/worker.ts SlotStats), and
+ * `{"event":"drain", claimed, synced, retried, failed, parked, remaining, channel_jobs}` for every
+ * drain that claimed something (outbox rows or channel jobs) (with `slot_busy_ms` and `slot_capacity_ms`: sync/worker.ts SlotStats), and
  * `{"event":"stopped"}` on a graceful stop. Ids and counts only.
  * With WORKER_COUNT_ROUND_TRIPS=1 each drain line also carries `round_trips`: the database round
  * trips of that drain, counted in postgres.js's `debug` hook (called once per statement sent): one
@@ -73,7 +73,7 @@ while (!stopping) {
     roundTrips = 0;
     const slots = { busyMs: 0, capacityMs: 0 };
     const summary = await drain({ sql, config, options, provider, owner, slots });
-    if (summary.claimed > 0) {
+    if (summary.claimed > 0 || summary.channel_jobs.claimed > 0) {
       emit("drain", {
         ...summary,
         slot_busy_ms: slots.busyMs,
