@@ -1,5 +1,5 @@
 /**
- * Lock order between a channel's sync and calendar-disconnect. A disconnect holds the connection row
+ * Lock orders of inbound sync. Between a channel's sync and calendar-disconnect: A disconnect holds the connection row
  * (FOR UPDATE) and then stops the connection's channels; a sync page locks its channel and inserts busy
  * blocks, whose foreign key takes a key-share lock on the connection. Taken channel-first, the two
  * deadlocked (PostgreSQL aborted one: calendar-disconnect answered 500). The sync now takes the
@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { parseConfig } from "../../supabase/functions/_shared/config.ts";
 import { createSql } from "../../supabase/functions/_shared/db/client.ts";
+import { claimJobs, recordJobRetry } from "../../supabase/functions/_shared/inbound/jobs.ts";
 import { syncChannel } from "../../supabase/functions/_shared/inbound/sync.ts";
 import { cachedProviders } from "../../supabase/functions/_shared/sync/worker.ts";
 import { googleFixture } from "../contract/fixtures.ts";
@@ -68,8 +69,9 @@ Deno.test("a channel's sync waits for a disconnect holding the connection instea
         failures.push(`disconnect: ${err instanceof Error ? err.message : err}`);
         throw err;
       }
-      return [row, sync] as const;
-    }).then(async ([row, sync]) => {
+      // An object, not a promise or an array: postgres.js would wait for those before committing.
+      return { row, sync };
+    }).then(async ({ row, sync }) => {
       await sync;
       return [row];
     });
@@ -82,6 +84,65 @@ Deno.test("a channel's sync waits for a disconnect holding the connection instea
       "stopped",
       "the sync, run after the disconnect, did not revive the channel",
     );
+  } finally {
+    await other.end({ timeout: 5 });
+    await sql.end({ timeout: 5 });
+    await stack.close();
+  }
+});
+
+Deno.test("recording a channel job's failure waits for a webhook holding its channel instead of deadlocking with it", async () => {
+  // The webhook's recorders update the channel, then request (update) its job; a worker recording a
+  // failed attempt updates the job, then notes it on the channel. Taken job-first, the two deadlocked.
+  const stack = await startTestStack();
+  const config = parseConfig(stack.env);
+  const sql = createSql(config.databaseUrl, { max: 2 });
+  const other = postgres(config.databaseUrl, { prepare: false, max: 1, onnotice: () => {} });
+  try {
+    const tenantId = await stack.createTenant("Job lock order clinic");
+    const staff = await stack.createStaff({ tenantId });
+    assert.match((await stack.connect(staff, { provider: "google" })).location, /calendar_status=connected/);
+    const [job] = (await claimJobs(sql, { owner: "lock-test", limit: 10, leaseMs: 60_000 }))
+      .filter((j) => j.staff_id === staff.id);
+    assert.ok(job, "the connect's channel job was claimed");
+
+    const failures: string[] = [];
+    await other.begin(async (tx) => {
+      // The webhook: the channel first.
+      const [{ pid }] = await tx<{ pid: number }[]>`
+        update public.calendar_channels set last_notified_at = now() where id = ${job.channel_id}
+        returning pg_backend_pid() as pid`;
+      const recorded = recordJobRetry(sql, job, {
+        code: "provider_unavailable",
+        message: "503",
+        delayMs: 1_000,
+        budgetMs: 86_400_000,
+      }).catch((err) => {
+        failures.push(`worker: ${err instanceof Error ? err.message : err}`);
+        return "error";
+      });
+      await waitFor(
+        "the worker's record to wait for a lock held by the webhook",
+        async () =>
+          (await sql<{ n: number }[]>`
+            select count(*)::int as n from pg_locks where not granted
+              and ${pid}::int = any(pg_blocking_pids(pid))`)[0].n,
+        (n) => n > 0,
+        { timeoutMs: 20_000 },
+      );
+      // Then the webhook requests the job. Before the fix the worker held this row: a deadlock.
+      try {
+        await tx`update public.calendar_channel_jobs set queue_version = queue_version + 1 where id = ${job.id}`;
+      } catch (err) {
+        failures.push(`webhook: ${err instanceof Error ? err.message : err}`);
+        throw err;
+      }
+      // An object, not the promise: postgres.js would wait for it before committing.
+      return { recorded };
+    }).then(async ({ recorded }) => {
+      assert.equal(await recorded, "pending", "the attempt was recorded, due again");
+    });
+    assert.deepEqual(failures, [], "neither side was aborted");
   } finally {
     await other.end({ timeout: 5 });
     await sql.end({ timeout: 5 });

@@ -17,7 +17,7 @@ import {
   markNeedsReconnect,
   prefixedConnectionColumns,
 } from "../connections.ts";
-import type { Sql } from "../db/client.ts";
+import type { Sql, TransactionSql } from "../db/client.ts";
 import type { CalendarProvider, ProviderId } from "../providers/types.ts";
 import { retryDelayMs } from "../sync/backoff.ts";
 import { decideFailure } from "../sync/failures.ts";
@@ -134,7 +134,7 @@ export async function recordJobDone(sql: Sql, job: ClaimedJob): Promise<"done" |
  * The channel notes a failed attempt recorded by the statement's `job` CTE; a dead-lettered `create`
  * fails its (still pending) channel.
  */
-function noteOnChannel(sql: Sql, job: ClaimedJob, code: string) {
+function noteOnChannel(sql: Sql | TransactionSql, job: ClaimedJob, code: string) {
   return sql`
     update public.calendar_channels ch set
       error_count = ch.error_count + 1,
@@ -163,7 +163,8 @@ export async function recordJobRetry(
   const spent = sql`(coalesce(j.first_failure_at, now()) + ${budget} <= now())`;
   const dead = sql`(j.queue_version = ${v}::bigint and ${spent})`;
   const hours = Math.round((failure.budgetMs / 3_600_000) * 100) / 100;
-  const rows = await sql<{ status: "pending" | "failed" }[]>`
+  const rows = await channelFirst(sql, job, (tx) =>
+    tx<{ status: "pending" | "failed" }[]>`
     with job as (
       update public.calendar_channel_jobs j set
         error_message = case when ${dead}
@@ -184,8 +185,8 @@ export async function recordJobRetry(
       where j.id = ${job.id} and j.lease_owner = ${job.lease_owner}
       returning j.status
     ),
-    noted as (${noteOnChannel(sql, job, failure.code)})
-    select status from job`;
+    noted as (${noteOnChannel(tx, job, failure.code)})
+    select status from job`);
   return rows[0]?.status ?? "lost";
 }
 
@@ -199,7 +200,8 @@ export async function recordJobFailure(
   failure: { code: string; message: string },
 ): Promise<"failed" | "pending" | "lost"> {
   const v = job.queue_version;
-  const rows = await sql<{ status: "pending" | "failed" }[]>`
+  const rows = await channelFirst(sql, job, (tx) =>
+    tx<{ status: "pending" | "failed" }[]>`
     with job as (
       update public.calendar_channel_jobs j set
         error_message = ${failure.message},
@@ -212,9 +214,26 @@ export async function recordJobFailure(
       where j.id = ${job.id} and j.lease_owner = ${job.lease_owner}
       returning j.status
     ),
-    noted as (${noteOnChannel(sql, job, failure.code)})
-    select status from job`;
+    noted as (${noteOnChannel(tx, job, failure.code)})
+    select status from job`);
   return rows[0]?.status ?? "lost";
+}
+
+/**
+ * Run `write` (which updates the job and then its channel) in a transaction that locks the channel
+ * first. The webhook's recorders update the channel and then request its job; taking the job's row
+ * before the channel's here deadlocked with them (one side aborted: a job's outcome went unrecorded
+ * until its lease ran out).
+ */
+async function channelFirst<T>(
+  sql: Sql,
+  job: ClaimedJob,
+  write: (tx: TransactionSql) => Promise<T>,
+): Promise<T> {
+  return await sql.begin(async (tx) => {
+    await tx`select 1 from public.calendar_channels where id = ${job.channel_id} for no key update`;
+    return await write(tx);
+  }) as T;
 }
 
 /**
