@@ -105,14 +105,27 @@ export function routeGoogle(sb: SandboxRuntime, req: Request, url: URL, bodyText
   };
 }
 
-/** The event an events.* call touches: the path's event id, or the client id in an insert body. */
+/** The events.* calls that change an event; only these are tracked for overlaps. */
+const EVENT_WRITES: ReadonlySet<string> = new Set([
+  "events.insert",
+  "events.patch",
+  "events.update",
+  "events.delete",
+  "events.move",
+]);
+
+/**
+ * The event an events.* write touches: the path's event id, or the client id in an insert body.
+ * Reads (get, list) are not tracked: an inbound sync may read one of our events while the outbox
+ * writes it, which is harmless; two writes in flight for one event are what the tracker reports.
+ */
 function eventKeyOf(
   endpoint: EndpointName,
   params: Record<string, string>,
   bodyText: string,
   email: string | null,
 ): { eventKey?: [string, string] } {
-  if (!endpoint.startsWith("events.")) return {};
+  if (!EVENT_WRITES.has(endpoint)) return {};
   const calendarId = params.calendarId === "primary" && email ? email : params.calendarId;
   if (params.eventId) return { eventKey: [calendarId, params.eventId] };
   if (endpoint !== "events.insert") return {};
