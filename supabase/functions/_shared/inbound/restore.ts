@@ -31,7 +31,8 @@
  *   With CALENDAR_INBOUND_EXTERNAL_EDITS=restore the appointment's sync row is re-queued
  *   (sync/outbox.ts requeueMapping) and the worker writes the appointment back, one write (a deleted
  *   event takes the engine's "event vanished" path: a fresh id), and a conflict
- *   `external_{edit|delete}_restored` is opened; its write's echo resolves it. With `report` only
+ *   `external_{edit|delete}_restored` is opened; the worker resolves it when it records the restoring
+ *   write (sync/outbox.ts recordSuccess). With `report` only
  *   `external_{edit|delete}_reported` is opened; it resolves when the event agrees again (the user
  *   moves it back, or the appointment's next write).
  */

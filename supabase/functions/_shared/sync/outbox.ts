@@ -262,6 +262,17 @@ export async function recordSuccess(
         lease_expires_at = null
       where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}
       returning l.sync_status = 'synced' as settled
+    ),
+    -- The event now shows the appointment: a restore of it (inbound/restore.ts) is done. Resolved
+    -- here rather than when the write's echo is read, which a sync may skip (the row was written
+    -- after its page was read) and never see again.
+    restored as (
+      update public.calendar_conflicts c set resolved_at = now()
+      where ${result.action === "upsert"} and c.tenant_id = ${row.tenant_id} and c.staff_id = ${row.staff_id}
+        and c.appointment_id::text = ${row.appointment_key}::text
+        and c.kind in ('external_edit_restored', 'external_delete_restored') and c.resolved_at is null
+        and exists (select 1 from done where done.settled)
+      returning 1
     )
     select settled from done`;
   if (rows.length === 0) {
