@@ -715,7 +715,7 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
       [],
       "every user change of our events was restored or overtaken by the app's own work",
     );
-    assert.deepEqual(openRestores, [], "every restore's echo resolved its conflict");
+    assert.deepEqual([...openRestores], [], "every restore's echo resolved its conflict");
     assert.deepEqual(cacheDiffs, [], "every busy cache equals its calendar");
     assert.ok(channelJobs.done > 0, "the workers ran channel jobs");
   } finally {
