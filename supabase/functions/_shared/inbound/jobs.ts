@@ -21,6 +21,7 @@ import type { Sql, TransactionSql } from "../db/client.ts";
 import type { CalendarProvider, ProviderId } from "../providers/types.ts";
 import { retryDelayMs } from "../sync/backoff.ts";
 import { decideFailure } from "../sync/failures.ts";
+import { retryAssignments, type RetryFailure } from "../sync/retry-budget.ts";
 import type { WorkerOptions } from "../sync/options.ts";
 import { runChannelJob } from "./channels.ts";
 
@@ -156,32 +157,15 @@ function noteOnChannel(sql: Sql | TransactionSql, job: ClaimedJob, code: string)
 export async function recordJobRetry(
   sql: Sql,
   job: ClaimedJob,
-  failure: { code: string; message: string; delayMs: number; budgetMs: number },
+  failure: RetryFailure,
 ): Promise<"pending" | "failed" | "lost"> {
-  const v = job.queue_version;
-  const budget = sql`${Math.ceil(failure.budgetMs)}::bigint * interval '1 millisecond'`;
-  const spent = sql`(coalesce(j.first_failure_at, now()) + ${budget} <= now())`;
-  const dead = sql`(j.queue_version = ${v}::bigint and ${spent})`;
-  const hours = Math.round((failure.budgetMs / 3_600_000) * 100) / 100;
   const rows = await channelFirst(sql, job, (tx) =>
     tx<{ status: "pending" | "failed" }[]>`
     with job as (
       update public.calendar_channel_jobs j set
-        error_message = case when ${dead}
-          then ${`gave up after the retry budget of ${hours} h; last error: ${failure.message}`}
-          else ${failure.message} end,
-        last_error_code = ${failure.code},
-        retry_count = case when j.queue_version = ${v}::bigint then j.retry_count + 1 else j.retry_count end,
-        first_failure_at = case when ${dead} then null else coalesce(j.first_failure_at, now()) end,
-        status = case when ${dead} then 'failed' else 'pending' end,
-        next_attempt_at = case when j.queue_version <> ${v}::bigint then j.next_attempt_at
-                               when ${spent} then null
-                               else least(
-                                 now() + ${Math.ceil(failure.delayMs)}::bigint * interval '1 millisecond',
-                                 coalesce(j.first_failure_at, now()) + ${budget}
-                               ) end,
-        lease_owner = null,
-        lease_expires_at = null
+        ${
+      retryAssignments(tx, { alias: "j", statusColumn: "status", queueVersion: job.queue_version }, failure)
+    }
       where j.id = ${job.id} and j.lease_owner = ${job.lease_owner}
       returning j.status
     ),

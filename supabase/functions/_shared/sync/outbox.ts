@@ -17,6 +17,7 @@ import { connectionFromPrefixed, type ConnectionRow, prefixedConnectionColumns }
 import type { Sql, TransactionSql } from "../db/client.ts";
 import type { Narrow, Row } from "../db/rows.ts";
 import type { ProviderId } from "../providers/types.ts";
+import { retryAssignments, type RetryFailure } from "./retry-budget.ts";
 
 /**
  * A claimed calendar_sync_log row, as the worker needs it (the generated row type's columns).
@@ -332,30 +333,17 @@ export async function extendLeases(sql: Sql, owner: string, ids: string[], lease
 export async function recordRetry(
   sql: Sql,
   row: ClaimedRow,
-  failure: { code: string; message: string; delayMs: number; budgetMs: number },
+  failure: RetryFailure,
 ): Promise<"pending" | "failed" | "lost"> {
-  const v = row.queue_version;
-  const budget = sql`${Math.ceil(failure.budgetMs)}::bigint * interval '1 millisecond'`;
-  const spent = sql`(coalesce(l.first_failure_at, now()) + ${budget} <= now())`;
-  const dead = sql`(l.queue_version = ${v}::bigint and ${spent})`;
-  const hours = Math.round((failure.budgetMs / 3_600_000) * 100) / 100;
   const rows = await sql<{ sync_status: "pending" | "failed" }[]>`
     update public.calendar_sync_log l set
-      error_message = case when ${dead}
-        then ${`gave up after the retry budget of ${hours} h; last error: ${failure.message}`}
-        else ${failure.message} end,
-      last_error_code = ${failure.code},
-      retry_count = case when l.queue_version = ${v}::bigint then l.retry_count + 1 else l.retry_count end,
-      first_failure_at = case when ${dead} then null else coalesce(l.first_failure_at, now()) end,
-      sync_status = case when ${dead} then 'failed' else 'pending' end,
-      next_attempt_at = case when l.queue_version <> ${v}::bigint then l.next_attempt_at
-                             when ${spent} then null
-                             else least(
-                               now() + ${Math.ceil(failure.delayMs)}::bigint * interval '1 millisecond',
-                               coalesce(l.first_failure_at, now()) + ${budget}
-                             ) end,
-      lease_owner = null,
-      lease_expires_at = null
+      ${
+    retryAssignments(
+      sql,
+      { alias: "l", statusColumn: "sync_status", queueVersion: row.queue_version },
+      failure,
+    )
+  }
     where l.id = ${row.id} and l.lease_owner = ${row.lease_owner}
     returning l.sync_status`;
   return rows[0]?.sync_status ?? "lost";
