@@ -15,27 +15,15 @@
  * connection but the deliberately revoked ones may end up needing a reconnect: the newest refresh
  * token is never lost (no reuse seen by the sandbox).
  *
- * Two-way sync runs throughout (issue 9): every connection has a push channel, the sandbox POSTs its
- * notifications to the stack's calendar-webhook, and the workers run the channels' jobs beside the
- * outbox rows. Users act on their calendars too: about 5% of the operations move or delete one of
- * our events through the sandbox's admin API (as in Google Calendar or Outlook), and others add or
- * remove their own busy events. The engine must put each of our events back (an
- * `external_{edit|delete}_restored` conflict records it) unless the app's own work overwrote or
- * removed it meanwhile, and keep the busy cache equal to the calendars.
- *
- * After draining (the outbox, the channel jobs and a final sync of every channel), each sandbox
- * calendar must equal exactly the projection of the appointments table (no duplicate, missing, stale
- * or orphaned event; the users' own events aside), reported per provider, every user change of our
- * events must be accounted for, and every busy cache must equal its calendar. Backoff and Retry-After are
+ * After draining, each sandbox calendar must equal exactly the projection of the appointments table
+ * (no duplicate, missing, stale or orphaned event), reported per provider. Backoff and Retry-After are
  * capped small through CALENDAR_SYNC_* so the faults cost seconds, not minutes. The operation sequence
  * is fixed by the seed (CONVERGENCE_SEED overrides it); the interleaving with the workers is not,
  * which is the point.
  */
 import assert from "node:assert/strict";
 import { seededRandom } from "../../dev/sandbox/random.ts";
-import { googleFixture, microsoftFixture, type ProviderFixture } from "../contract/fixtures.ts";
 import { compareWithAppointments, formatReport } from "../support/calendar-projection.ts";
-import { accountForExternalEdits, compareBusyCache, type ExternalEdit } from "../support/external-edits.ts";
 import { explainOrphans, installOutboxAudit } from "../support/outbox-audit.ts";
 import { waitFor } from "../support/poll.ts";
 import { startTestStack, type TestStaff } from "../support/stack.ts";
@@ -53,21 +41,7 @@ const EVENT_PATHS: Record<Provider, string> = {
   microsoft: "/microsoft/graph/v1.0/me/",
 };
 
-/** The users' own calendar actions, per provider. */
-const FIXTURES: Record<Provider, ProviderFixture> = { google: googleFixture, microsoft: microsoftFixture };
-
-type Op =
-  | "create"
-  | "move"
-  | "reassign"
-  | "cancel"
-  | "restore"
-  | "delete"
-  | "user-edit"
-  | "user-delete"
-  | "busy-add"
-  | "busy-remove";
-/** The app's operations, then the users' (about 5% on our events, 4% on their own). */
+type Op = "create" | "move" | "reassign" | "cancel" | "restore" | "delete";
 const WEIGHTS: [Op, number][] = [
   ["create", 14],
   ["move", 30],
@@ -75,12 +49,7 @@ const WEIGHTS: [Op, number][] = [
   ["cancel", 14],
   ["restore", 14],
   ["delete", 8],
-  ["user-edit", 3],
-  ["user-delete", 2],
-  ["busy-add", 3],
-  ["busy-remove", 1],
 ];
-const iso = (ms: number) => new Date(ms).toISOString();
 
 interface Staff extends TestStaff {
   provider: Provider;
@@ -94,7 +63,7 @@ interface InjectedFault {
   times: number;
 }
 
-Deno.test("calendars of Google and Microsoft staff converge to the appointments table under 2,000 random operations, users' own edits, provider faults and concurrent token refreshes", async () => {
+Deno.test("calendars of Google and Microsoft staff converge to the appointments table under 2,000 random operations, provider faults and concurrent token refreshes", async () => {
   console.log(`convergence seed ${SEED} (CONVERGENCE_SEED=${SEED} replays this sequence)`);
   const stack = await startTestStack({
     sandboxSeed: SEED,
@@ -107,16 +76,12 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
   });
   let workers: WorkerProcess[] = [];
   const outcomes = { claimed: 0, synced: 0, retried: 0, failed: 0, parked: 0 };
-  const channelJobs = { claimed: 0, done: 0, retried: 0, failed: 0, parked: 0 };
   const startWorkers = async () =>
     workers = await spawnWorkers(2, { env: stack.env, prefix: "conv", extra: { WORKER_IDLE_MS: "25" } });
   const stopWorkers = async () => {
     await Promise.all(workers.map((w) => w.stop()));
     for (const d of workers.flatMap((w) => w.drains)) {
       for (const k of Object.keys(outcomes) as (keyof typeof outcomes)[]) outcomes[k] += d[k];
-      for (const k of Object.keys(channelJobs) as (keyof typeof channelJobs)[]) {
-        channelJobs[k] += d.channel_jobs?.[k] ?? 0;
-      }
     }
     workers = [];
   };
@@ -163,10 +128,6 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
     /** Every appointment ever created (deleted ones too), to trace an orphan's transactionId. */
     const everCreated: string[] = [];
     const ids: string[] = [];
-    /** The users' changes to our events, and the ids of the events they made themselves. */
-    const externalEdits: ExternalEdit[] = [];
-    const userEvents = new Set<string>();
-    const userBusy: { staff: Staff; id: string }[] = [];
     for (let i = 0; i < INITIAL; i++) {
       const [startsAt, endsAt] = randomSlot();
       ids.push(await stack.createAppointment({ tenantId, staffId: pick(staff).id, startsAt, endsAt }));
@@ -346,73 +307,6 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
           await stack.sql`delete from public.appointments where id = ${id}`;
           ids.splice(ids.indexOf(id), 1);
           break;
-        case "user-edit":
-        case "user-delete": {
-          // The user moves or deletes one of our events on their calendar, one a sync row names now.
-          const s = pick(staff);
-          const fixture = FIXTURES[s.provider];
-          const rows = await stack.sql<{ event_id: string; appointment_key: string }[]>`
-            select l.event_id, l.appointment_key from public.calendar_sync_log l
-            join public.staff_calendar_connections c on c.staff_id = l.staff_id and c.provider = l.provider
-              and c.connection_status = 'connected'
-            where l.staff_id = ${s.id} and l.event_id is not null order by l.event_id`;
-          const live = new Map(
-            (await fixture.events(stack.sandbox, s.email)).filter((e) => e.live).map((e) => [e.id, e]),
-          );
-          const ours = rows.filter((r) => live.has(r.event_id));
-          if (ours.length === 0) {
-            count(`${op}:nothing-of-ours`);
-            break;
-          }
-          const target = pick(ours);
-          const event = live.get(target.event_id)!;
-          const shift = pick([1, 2, 3]) * 3_600_000;
-          const [{ before }] = await stack.sql<{ before: Date }[]>`select clock_timestamp() as before`;
-          try {
-            if (op === "user-edit") {
-              await fixture.editEvent(
-                stack.sandbox,
-                s.email,
-                event.id,
-                iso(event.start + shift),
-                iso(event.end + shift),
-              );
-            } else {
-              await fixture.deleteEvent(stack.sandbox, s.email, event.id);
-            }
-          } catch (err) {
-            // The worker deleted it in the meantime.
-            count(`${op}:gone`);
-            if (!/40[49]/.test(String(err))) throw err;
-            break;
-          }
-          externalEdits.push({
-            provider: s.provider,
-            staffId: s.id,
-            email: s.email,
-            eventId: event.id,
-            appointmentId: target.appointment_key,
-            kind: op === "user-edit" ? "edit" : "delete",
-            operation: i,
-            before,
-          });
-          count(`${op}:${s.provider}`);
-          break;
-        }
-        case "busy-add": {
-          const s = pick(staff);
-          const [start, end] = randomSlot();
-          const busyId = await FIXTURES[s.provider].addBusy(stack.sandbox, s.email, { start, end });
-          userEvents.add(busyId);
-          userBusy.push({ staff: s, id: busyId });
-          break;
-        }
-        case "busy-remove": {
-          if (userBusy.length === 0) break;
-          const [{ staff: s, id: busyId }] = userBusy.splice(Math.floor(random() * userBusy.length), 1);
-          await FIXTURES[s.provider].deleteEvent(stack.sandbox, s.email, busyId);
-          break;
-        }
       }
       count(op);
       // Let the workers interleave with the operations rather than see only the end state.
@@ -424,76 +318,22 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
       count(`connect:${t.staff.provider}`);
     }
 
-    // Drain with the 503 faults still active: the outbox rows and the channel jobs a worker can run,
-    // every notification delivered first (a restore's write notifies, its echo's sync writes
-    // nothing). Then a final sync of every live channel (what a lost notification hid is read now)
-    // and drain again. A write that lost its row to a disconnect can re-queue work as it lands, so
-    // stop the workers (in-flight calls finish) and look again.
-    const due = async () => {
-      await stack.sandbox.admin("POST", "/_admin/push/flush");
-      const [d] = await stack.sql<{ rows: number; jobs: number }[]>`
-        select (select count(*) from public.calendar_sync_log where sync_status = 'pending')::int as rows,
-          (select count(*) from public.calendar_channel_jobs j
-            join public.calendar_channels ch on ch.id = j.channel_id
-            join public.staff_calendar_connections c on c.id = ch.connection_id
-            where j.status = 'pending' and calendar_private.connection_is_workable(c))::int as jobs`;
-      return d.rows + d.jobs;
-    };
-    let finalSyncs = 0;
+    // Drain with the 503 faults still active. A write that lost its row to a disconnect can re-queue
+    // work as it lands, so drain, stop the workers (in-flight calls finish) and look again.
     for (let round = 1;; round++) {
-      await waitFor("the outbox and the channel jobs to drain", due, (n) => n === 0, {
-        timeoutMs: 90_000,
-        intervalMs: 200,
-      }).catch(async (err) => {
-        const stuck = await stack.sql`
-          select 'job' as what, ch.provider || ' ' || ch.staff_id || ' ch ' || ch.id || ' tok ' ||
-            coalesce(c.token_expires_at::text, '-') as who, ch.page_cursor is not null as paging, j.kind, j.status, j.next_attempt_at, j.lease_owner, j.lease_expires_at,
-            j.retry_count, j.last_error_code, j.error_message, ch.sync_stage, c.connection_status
-          from public.calendar_channel_jobs j join public.calendar_channels ch on ch.id = j.channel_id
-          join public.staff_calendar_connections c on c.id = ch.connection_id where j.status = 'pending'
-          union all
-          select 'row', staff_id::text, false, desired_action, sync_status, next_attempt_at, lease_owner, lease_expires_at,
-            retry_count, last_error_code, error_message, provider, null
-          from public.calendar_sync_log where sync_status = 'pending'`;
-        const activity = await stack.sql`
-          select pid, application_name, state, wait_event_type, wait_event, now() - query_start as running,
-            left(query, 300) as query
-          from pg_stat_activity where datname = current_database() and state <> 'idle'
-            and pid <> pg_backend_pid()`;
-        const { recent } = await stack.sandbox.admin<{ recent: unknown[] }>("GET", "/_admin/calls");
-        // Notifications still arriving: which channels the sandbox's failed deliveries were for.
-        const { deliveries } = await stack.sandbox.admin<{ deliveries: Record<string, unknown>[] }>(
-          "GET",
-          "/_admin/push/deliveries",
-        );
-        const failedTargets: Record<string, number> = {};
-        for (const d of deliveries.filter((d) => d.outcome === "failed")) {
-          const key = `${d.provider} ${d.target} ${d.status}`;
-          failedTargets[key] = (failedTargets[key] ?? 0) + 1;
-        }
-        const stopped = await stack.sql`
-          select ch.provider, ch.provider_channel_id, ch.sync_stage, ch.stopped_at, j.kind, j.status,
-            j.last_error_code, c.connection_status
-          from public.calendar_channels ch
-          join public.staff_calendar_connections c on c.id = ch.connection_id
-          left join public.calendar_channel_jobs j on j.channel_id = ch.id and j.kind = 'stop'
-          where not calendar_private.channel_is_live(ch.sync_stage)`;
-        throw new Error(
-          `${err}\n${JSON.stringify(stuck)}\n${JSON.stringify(activity)}\nfailed deliveries ${
-            JSON.stringify(failedTargets)
-          }\nchannels not live ${JSON.stringify(stopped)}\n${JSON.stringify(recent.slice(-25))}\n${
-            workers.flatMap((w) => w.logs().filter((l) => !l.includes('"drain"')).slice(-15)).join("\n")
-          }`,
-        );
-      });
-      if (finalSyncs === 0) {
-        finalSyncs = (await stack.sql`select calendar_private.request_channel_job(id, 'sync')
-          from public.calendar_channels where calendar_private.channel_is_live(sync_stage)`).length;
-        continue;
-      }
+      await waitFor(
+        "the outbox to drain",
+        async () =>
+          (await stack.sql<{ n: number }[]>`select count(*)::int as n from public.calendar_sync_log
+            where sync_status = 'pending'`)[0].n,
+        (n) => n === 0,
+        { timeoutMs: 90_000, intervalMs: 200 },
+      );
       await stopWorkers();
-      if (await due() === 0) break;
-      assert.ok(round < 6, "the outbox keeps refilling");
+      const [{ n }] = await stack.sql<{ n: number }[]>`
+        select count(*)::int as n from public.calendar_sync_log where sync_status = 'pending'`;
+      if (n === 0) break;
+      assert.ok(round < 5, "the outbox keeps refilling");
       await startWorkers();
     }
 
@@ -527,29 +367,7 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
         count(*) filter (where staff_id is not null and calendar_private.appointment_wants_event(status))::int
           as wanted
       from public.appointments`;
-    const report = await compareWithAppointments(stack.sql, stack.sandbox, staff, userEvents);
-    const edits = await accountForExternalEdits(stack.sql, externalEdits);
-    const cacheDiffs = await compareBusyCache(
-      stack.sql,
-      stack.sandbox,
-      staff.map((s) => ({ ...s, fixture: FIXTURES[s.provider] })),
-      userEvents,
-    );
-    const providerOf = new Map(staff.map((s) => [s.id, s.provider]));
-    const conflicts = await stack.sql<{ staff_id: string; kind: string; open: boolean; n: number }[]>`
-      select staff_id, kind, resolved_at is null as open, count(*)::int as n from public.calendar_conflicts
-      group by 1, 2, 3`;
-    /** Restored conflicts still open although their appointment wants its event on that calendar. */
-    const openRestores = await stack.sql<{ appointment_id: string; kind: string; detected_at: Date }[]>`
-      select c.appointment_id, c.kind, c.detected_at from public.calendar_conflicts c
-      join public.appointments a on a.id = c.appointment_id and a.staff_id = c.staff_id
-      join public.staff_calendar_connections conn on conn.staff_id = c.staff_id
-        and conn.connection_status = 'connected'
-      where c.resolved_at is null and c.kind like 'external\_%\_restored'
-        and calendar_private.appointment_wants_event(a.status)`;
-    const pushes = await stack.sandbox.admin<
-      { totals: Record<Provider, { made: number; delivered: number; failed: number; dropped: number }> }
-    >("GET", "/_admin/push/deliveries");
+    const report = await compareWithAppointments(stack.sql, stack.sandbox, staff);
     const calls = await stack.sandbox.calls();
     const concurrency = await stack.sandbox.admin<
       { maxInFlightPerEvent: number; violations: unknown[]; abandonedOverlaps: number }
@@ -590,35 +408,12 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
           ? `, rotated refresh tokens reused ${msGrants.reduce((n, g) => n + g.reuseCount, 0)}`
           : "");
     };
-    const twoWay = (p: Provider) => {
-      const mine = edits.filter((e) => e.edit.provider === p);
-      const verdicts = (kind: string) => {
-        const byVerdict: Record<string, number> = {};
-        for (const e of mine.filter((e) => e.edit.kind === kind)) {
-          byVerdict[e.verdict] = (byVerdict[e.verdict] ?? 0) + 1;
-        }
-        return JSON.stringify(byVerdict);
-      };
-      const kinds: Record<string, string> = {};
-      for (const c of conflicts.filter((c) => providerOf.get(c.staff_id) === p)) {
-        const [open, resolved] = (kinds[c.kind] ?? "0/0").split("/").map(Number);
-        kinds[c.kind] = c.open ? `${open + c.n}/${resolved}` : `${open}/${resolved + c.n}`;
-      }
-      const t = pushes.totals[p];
-      const reads = p === "google"
-        ? calls.byEndpoint["events.list"]
-        : calls.byEndpoint["microsoft.calendarView.delta"];
-      return `  ${p}: users' edits of our events ${verdicts("edit")}, deletes ${verdicts("delete")}; ` +
-        `conflicts open/resolved ${JSON.stringify(kinds)}; notifications made ${t?.made ?? 0}, ` +
-        `delivered ${t?.delivered ?? 0}, failed ${t?.failed ?? 0}; change reads ${reads ?? 0}`;
-    };
     console.log(
       [
         `seed ${SEED}: ${OPERATIONS} operations ${JSON.stringify(counts)}`,
         `appointments: ${apps.total} (${apps.wanted} want an event); outbox rows: ${rows.total}, failed ${rows.failed}`,
         `provider calls: ${calls.total} ${JSON.stringify(calls.byEndpoint)}`,
-        `worker outcomes: ${JSON.stringify(outcomes)}; channel jobs ${JSON.stringify(channelJobs)}; ` +
-        `final syncs requested ${finalSyncs}`,
+        `worker outcomes: ${JSON.stringify(outcomes)}`,
         `connections: ${
           connections.map((c) => `${c.email} ${c.provider} ${c.connection_status}`).join(", ")
         }`,
@@ -629,13 +424,6 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
         "per provider:",
         perProvider("google"),
         perProvider("microsoft"),
-        "two-way sync per provider:",
-        twoWay("google"),
-        twoWay("microsoft"),
-        ...edits.filter((e) => e.verdict === "unaccounted").map((e) =>
-          `  unaccounted: ${JSON.stringify(e.edit)}`
-        ),
-        ...cacheDiffs.map((d) => `  busy cache: ${d}`),
         "calendars compared with the appointments table:",
         formatReport(report),
         ...await explainOrphans(stack.sql, stack.sandbox, report, everCreated),
@@ -703,21 +491,6 @@ Deno.test("calendars of Google and Microsoft staff converge to the appointments 
     );
     assert.equal(report.actual, report.expected);
     assert.deepEqual(concurrency.violations, [], "no two calls for one event in flight at once");
-    for (const p of ["google", "microsoft"] as const) {
-      const mine = edits.filter((e) => e.edit.provider === p);
-      assert.ok(mine.some((e) => e.edit.kind === "edit"), `users moved ${p} events of ours`);
-      assert.ok(mine.some((e) => e.edit.kind === "delete"), `users deleted ${p} events of ours`);
-      assert.ok(mine.some((e) => e.verdict === "restored"), `${p} events of ours were put back`);
-      assert.ok((pushes.totals[p]?.delivered ?? 0) > 0, `${p} notifications reached the webhook`);
-    }
-    assert.deepEqual(
-      edits.filter((e) => e.verdict === "unaccounted").map((e) => e.edit),
-      [],
-      "every user change of our events was restored or overtaken by the app's own work",
-    );
-    assert.deepEqual([...openRestores], [], "every restore's echo resolved its conflict");
-    assert.deepEqual(cacheDiffs, [], "every busy cache equals its calendar");
-    assert.ok(channelJobs.done > 0, "the workers ran channel jobs");
   } finally {
     await stopWorkers();
     await stack.close();
